@@ -1,0 +1,43 @@
+# Evalgate developer commands. `make demo` and `make test` set up everything they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format serve worker migrate install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
+
+## demo: build the demo data, run two candidates through the job path, print both verdicts
+demo: migrate
+	DEBUG=$${DEBUG:-true} $(PY) manage.py demo
+
+## test: the whole suite (PostgreSQL, Redis and rqworker integration tests included)
+test: $(STAMP)
+	bash scripts/test.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+serve: migrate
+	DEBUG=$${DEBUG:-true} $(PY) manage.py runserver
+
+worker: $(STAMP)
+	DEBUG=$${DEBUG:-true} $(PY) manage.py rqworker default
+
+clean:
+	rm -rf $(VENV) var *.egg-info

@@ -1,0 +1,28 @@
+"""Enumerations shared by the datasets models, admin, services and API."""
+
+from django.db import models
+
+
+class Tier(models.TextChoices):
+    TRUSTED = "trusted", "Trusted (release decisions)"
+    MONITORING = "monitoring", "Monitoring (drift)"
+
+
+class CaseStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    ACTIVE = "active", "Active"
+    RETIRED = "retired", "Retired"
+
+
+class Risk(models.TextChoices):
+    LOW = "low", "Low"
+    NORMAL = "normal", "Normal"
+    HIGH = "high", "High"
+
+
+class CaseSource(models.TextChoices):
+    AUTHORED = "authored", "Authored"
+    IMPORTED = "imported", "Imported"
+    INCIDENT = "incident", "Incident"
+    PRODUCTION = "production", "Production"

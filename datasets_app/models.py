@@ -1,0 +1,110 @@
+"""Datasets of eval cases, split into trusted and monitoring tiers, each case in a failure class."""
+
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from datasets_app.choices import CaseSource, CaseStatus, Risk, Tier
+
+
+class FailureClass(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(
+        blank=True, help_text="What failing looks like for this class, in plain words."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name_plural = "failure classes"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Dataset(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_datasets",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CaseQuerySet(models.QuerySet):
+    def active(self) -> "CaseQuerySet":
+        return self.filter(status=CaseStatus.ACTIVE)
+
+    def in_tier(self, tier: str | None) -> "CaseQuerySet":
+        return self.filter(tier=tier) if tier else self
+
+
+class Case(models.Model):
+    """One eval case: an input, what success looks like, and the failure class it probes."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="cases")
+    key = models.CharField(
+        max_length=200, help_text="Stable id within the dataset; submitted outputs match on it."
+    )
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.MONITORING)
+    status = models.CharField(max_length=16, choices=CaseStatus.choices, default=CaseStatus.DRAFT)
+    failure_class = models.ForeignKey(FailureClass, on_delete=models.PROTECT, related_name="cases")
+    risk = models.CharField(max_length=8, choices=Risk.choices, default=Risk.NORMAL)
+    input = models.JSONField(help_text='Chat messages and/or variables, e.g. {"messages": [...]}')
+    expected = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=16, choices=CaseSource.choices, default=CaseSource.AUTHORED)
+    pinned = models.BooleanField(default=False, help_text="Must pass in every later release.")
+    contributed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="contributed_cases",
+    )
+    audited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audited_cases",
+    )
+    audited_at = models.DateTimeField(null=True, blank=True)
+    revision = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+    objects = CaseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["dataset", "key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "key"],
+                name="case_key_unique_in_dataset",
+                violation_error_message="A case with this key already exists in this dataset.",
+            ),
+        ]
+        indexes = [models.Index(fields=["dataset", "status", "tier"])]
+
+    def __str__(self) -> str:
+        return self.key

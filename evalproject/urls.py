@@ -1,0 +1,25 @@
+"""Top-level routes: the admin, the public API v1, its schema and docs, the RQ dashboard."""
+
+from django.contrib import admin
+from django.contrib.admin.views.decorators import user_passes_test
+from django.urls import include, path
+from django_rq.urls import get_admin_urlpatterns
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from evalproject import views
+
+# The RQ dashboard can enqueue, requeue and delete jobs: superusers only.
+superuser_required = user_passes_test(lambda u: u.is_active and u.is_superuser, login_url="admin:login")
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path(
+        "admin/rq/",
+        include((get_admin_urlpatterns(view_wrapper=superuser_required), "django_rq")),
+    ),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("gates_app.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

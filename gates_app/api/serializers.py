@@ -1,0 +1,122 @@
+"""Request validation and response shapes of the public API (DESIGN.md section 6)."""
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from gates_app.models import Check, Gate, GateRule
+from gates_app.services import check_status
+
+
+class RuleSerializer(serializers.ModelSerializer):
+    grader = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = GateRule
+        fields = [
+            "name",
+            "metric",
+            "severity",
+            "mode",
+            "grader",
+            "scope",
+            "threshold",
+            "direction",
+            "margin",
+            "strict",
+            "decide_on",
+        ]
+
+
+class GateSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    dataset = serializers.CharField(source="dataset.slug", read_only=True)
+    rules = RuleSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Gate
+        fields = ["slug", "name", "owner", "dataset", "rules"]
+
+
+class CheckRequestSerializer(serializers.Serializer):
+    """The body of POST /gates/{slug}/checks/. Output items are validated by grading_app."""
+
+    candidate = serializers.CharField(max_length=200, trim_whitespace=True)
+    outputs = serializers.ListField(child=serializers.JSONField(), required=False, allow_null=False)
+    metadata = serializers.DictField(required=False, default=dict)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
+        if unknown:
+            raise serializers.ValidationError({key: ["Unknown field."] for key in sorted(unknown)})
+        return attrs
+
+
+class CheckAcceptedSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Check
+        fields = ["id", "status", "verdict", "url"]
+
+    def get_url(self, check: Check) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:check-detail", args=[check.pk]))
+
+    def to_representation(self, check: Check) -> dict[str, Any]:
+        data = super().to_representation(check)
+        data["status"] = check_status(check)
+        return data
+
+
+class CheckSerializer(serializers.ModelSerializer):
+    gate = serializers.CharField(source="gate.slug", read_only=True)
+    status = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+    rules = serializers.JSONField(source="rule_results", read_only=True)
+    run = serializers.PrimaryKeyRelatedField(read_only=True)
+    approval = serializers.SerializerMethodField()
+    admin_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Check
+        fields = [
+            "id",
+            "gate",
+            "candidate",
+            "status",
+            "verdict",
+            "release_allowed",
+            "progress",
+            "rules",
+            "trace_deltas",
+            "run",
+            "approval",
+            "admin_url",
+            "baseline",
+            "created_at",
+            "decided_at",
+        ]
+
+    def get_status(self, check: Check) -> str:
+        return check_status(check)
+
+    def get_progress(self, check: Check) -> dict[str, int]:
+        run = check.run
+        return {"done": run.done_cases if run else 0, "total": run.total_cases if run else 0}
+
+    def get_approval(self, check: Check) -> dict[str, Any]:
+        decisions = [
+            {"kind": d.kind, "by": d.actor.username, "at": d.created_at.isoformat(), "reason": d.reason}
+            for d in check.decisions.all()
+        ]
+        return {
+            "required": check.verdict != "pass" and not check.release_allowed and check.verdict != "pending",
+            "warnings_need_approval": check.gate.warnings_need_approval,
+            "decisions": decisions,
+        }
+
+    def get_admin_url(self, check: Check) -> str:
+        return self.context["request"].build_absolute_uri(
+            reverse("admin:gates_app_check_change", args=[check.pk])
+        )

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from gates_app.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("gates/", views.GateList.as_view(), name="gate-list"),
+    path("gates/<slug:slug>/checks/", views.CheckCreate.as_view(), name="check-create"),
+    path("gates/<slug:slug>/verdict/", views.GateVerdict.as_view(), name="gate-verdict"),
+    path("checks/<int:pk>/", views.CheckDetail.as_view(), name="check-detail"),
+    path("checks/<int:pk>/approve/", views.CheckApprove.as_view(), name="check-approve"),
+    path("checks/<int:pk>/override/", views.CheckOverride.as_view(), name="check-override"),
+]

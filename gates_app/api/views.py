@@ -1,0 +1,126 @@
+"""Public API v1 views: thin wrappers over gates_app.services."""
+
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gates_app import services
+from gates_app.api.permissions import deploy_token, require_scope, visible_gates
+from gates_app.api.serializers import (
+    CheckAcceptedSerializer,
+    CheckRequestSerializer,
+    CheckSerializer,
+    GateSerializer,
+)
+from gates_app.choices import Scope
+from gates_app.models import Check, CheckDecision, GateRule
+
+READ_SCOPES = (Scope.CHECKS_READ, Scope.CHECKS_WRITE)
+
+
+def checks_for(request: Request) -> QuerySet[Check]:
+    """Checks of the gates the requester can see, with what the serializer reads."""
+    return (
+        Check.objects.filter(gate__in=visible_gates(request))
+        .select_related("gate", "run")
+        .prefetch_related(Prefetch("decisions", queryset=CheckDecision.objects.select_related("actor")))
+    )
+
+
+class GateList(generics.ListAPIView):
+    serializer_class = GateSerializer
+
+    def get_queryset(self) -> QuerySet:
+        require_scope(self.request, *READ_SCOPES)
+        return (
+            visible_gates(self.request)
+            .select_related("owner", "dataset")
+            .prefetch_related(Prefetch("rules", queryset=GateRule.objects.select_related("grader")))
+            .order_by("slug")
+        )
+
+
+class CheckCreate(APIView):
+    @extend_schema(
+        request=CheckRequestSerializer,
+        responses={202: CheckAcceptedSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        require_scope(request, Scope.CHECKS_WRITE)
+        gate = get_object_or_404(visible_gates(request), slug=slug)
+        serializer = CheckRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        check, _ = services.request_check(
+            gate=gate,
+            candidate=serializer.validated_data["candidate"],
+            outputs=serializer.validated_data.get("outputs"),
+            metadata=serializer.validated_data["metadata"],
+            idempotency_key=request.headers.get("Idempotency-Key", "").strip()[:200],
+            body_fingerprint=services.fingerprint(request.data),
+            token=deploy_token(request),
+            actor=request.user if request.user.is_authenticated else None,
+        )
+        check = checks_for(request).get(pk=check.pk)
+        body = CheckAcceptedSerializer(check, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class CheckDetail(generics.RetrieveAPIView):
+    serializer_class = CheckSerializer
+
+    def get_queryset(self) -> QuerySet:
+        require_scope(self.request, *READ_SCOPES)
+        return checks_for(self.request)
+
+
+class GateVerdict(APIView):
+    @extend_schema(
+        responses={200: CheckSerializer}, parameters=[OpenApiParameter("candidate", str, required=True)]
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        require_scope(request, *READ_SCOPES)
+        gate = get_object_or_404(visible_gates(request), slug=slug)
+        candidate = request.query_params.get("candidate", "").strip()
+        if not candidate:
+            raise ValidationError({"candidate": ["Required: the candidate id."]})
+        check = (
+            checks_for(request).filter(gate=gate, candidate=candidate).order_by("-created_at", "-pk").first()
+        )
+        if check is None:
+            raise NotFound(f"No check of candidate {candidate!r} on gate {slug!r}.")
+        return Response(CheckSerializer(check, context={"request": request}).data)
+
+
+class DecisionRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=5000, trim_whitespace=True)
+
+
+class _CheckDecision(APIView):
+    """POST a decision on a check as a user; deploy tokens can never decide."""
+
+    decide = None
+
+    @extend_schema(request=DecisionRequestSerializer, responses={200: CheckSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        check = get_object_or_404(checks_for(request), pk=pk)
+        if deploy_token(request) is not None:
+            raise PermissionDenied("Deploy tokens cannot approve or override; use a personal token.")
+        serializer = DecisionRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        self.decide(check, actor=request.user, reason=serializer.validated_data["reason"])
+        check = checks_for(request).get(pk=pk)
+        return Response(CheckSerializer(check, context={"request": request}).data)
+
+
+class CheckApprove(_CheckDecision):
+    decide = staticmethod(services.approve_check)
+
+
+class CheckOverride(_CheckDecision):
+    decide = staticmethod(services.override_check)

@@ -1,0 +1,210 @@
+"""The `evalgate` command: a deploy script's client of the gate API (stdlib only, no Django).
+
+Exit codes (DESIGN.md section 6): 0 release allowed, 1 fail, 3 inconclusive or awaiting
+approval (or still pending when --wait ran out), 2 usage or connection errors.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, NoReturn
+
+EXIT_ALLOWED, EXIT_FAIL, EXIT_ERROR, EXIT_UNDECIDED = 0, 1, 2, 3
+POLL_INTERVAL_S = 1.0
+
+
+class ClientError(Exception):
+    """A usage, connection or API error: exit code 2 with this message."""
+
+
+def _request(method: str, url: str, token: str, body: Any = None, headers: dict | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.loads(exc.read()).get("error", {})
+        except (ValueError, AttributeError):
+            error = {}
+        message = error.get("message") or exc.reason
+        details = error.get("details")
+        suffix = f"\n{json.dumps(details, indent=2)}" if details else ""
+        raise ClientError(f"HTTP {exc.code} from {url}: {message}{suffix}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        raise ClientError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+
+
+def _config() -> tuple[str, str]:
+    base = os.environ.get("EVALGATE_URL", "").rstrip("/")
+    token = os.environ.get("EVALGATE_TOKEN", "")
+    if not base or not token:
+        raise ClientError("set EVALGATE_URL (e.g. https://evalgate.example.com) and EVALGATE_TOKEN")
+    return base, token
+
+
+def read_outputs(path: str) -> list[Any]:
+    """One JSON object per line (blank lines skipped); errors name the line."""
+    outputs = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    outputs.append(json.loads(line))
+                except ValueError as exc:
+                    raise ClientError(f"{path} line {number}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ClientError(f"cannot read {path}: {exc.strerror}") from None
+    return outputs
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def render_table(check: dict[str, Any]) -> str:
+    """The rule table a human reads in a deploy log."""
+    header = ["rule", "severity", "metric", "value", "baseline", "threshold", "95% interval", "n", "outcome"]
+    lines = [header]
+    for rule in check.get("rules") or []:
+        lines.append(
+            [
+                rule.get("name", ""),
+                rule.get("severity", ""),
+                rule.get("metric", ""),
+                _fmt(rule.get("value")),
+                _fmt(rule.get("baseline")),
+                _fmt(rule.get("threshold")),
+                _fmt(rule.get("interval")),
+                _fmt(rule.get("n")),
+                rule.get("outcome", "").upper(),
+            ]
+        )
+    widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
+    out = ["  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    notes = [f"  {r['name']}: {r['note']}" for r in check.get("rules") or [] if r.get("note")]
+    if notes:
+        out += ["", "notes:", *notes]
+    allowed = "yes" if check.get("release_allowed") else "no"
+    out += ["", f"verdict: {str(check.get('verdict', '')).upper()}   release allowed: {allowed}"]
+    if check.get("admin_url"):
+        out.append(f"details: {check['admin_url']}")
+    return "\n".join(out)
+
+
+def exit_code_for(check: dict[str, Any]) -> int:
+    if check.get("release_allowed"):
+        return EXIT_ALLOWED
+    if check.get("verdict") == "fail":
+        return EXIT_FAIL
+    return EXIT_UNDECIDED  # inconclusive, warn awaiting approval, or still pending
+
+
+def _wait(check: dict[str, Any], base: str, token: str, timeout_s: float, quiet: bool) -> dict[str, Any]:
+    url = f"{base}/api/v1/checks/{check['id']}/"
+    deadline = time.monotonic() + timeout_s
+    while check.get("status") != "done" and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL_S)
+        check = _request("GET", url, token)
+        progress = check.get("progress") or {}
+        if not quiet:
+            print(
+                f"\r{check.get('status')}: {progress.get('done', 0)}/{progress.get('total', 0)} cases",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+    if not quiet:
+        print(file=sys.stderr)
+    return check
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    base, token = _config()
+    body: dict[str, Any] = {"candidate": args.candidate}
+    if args.outputs:
+        body["outputs"] = read_outputs(args.outputs)
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    gate = urllib.parse.quote(args.gate, safe="")
+    accepted = _request("POST", f"{base}/api/v1/gates/{gate}/checks/", token, body, headers)
+    check = _request("GET", f"{base}/api/v1/checks/{accepted['id']}/", token)
+    if args.wait:
+        check = _wait(check, base, token, args.timeout, args.json)
+    print(json.dumps(check, indent=2) if args.json else render_table(check))
+    if check.get("status") != "done" and not args.json:
+        print(f"check {check['id']} is still {check.get('status')}; ask again with --wait", file=sys.stderr)
+    return exit_code_for(check)
+
+
+def _decide(args: argparse.Namespace, action: str) -> int:
+    base, token = _config()
+    check = _request(
+        "POST", f"{base}/api/v1/checks/{args.check_id}/{action}/", token, {"reason": args.reason}
+    )
+    print(json.dumps(check, indent=2) if args.json else render_table(check))
+    return exit_code_for(check)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evalgate", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="ask whether a candidate may ship")
+    check.add_argument("gate", help="gate slug")
+    check.add_argument("--candidate", required=True, help="release id, e.g. a git sha")
+    check.add_argument("--outputs", help="JSONL file: one {case, output, trace, metrics} per line")
+    check.add_argument("--wait", action="store_true", help="poll until the verdict is decided")
+    check.add_argument("--timeout", type=float, default=900, help="seconds to wait (default 900)")
+    check.add_argument("--idempotency-key", help="retry-safe key for this request")
+    check.add_argument("--json", action="store_true", help="print the check as JSON")
+    check.set_defaults(func=cmd_check)
+    for action, text in (
+        ("approve", "acknowledge a warn verdict"),
+        ("override", "owner: release a failed verdict"),
+    ):
+        decide = sub.add_parser(action, help=text)
+        decide.add_argument("check_id", type=int)
+        decide.add_argument("--reason", required=True)
+        decide.add_argument("--json", action="store_true")
+        decide.set_defaults(func=lambda a, action=action: _decide(a, action))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        sys.exit(EXIT_ERROR if exc.code else 0)
+    try:
+        code = args.func(args)
+    except ClientError as exc:
+        print(f"evalgate: {exc}", file=sys.stderr)
+        code = EXIT_ERROR
+    except KeyboardInterrupt:
+        code = EXIT_ERROR
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

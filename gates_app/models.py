@@ -1,0 +1,234 @@
+"""Gates and their rules, checks (verdict requests) with their decisions, and deploy tokens."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from gates_app import metrics
+from gates_app.choices import (
+    CheckStatus,
+    DecideOn,
+    DecisionKind,
+    Direction,
+    RuleMode,
+    Scope,
+    Severity,
+    Verdict,
+)
+
+SCOPE_KEYS = ("tier", "failure_class", "risk", "tags")
+
+
+class Gate(models.Model):
+    """A release gate: an owner, approvers, a dataset and the rules that decide a verdict."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_gates")
+    approvers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="approver_of_gates")
+    dataset = models.ForeignKey("datasets_app.Dataset", on_delete=models.PROTECT, related_name="gates")
+    warnings_need_approval = models.BooleanField(default=True)
+    missing_tolerance = models.FloatField(
+        default=0.0,
+        help_text="Share of cases in a block rule's scope that may be missing or errored "
+        "before the rule is undecided (0 = none may be).",
+    )
+    baseline_check = models.ForeignKey(
+        "Check",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Pinned baseline; empty: the latest check whose release was allowed.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(m2m_fields=[approvers])
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(missing_tolerance__gte=0, missing_tolerance__lte=1),
+                name="gate_missing_tolerance_is_a_share",
+                violation_error_message="Missing tolerance is a share between 0 and 1.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GateRule(models.Model):
+    """One line of a gate's rule table: a metric over a scope, compared one way."""
+
+    gate = models.ForeignKey(Gate, on_delete=models.CASCADE, related_name="rules")
+    name = models.CharField(max_length=200)
+    position = models.PositiveIntegerField(default=0)
+    # A key into the rule-metric registry (gates_app.metrics), not choices: no migration per metric.
+    metric = models.CharField(max_length=32)
+    grader = models.ForeignKey(
+        "grading_app.Grader", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    scope = models.JSONField(default=dict, blank=True, help_text="tier, failure_class, risk, tags")
+    mode = models.CharField(max_length=16, choices=RuleMode.choices, default=RuleMode.ABSOLUTE)
+    threshold = models.FloatField(null=True, blank=True)
+    direction = models.CharField(max_length=3, choices=Direction.choices, blank=True)
+    margin = models.FloatField(default=0.0)
+    strict = models.BooleanField(default=False)
+    decide_on = models.CharField(max_length=8, choices=DecideOn.choices, default=DecideOn.POINT)
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.BLOCK)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["gate", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gate", "name"],
+                name="gate_rule_name_unique",
+                violation_error_message="A gate already has a rule with this name.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        try:
+            spec = metrics.get_metric(self.metric)
+        except KeyError as exc:
+            raise ValidationError({"metric": str(exc.args[0])}) from None
+        if spec.needs_grader and self.grader_id is None:
+            errors["grader"] = f"Metric {self.metric} needs a grader."
+        if self.mode == RuleMode.ABSOLUTE and self.threshold is None and spec.needs_threshold:
+            errors["threshold"] = "An absolute rule needs a threshold."
+        if not isinstance(self.scope, dict) or set(self.scope) - set(SCOPE_KEYS):
+            errors["scope"] = f"Scope is an object with keys among {', '.join(SCOPE_KEYS)}."
+        if self.margin < 0:
+            errors["margin"] = "A margin is not negative."
+        if errors:
+            raise ValidationError(errors)
+
+    def effective_direction(self) -> str:
+        return self.direction or metrics.get_metric(self.metric).direction
+
+
+class Check(models.Model):
+    """One verdict request for a candidate on a gate. The verdict, once decided, never changes."""
+
+    gate = models.ForeignKey(Gate, on_delete=models.PROTECT, related_name="checks")
+    candidate = models.CharField(max_length=200)
+    run = models.OneToOneField(
+        "grading_app.Run", null=True, blank=True, on_delete=models.PROTECT, related_name="gate_check"
+    )
+    status = models.CharField(max_length=8, choices=CheckStatus.choices, default=CheckStatus.QUEUED)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, default=Verdict.PENDING)
+    rule_results = models.JSONField(default=list, blank=True)
+    trace_deltas = models.JSONField(default=dict, blank=True)
+    baseline = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    metadata = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    requested_by_token = models.ForeignKey(
+        "DeployToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="checks"
+    )
+    requested_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Derived from the verdict and the decisions, kept on the row by the services that
+    # change either, so baselines and the API read it without replaying decisions.
+    release_allowed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gate", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="check_idempotency_key_unique_per_gate",
+                violation_error_message="This idempotency key was already used on this gate.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["gate", "candidate", "created_at"]),
+            models.Index(fields=["gate", "release_allowed", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"check {self.pk} of {self.candidate}"
+
+
+class CheckDecision(models.Model):
+    """An approval of a warn verdict or an owner's override, recorded forever."""
+
+    gate_check = models.ForeignKey(Check, on_delete=models.PROTECT, related_name="decisions")
+    kind = models.CharField(max_length=16, choices=DecisionKind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor_id}"
+
+
+class DeployTokenQuerySet(models.QuerySet):
+    def usable(self) -> "DeployTokenQuerySet":
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class DeployToken(models.Model):
+    """A bearer token: a deploy token (gates + scopes) or, with ``user``, a personal token.
+
+    Only a SHA-256 hash of the secret is stored; the secret is shown once at creation.
+    """
+
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Visible part, to recognise it.")
+    secret_hash = models.CharField(max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="personal_tokens",
+        help_text="Set for a personal token: it acts as this user.",
+    )
+    gates = models.ManyToManyField(Gate, blank=True, related_name="tokens")
+    scopes = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeployTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_personal(self) -> bool:
+        return self.user_id is not None
+
+    def has_scope(self, scope: Scope | str) -> bool:
+        return str(scope) in self.scopes

@@ -1,0 +1,236 @@
+"""Writes that matter for gates: requesting checks, deciding verdicts, approvals, overrides."""
+
+import hashlib
+import json
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from gates_app.choices import CheckStatus, DecisionKind, Verdict
+from gates_app.evaluation import RuleSpec, evaluate, trace_deltas
+from gates_app.models import Check, CheckDecision, DeployToken, Gate, GateRule
+from grading_app.choices import RunStatus
+from grading_app.models import Run
+from grading_app.outputs import parse_outputs
+from grading_app.results import load_case_rows
+from grading_app.services import start_run
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before with a different request body (HTTP 422)."""
+
+
+class IdempotencyInFlight(Exception):
+    """The first request with this idempotency key is still being processed (HTTP 409)."""
+
+
+def fingerprint(body: Any) -> str:
+    """A stable hash of a request body: same JSON, same fingerprint, whatever the key order."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def request_check(
+    *,
+    gate: Gate,
+    candidate: str,
+    outputs: Any,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: str = "",
+    body_fingerprint: str = "",
+    token: DeployToken | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> tuple[Check, bool]:
+    """Start a check of ``candidate`` on ``gate``; returns (check, created).
+
+    With an idempotency key, a repeat with the same body returns the first check; a repeat
+    with another body raises IdempotencyConflict. The run's jobs start after commit.
+    """
+    if idempotency_key:
+        existing = Check.objects.filter(gate=gate, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.request_fingerprint != body_fingerprint:
+                raise IdempotencyConflict(idempotency_key)
+            return existing, False
+    if outputs is None:
+        raise ValidationError({"outputs": "This gate has no target to run: submit outputs."})
+    items = parse_outputs(outputs)
+    try:
+        with transaction.atomic():
+            run = start_run(dataset=gate.dataset, candidate=candidate, outputs=items, actor=actor)
+            check = Check.objects.create(
+                gate=gate,
+                candidate=candidate,
+                run=run,
+                metadata=metadata or {},
+                idempotency_key=idempotency_key,
+                request_fingerprint=body_fingerprint,
+                requested_by_token=token,
+                requested_by_user=actor,
+            )
+    except IntegrityError:
+        # A concurrent request with the same key committed first.
+        existing = Check.objects.filter(gate=gate, idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise IdempotencyInFlight(idempotency_key) from None
+        if existing.request_fingerprint != body_fingerprint:
+            raise IdempotencyConflict(idempotency_key) from None
+        return existing, False
+    return check, True
+
+
+def rule_specs(gate: Gate) -> list[RuleSpec]:
+    rules = GateRule.objects.filter(gate=gate).select_related("grader").order_by("position", "pk")
+    return [
+        RuleSpec(
+            name=rule.name,
+            metric=rule.metric,
+            severity=rule.severity,
+            grader=rule.grader.slug if rule.grader else None,
+            scope=rule.scope,
+            mode=rule.mode,
+            threshold=rule.threshold,
+            direction=rule.direction,
+            margin=rule.margin,
+            strict=rule.strict,
+            decide_on=rule.decide_on,
+        )
+        for rule in rules
+    ]
+
+
+def find_baseline(check: Check) -> Check | None:
+    """The owner's pinned baseline, else the latest earlier check whose release was allowed."""
+    gate = check.gate
+    if gate.baseline_check_id and gate.baseline_check_id != check.pk:
+        return gate.baseline_check
+    return (
+        Check.objects.filter(gate=gate, release_allowed=True, run__status=RunStatus.SUCCEEDED)
+        .filter(Q(created_at__lt=check.created_at) | Q(created_at=check.created_at, pk__lt=check.pk))
+        .exclude(pk=check.pk)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def _release_allowed(check: Check, decisions: set[str]) -> bool:
+    """DESIGN.md section 5."""
+    if check.verdict == Verdict.PASS:
+        return True
+    if check.verdict == Verdict.WARN:
+        return not check.gate.warnings_need_approval or bool(decisions)
+    if check.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE):
+        return DecisionKind.OVERRIDE in decisions
+    return False
+
+
+@transaction.atomic
+def evaluate_check(run: Run) -> Check | None:
+    """Decide the verdict of the check that started ``run``, once its run has finished.
+
+    A run that failed or was cancelled cannot show the candidate is fine, so its check is
+    inconclusive whatever its partial results say.
+    """
+    check = Check.objects.select_for_update().select_related("gate").filter(run=run).first()
+    if check is None or check.status == CheckStatus.DONE:
+        return check
+    baseline = find_baseline(check)
+    baseline_rows = load_case_rows(baseline.run) if baseline and baseline.run else None
+    rows = load_case_rows(run)
+    result = evaluate(rule_specs(check.gate), rows, baseline_rows, check.gate.missing_tolerance)
+    check.rule_results = result.rules
+    check.verdict = result.verdict
+    if run.status != RunStatus.SUCCEEDED:
+        check.verdict = Verdict.INCONCLUSIVE
+        check.metadata = {**check.metadata, "run_error": run.error or f"run {run.status}"}
+    check.trace_deltas = trace_deltas(rows, baseline_rows)
+    check.baseline = baseline
+    check.status = CheckStatus.DONE
+    check.decided_at = timezone.now()
+    check.release_allowed = _release_allowed(check, set())
+    check.save()
+    return check
+
+
+def check_status(check: Check) -> str:
+    """queued | running | done, as the API reports it (the run row is the truth)."""
+    if check.status == CheckStatus.DONE:
+        return CheckStatus.DONE
+    if check.run is not None and check.run.status == RunStatus.RUNNING:
+        return CheckStatus.RUNNING
+    return CheckStatus.QUEUED
+
+
+@transaction.atomic
+def approve_check(check: Check, *, actor: AbstractBaseUser, reason: str) -> Check:
+    """An approver (or the owner) acknowledges a warn verdict, which allows the release."""
+    check = Check.objects.select_for_update().select_related("gate").get(pk=check.pk)
+    gate = check.gate
+    if actor.pk != gate.owner_id and not gate.approvers.filter(pk=actor.pk).exists():
+        raise PermissionDenied("Only the gate's approvers or its owner can approve a check.")
+    if check.verdict != Verdict.WARN:
+        raise ValidationError(f"Only a warn verdict can be approved; this one is {check.verdict}.")
+    return _decide(check, DecisionKind.APPROVE, actor, reason)
+
+
+@transaction.atomic
+def override_check(check: Check, *, actor: AbstractBaseUser, reason: str) -> Check:
+    """The gate owner releases a fail or inconclusive verdict, with a written reason."""
+    check = Check.objects.select_for_update().select_related("gate").get(pk=check.pk)
+    if actor.pk != check.gate.owner_id:
+        raise PermissionDenied("Only the gate's owner can override a verdict.")
+    if check.verdict not in (Verdict.FAIL, Verdict.INCONCLUSIVE):
+        raise ValidationError(
+            f"Only fail or inconclusive verdicts are overridden; this one is {check.verdict}."
+        )
+    return _decide(check, DecisionKind.OVERRIDE, actor, reason)
+
+
+def _decide(check: Check, kind: str, actor: AbstractBaseUser, reason: str) -> Check:
+    if not reason or not reason.strip():
+        raise ValidationError({"reason": "A written reason is required."})
+    CheckDecision.objects.create(gate_check=check, kind=kind, actor=actor, reason=reason.strip())
+    decisions = set(check.decisions.values_list("kind", flat=True))
+    check.release_allowed = _release_allowed(check, decisions)
+    check.save(update_fields=["release_allowed"])
+    return check
+
+
+@transaction.atomic
+def save_gate(
+    *,
+    slug: str,
+    name: str,
+    owner: AbstractBaseUser,
+    dataset: Any,
+    approvers: list[AbstractBaseUser] | None = None,
+    warnings_need_approval: bool = True,
+    missing_tolerance: float = 0.0,
+    rules: list[dict[str, Any]] | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> Gate:
+    """Create or update a gate by slug and, when ``rules`` is given, replace its rule table.
+
+    Each rule dict holds GateRule fields, with ``grader`` as a Grader instance or None.
+    """
+    gate = Gate.objects.filter(slug=slug).first() or Gate(slug=slug)
+    gate.name, gate.owner, gate.dataset = name, owner, dataset
+    gate.warnings_need_approval, gate.missing_tolerance = warnings_need_approval, missing_tolerance
+    gate.full_clean(exclude=["baseline_check"])
+    gate._history_user = actor
+    gate.save()
+    gate.approvers.set(approvers or [])
+    if rules is not None:
+        for existing in GateRule.objects.filter(gate=gate):
+            existing._history_user = actor
+            existing.delete()
+        for position, fields in enumerate(rules):
+            rule = GateRule(gate=gate, position=position, **fields)
+            rule.full_clean()
+            rule._history_user = actor
+            rule.save()
+    return gate

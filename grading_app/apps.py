@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GradingAppConfig(AppConfig):
+    name = "grading_app"
+    verbose_name = "Grading"

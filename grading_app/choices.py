@@ -1,0 +1,38 @@
+"""Enumerations shared by the grading models, jobs, admin and API."""
+
+from django.db import models
+
+
+class Dimension(models.TextChoices):
+    CORRECTNESS = "correctness", "Correctness"
+    SUPPORT = "support", "Support"
+    CITATION = "citation", "Citation"
+    ABSTENTION = "abstention", "Abstention"
+    FORMAT = "format", "Format"
+    SAFETY = "safety", "Safety"
+    TRACE = "trace", "Trace"
+    LATENCY = "latency", "Latency"
+    COST = "cost", "Cost"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+    @classmethod
+    def finished(cls) -> set[str]:
+        return {cls.SUCCEEDED, cls.FAILED, cls.CANCELLED}
+
+
+class ChunkStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class TargetKind(models.TextChoices):
+    SUBMITTED = "submitted", "Submitted outputs"

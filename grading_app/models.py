@@ -1,0 +1,192 @@
+"""Graders, runs and their results: what a candidate produced and how each grader judged it."""
+
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from grading_app import graders
+from grading_app.choices import ChunkStatus, Dimension, RunStatus, TargetKind
+
+
+class Grader(models.Model):
+    """A configured grader: a registry kind plus config, applied to some failure classes."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    # A key into the grader registry, not model choices: new kinds need no migration.
+    kind = models.CharField(max_length=64)
+    dimension = models.CharField(max_length=16, choices=Dimension.choices, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    failure_classes = models.ManyToManyField(
+        "datasets_app.FailureClass",
+        blank=True,
+        related_name="graders",
+        help_text="Failure classes this grader checks; none means every case.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(m2m_fields=[failure_classes])
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def clean(self) -> None:
+        kind = graders.get_kind(self.kind)
+        self.config = kind.validate_config(self.config)
+        if not self.dimension:
+            self.dimension = kind.dimension
+
+
+class Run(models.Model):
+    """One evaluation of a candidate over a dataset; its state lives here, not in Redis."""
+
+    dataset = models.ForeignKey("datasets_app.Dataset", on_delete=models.PROTECT, related_name="runs")
+    tier = models.CharField(max_length=16, blank=True, help_text="Only this tier; blank: all.")
+    target_kind = models.CharField(max_length=16, choices=TargetKind.choices, default=TargetKind.SUBMITTED)
+    candidate = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    # The graders as they were when the run started (id, slug, kind, config, failure
+    # classes, history id): later edits to a grader never change what this run measured.
+    grader_snapshot = models.JSONField(default=list, blank=True)
+    total_cases = models.PositiveIntegerField(default=0)
+    done_cases = models.PositiveIntegerField(default=0)
+    error_cases = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.candidate})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in RunStatus.finished()
+
+
+class RunChunk(models.Model):
+    """A slice of a run's cases executed by one job; mirrors that job's state."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    case_ids = models.JSONField()
+    status = models.CharField(max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    job_id = models.CharField(max_length=100)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "index"],
+                name="run_chunk_index_unique",
+                violation_error_message="This run already has a chunk with this index.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} chunk {self.index}"
+
+
+class SubmittedOutput(models.Model):
+    """An output uploaded with a run (target ``submitted``), matched to a case by key."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="submitted_outputs")
+    case_key = models.CharField(max_length=200)
+    output = models.JSONField(null=True)
+    trace = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "case_key"],
+                name="submitted_output_unique_per_case",
+                violation_error_message="Only one output per case key in a run.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.case_key
+
+
+class CaseResult(models.Model):
+    """What the candidate produced for one case, with its production signals."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="results")
+    case = models.ForeignKey("datasets_app.Case", on_delete=models.PROTECT, related_name="results")
+    case_revision = models.PositiveIntegerField()
+    output = models.JSONField(null=True, blank=True)
+    trace = models.JSONField(default=list, blank=True)
+    missing = models.BooleanField(default=False, help_text="No output was produced or submitted.")
+    error = models.TextField(blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.FloatField(null=True, blank=True)
+    tool_calls = models.PositiveIntegerField(default=0)
+    trace_steps = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    refused = models.BooleanField(null=True, blank=True)
+    escalated = models.BooleanField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "case_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "case"],
+                name="case_result_unique_per_run",
+                violation_error_message="A run has one result per case.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"result {self.pk}"
+
+
+class Grade(models.Model):
+    """One grader's verdict on one case result. Decided once; never edited."""
+
+    case_result = models.ForeignKey(CaseResult, on_delete=models.CASCADE, related_name="grades")
+    grader = models.ForeignKey(Grader, on_delete=models.PROTECT, related_name="grades")
+    score = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["case_result", "grader"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case_result", "grader"],
+                name="grade_unique_per_result_and_grader",
+                violation_error_message="A grader grades a result once.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(score__isnull=True) | models.Q(score__gte=0, score__lte=1),
+                name="grade_score_in_unit_interval",
+                violation_error_message="A score lies between 0 and 1.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"grade {self.pk}"

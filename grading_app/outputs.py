@@ -1,0 +1,85 @@
+"""Validate submitted outputs (API, CLI file, run_eval) into plain items, naming each bad path."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from grading_app.traces import normalise_trace
+
+# metric key -> accepted types (bool is excluded from numbers explicitly below)
+METRIC_TYPES: dict[str, tuple[type, ...]] = {
+    "latency_ms": (int, float),
+    "ttft_ms": (int, float),
+    "input_tokens": (int,),
+    "output_tokens": (int,),
+    "cost_usd": (int, float),
+    "retries": (int,),
+    "refused": (bool,),
+    "escalated": (bool,),
+}
+
+
+@dataclass(frozen=True)
+class OutputItem:
+    case: str
+    output: Any
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_metrics(metrics: Any, path: str, errors: dict[str, str]) -> None:
+    if not isinstance(metrics, dict):
+        errors[path] = "Metrics must be an object."
+        return
+    for name, value in metrics.items():
+        types = METRIC_TYPES.get(name)
+        if types is None:
+            errors[f"{path}.{name}"] = f"Unknown metric (known: {', '.join(METRIC_TYPES)})."
+        elif value is not None and (
+            not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+        ):
+            kind = "true or false" if bool in types else "a number"
+            errors[f"{path}.{name}"] = f"Must be {kind}."
+        elif isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            errors[f"{path}.{name}"] = "Must not be negative."
+
+
+def parse_outputs(raw: Any, *, path: str = "outputs") -> list[OutputItem]:
+    """Every problem is collected, so one 400 names all of them; nothing is written here."""
+    if not isinstance(raw, list):
+        raise ValidationError({path: "Must be a list of {case, output, trace, metrics} objects."})
+    errors: dict[str, str] = {}
+    items: list[OutputItem] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(raw):
+        where = f"{path}[{index}]"
+        if not isinstance(entry, dict):
+            errors[where] = "Must be an object."
+            continue
+        unknown = set(entry) - {"case", "output", "trace", "metrics"}
+        if unknown:
+            errors[where] = f"Unknown key(s): {', '.join(sorted(unknown))}."
+        key = entry.get("case")
+        if not isinstance(key, str) or not key:
+            errors[f"{where}.case"] = "Required: the case key."
+        elif key in seen:
+            errors[f"{where}.case"] = f"Duplicate case key {key!r}."
+        else:
+            seen.add(key)
+        if "output" not in entry:
+            errors[f"{where}.output"] = "Required: text or a JSON object (null if none)."
+        elif not isinstance(entry["output"], str | dict | list | type(None)):
+            errors[f"{where}.output"] = "Must be text or a JSON object."
+        trace: list[dict[str, Any]] = []
+        try:
+            trace = normalise_trace(entry.get("trace"), path=f"{where}.trace")
+        except ValidationError as exc:
+            errors.update({k: "; ".join(v) for k, v in exc.message_dict.items()})
+        metrics = entry.get("metrics") or {}
+        _check_metrics(metrics, f"{where}.metrics", errors)
+        if not errors:
+            items.append(OutputItem(key, entry.get("output"), trace, metrics))
+    if errors:
+        raise ValidationError(errors)
+    return items

@@ -1,0 +1,68 @@
+"""Traces: validate the step format of DESIGN.md, convert OpenAI chat transcripts, count steps."""
+
+import contextlib
+import json
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+STEP_TYPES = ("message", "tool_call", "retrieval", "approval")
+
+
+def _is_openai_transcript(trace: list[Any]) -> bool:
+    return bool(trace) and all(isinstance(s, dict) and "role" in s and "type" not in s for s in trace)
+
+
+def _from_openai_transcript(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Assistant ``tool_calls`` become tool_call steps; ``tool`` messages fill in their results."""
+    steps: list[dict[str, Any]] = []
+    by_call_id: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        role = message.get("role")
+        if role == "tool":
+            step = by_call_id.get(message.get("tool_call_id", ""))
+            if step is not None:
+                step["result"] = message.get("content")
+            continue
+        if message.get("content"):
+            steps.append({"type": "message", "role": role, "content": message["content"]})
+        for call in message.get("tool_calls") or []:
+            function = call.get("function", {})
+            arguments = function.get("arguments", "{}")
+            # A malformed argument string stays raw: it is evidence, not an input error.
+            with contextlib.suppress(ValueError):
+                arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
+            step = {"type": "tool_call", "name": function.get("name", ""), "arguments": arguments}
+            by_call_id[call.get("id", "")] = step
+            steps.append(step)
+    return steps
+
+
+def normalise_trace(trace: Any, *, path: str = "trace") -> list[dict[str, Any]]:
+    """Return the trace as a list of typed steps; ValidationError naming the bad step."""
+    if trace is None:
+        return []
+    if not isinstance(trace, list):
+        raise ValidationError({path: "A trace is a list of steps."})
+    if _is_openai_transcript(trace):
+        return _from_openai_transcript(trace)
+    for index, step in enumerate(trace):
+        where = f"{path}[{index}]"
+        if not isinstance(step, dict):
+            raise ValidationError({where: "A trace step is an object with a type."})
+        if step.get("type") not in STEP_TYPES:
+            raise ValidationError({f"{where}.type": f"Must be one of {', '.join(STEP_TYPES)}."})
+        if step["type"] in ("tool_call", "approval") and not isinstance(
+            step.get("name" if step["type"] == "tool_call" else "tool"), str
+        ):
+            field = "name" if step["type"] == "tool_call" else "tool"
+            raise ValidationError({f"{where}.{field}": "Required: the tool's name."})
+    return trace
+
+
+def count_tool_calls(trace: list[dict[str, Any]]) -> int:
+    return sum(1 for step in trace if step.get("type") == "tool_call")
+
+
+def tool_sequence(trace: list[dict[str, Any]]) -> list[str]:
+    return [step.get("name", "") for step in trace if step.get("type") == "tool_call"]

@@ -1,0 +1,45 @@
+"""Shared fixtures: personas, an API client, and the real-services switch for integration tests."""
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests import factories
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def expert(db):
+    return factories.make_user("expert")
+
+
+@pytest.fixture
+def reviewer(db):
+    return factories.make_user("reviewer", is_staff=True)
+
+
+@pytest.fixture
+def gate_owner(db):
+    return factories.make_user("gate_owner", is_staff=True)
+
+
+@pytest.fixture
+def approver(db):
+    return factories.make_user("approver", is_staff=True)
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """PBKDF2 is slow by design; tests create many users and never attack their hashes."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
