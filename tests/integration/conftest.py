@@ -105,18 +105,25 @@ def worker_log(tmp_path: Path, name: str) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-@pytest.fixture
-def rq_worker(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[subprocess.Popen]:
-    """One rqworker process on the test database and Redis, stopped after the test."""
-    process = start_worker(postgres_url, redis_url, name="worker-1", log_dir=tmp_path)
-    deadline = time.monotonic() + 30
+def wait_for_workers(redis_url: str, processes: list[subprocess.Popen], log_dir: Path) -> None:
+    """Block until every worker process has registered with Redis (fail if one died)."""
     import redis
     from rq import Worker
 
     connection_ = redis.Redis.from_url(redis_url)
-    while not Worker.all(connection=connection_):
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"rqworker did not start:\n{worker_log(tmp_path, 'worker-1')}")
+    deadline = time.monotonic() + 30
+    while len(Worker.all(connection=connection_)) < len(processes):
+        if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
+            logs = "".join(path.read_text(errors="replace") for path in log_dir.glob("*.log"))
+            pytest.fail(f"rqworker did not start:\n{logs}")
         time.sleep(0.2)
+    connection_.close()
+
+
+@pytest.fixture
+def rq_worker(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """One rqworker process on the test database and Redis, stopped after the test."""
+    process = start_worker(postgres_url, redis_url, name="worker-1", log_dir=tmp_path)
+    wait_for_workers(redis_url, [process], tmp_path)
     yield process
     stop_worker(process)
