@@ -1,88 +1,424 @@
-"""Admin for datasets, failure classes and cases (thin: lifecycle actions call services)."""
+"""Admin for domain experts: cases, datasets, failure classes and incidents.
+
+Thin by design: every lifecycle move is a service call, irreversible ones take a
+confirmation step, and nothing governed is deleted from here.
+"""
+
+import json
+from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db import models
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from datasets_app import services
-from datasets_app.models import Case, Dataset, FailureClass
+from datasets_app.choices import CaseStatus, IncidentStatus
+from datasets_app.forms import CaseForm
+from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass, Incident
+from datasets_app.views import convert_incident_view, import_cases_view
+from evalproject.admin_actions import confirm_action, run_each
+
+
+class HistoryDiffMixin:
+    """Adds a "changes" column to the history page: what each revision changed, old -> new."""
+
+    history_list_display = ["changes"]
+
+    @admin.display(description="Changes")
+    def changes(self, record: Any) -> str:
+        previous = record.prev_record
+        if previous is None:
+            return "created"
+        delta = record.diff_against(previous, excluded_fields=["updated_at"])
+        return (
+            format_html_join(
+                "",
+                "<div><b>{}</b>: {} &rarr; {}</div>",
+                ((c.field, _short(c.old), _short(c.new)) for c in delta.changes),
+            )
+            or "(no field changed)"
+        )
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+class NoDeleteMixin:
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # governed data is retired or closed, never deleted
 
 
 @admin.register(FailureClass)
-class FailureClassAdmin(SimpleHistoryAdmin):
-    list_display = ["slug", "name", "description"]
+class FailureClassAdmin(HistoryDiffMixin, NoDeleteMixin, SimpleHistoryAdmin):
+    list_display = ["slug", "name", "description", "case_count"]
     search_fields = ["slug", "name", "description"]
     prepopulated_fields = {"slug": ["name"]}
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FailureClass]:
+        # One aggregate in the changelist query instead of one count per row.
+        return super().get_queryset(request).annotate(n_cases=Count("cases"))
+
+    @admin.display(description="Cases", ordering="n_cases")
+    def case_count(self, obj: FailureClass) -> int:
+        return obj.n_cases
+
 
 @admin.register(Dataset)
-class DatasetAdmin(SimpleHistoryAdmin):
+class DatasetAdmin(HistoryDiffMixin, NoDeleteMixin, SimpleHistoryAdmin):
     list_display = ["slug", "name", "owner", "updated_at"]
     list_select_related = ["owner"]
     search_fields = ["slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
     raw_id_fields = ["owner"]
+    readonly_fields = ["case_counts", "tools"]
+    actions = ["export_jsonl", "export_csv"]
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/import/", view(self.import_view), name="datasets_app_dataset_import"),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return import_cases_view(self, request, get_object_or_404(Dataset, pk=pk))
+
+    @admin.display(description="Cases by tier, failure class and status")
+    def case_counts(self, obj: Dataset) -> str:
+        if not obj.pk:
+            return "-"
+        rows = (
+            Case.objects.filter(dataset=obj)
+            .values("tier", "failure_class__slug", "status")
+            .annotate(n=Count("pk"))
+            .order_by("tier", "failure_class__slug", "status")
+        )
+        statuses = CaseStatus.values
+        table: dict[tuple[str, str], dict[str, int]] = {}
+        for row in rows:
+            table.setdefault((row["tier"], row["failure_class__slug"]), {})[row["status"]] = row["n"]
+        if not table:
+            return "No cases yet."
+        header = format_html_join("", "<th>{}</th>", ((s.replace("_", " "),) for s in statuses))
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td>{}</tr>",
+            (
+                (tier, fc, format_html_join("", "<td>{}</td>", ((counts.get(s, 0),) for s in statuses)))
+                for (tier, fc), counts in table.items()
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>tier</th><th>failure class</th>{}</tr></thead><tbody>{}</tbody></table>",
+            header,
+            body,
+        )
+
+    @admin.display(description="Import")
+    def tools(self, obj: Dataset) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:datasets_app_dataset_import", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Import cases from a file</a>', url)
+
+    def _export(self, request: HttpRequest, queryset: QuerySet[Dataset], fmt: str) -> HttpResponse | None:
+        if queryset.count() != 1:
+            messages.error(request, "Export one dataset at a time.")
+            return None
+        dataset = queryset.get()
+        body = services.export_cases(dataset, fmt, actor=request.user)
+        content_type = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
+        response = HttpResponse(body, content_type=f"{content_type}; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{dataset.slug}.{fmt}"'
+        return response
+
+    @admin.action(description="Export cases as JSONL", permissions=["import"])
+    def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Dataset]) -> HttpResponse | None:
+        return self._export(request, queryset, "jsonl")
+
+    @admin.action(description="Export cases as CSV", permissions=["import"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Dataset]) -> HttpResponse | None:
+        return self._export(request, queryset, "csv")
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("datasets_app.import_cases")
 
 
-def _each(request: HttpRequest, queryset: QuerySet[Case], verb: str, action: object) -> None:
-    done = 0
-    for case in queryset:
-        try:
-            action(case)
-            done += 1
-        except (ValidationError, PermissionDenied) as exc:
-            messages.error(request, f"{case.key}: {'; '.join(getattr(exc, 'messages', [str(exc)]))}")
-    if done:
-        messages.success(request, f"{verb} {done} case(s).")
+class UnclassifiedFilter(admin.SimpleListFilter):
+    title = "needs triage"
+    parameter_name = "triage"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("unclassified", "Unclassified (imported without a failure class)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Case]) -> QuerySet[Case]:
+        if self.value() == "unclassified":
+            return queryset.filter(failure_class__slug=UNCLASSIFIED)
+        return queryset
 
 
 @admin.register(Case)
-class CaseAdmin(SimpleHistoryAdmin):
+class CaseAdmin(HistoryDiffMixin, NoDeleteMixin, SimpleHistoryAdmin):
+    form = CaseForm
     list_display = [
         "key",
+        "dataset",
+        "tier",
+        "status",
+        "failure_class_flagged",
+        "risk",
+        "pinned",
+        "revision",
+        "updated_at",
+    ]
+    list_filter = [
         "dataset",
         "tier",
         "status",
         "failure_class",
         "risk",
         "pinned",
-        "revision",
-        "updated_at",
+        "source",
+        UnclassifiedFilter,
     ]
-    list_filter = ["dataset", "tier", "status", "failure_class", "risk", "pinned", "source"]
     list_select_related = ["dataset", "failure_class"]
-    search_fields = ["key", "tags"]
-    raw_id_fields = ["contributed_by", "audited_by"]
-    readonly_fields = [
-        "status",
-        "revision",
-        "contributed_by",
-        "audited_by",
-        "audited_at",
-        "created_at",
-        "updated_at",
-    ]
+    search_fields = ["key"]
+    raw_id_fields = ["incident"]
     show_full_result_count = False
-    actions = ["submit_for_review", "audit_and_activate", "retire"]
+    list_per_page = 100
+    actions = ["submit_for_review", "audit_and_activate", "promote_to_trusted", "demote", "retire"]
+    fieldsets = [
+        (None, {"fields": ["dataset", "key", "failure_class", "tier", "risk", "pinned", "tags"]}),
+        ("What the user asks", {"fields": ["conversation", "user_message", "input"]}),
+        (
+            "What success looks like",
+            {
+                "fields": [
+                    "answer",
+                    "contains",
+                    "must_refuse",
+                    "must_abstain",
+                    "citations",
+                    "tools",
+                    "expected_summary",
+                    "expected",
+                ]
+            },
+        ),
+        (
+            "Governance",
+            {
+                "fields": [
+                    "status",
+                    "revision",
+                    "source",
+                    "incident",
+                    "contributed_by",
+                    "audited_by",
+                    "audited_at",
+                ]
+            },
+        ),
+    ]
+    governance = ["status", "revision", "source", "incident", "contributed_by", "audited_by", "audited_at"]
 
-    def save_model(self, request: HttpRequest, obj: Case, form: object, change: bool) -> None:
+    def get_readonly_fields(self, request: HttpRequest, obj: Case | None = None) -> list[str]:
+        readonly = ["conversation", "expected_summary", *self.governance]
+        if obj is not None:
+            readonly += ["dataset", "tier"]  # tier moves only through promote / demote
+        return readonly
+
+    def has_change_permission(self, request: HttpRequest, obj: Case | None = None) -> bool:
+        if obj is not None and obj.status == CaseStatus.RETIRED:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Case, form: CaseForm, change: bool) -> None:
+        data = form.cleaned_data
         if not change:
-            obj.contributed_by = request.user
-        super().save_model(request, obj, form, change)
+            saved = services.add_case(
+                dataset=data["dataset"],
+                key=data["key"],
+                failure_class=data["failure_class"],
+                input=data["input"],
+                expected=data["expected"],
+                tier=data["tier"],
+                risk=data["risk"],
+                tags=data["tags"],
+                pinned=data["pinned"],
+                actor=request.user,
+            )
+        else:
+            editable = {*Case.CONTENT_FIELDS, "key"}
+            saved = services.edit_case(
+                Case.objects.get(pk=obj.pk), actor=request.user, **{f: data[f] for f in editable if f in data}
+            )
+            if saved.status == CaseStatus.IN_REVIEW and obj.status == CaseStatus.ACTIVE:
+                messages.warning(request, "This trusted case changed, so it is back in review until audited.")
+        obj.pk, obj.status, obj.revision = saved.pk, saved.status, saved.revision
+
+    @admin.display(description="Failure class", ordering="failure_class__slug")
+    def failure_class_flagged(self, obj: Case) -> str:
+        if obj.failure_class.slug == UNCLASSIFIED:
+            return format_html('<strong style="color:#ba2121">{}</strong>', "unclassified: triage")
+        return obj.failure_class.slug
+
+    @admin.display(description="Conversation")
+    def conversation(self, obj: Case) -> str:
+        messages_ = (obj.input or {}).get("messages") or []
+        if not messages_:
+            return "-"
+        return format_html_join(
+            "",
+            '<p style="margin:0 0 .4em"><b>{}:</b> {}</p>',
+            ((m.get("role"), m.get("content")) for m in messages_),
+        )
+
+    @admin.display(description="Expected, in words")
+    def expected_summary(self, obj: Case) -> str:
+        expected = obj.expected or {}
+        if not expected:
+            return "Nothing yet: graders will skip this case."
+        return format_html_join("", "<div><b>{}</b>: {}</div>", ((k, _short(v)) for k, v in expected.items()))
 
     @admin.action(description="Submit selected drafts for review")
     def submit_for_review(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
-        _each(request, queryset, "Submitted", lambda c: services.submit_case(c, actor=request.user))
+        run_each(request, queryset, "Submitted", lambda c: services.submit_case(c, actor=request.user))
 
     @admin.action(description="Audit and activate selected cases")
-    def audit_and_activate(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
-        _each(request, queryset, "Activated", lambda c: services.audit_case(c, actor=request.user))
+    def audit_and_activate(self, request: HttpRequest, queryset: QuerySet[Case]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Audit and activate cases",
+            verb="Audit and activate",
+            explanation="You confirm each case is correct. Active cases count in every run; trusted "
+            "ones decide releases. You cannot audit trusted cases you contributed.",
+            perform=lambda c, reason: services.audit_case(c, actor=request.user),
+        )
+
+    @admin.action(description="Promote selected cases to the trusted tier")
+    def promote_to_trusted(self, request: HttpRequest, queryset: QuerySet[Case]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Promote to trusted",
+            verb="Promote",
+            explanation="Trusted cases decide releases. You cannot promote cases you contributed.",
+            perform=lambda c, reason: services.promote_case(c, actor=request.user),
+        )
+
+    @admin.action(description="Demote selected cases to monitoring")
+    def demote(self, request: HttpRequest, queryset: QuerySet[Case]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Demote to monitoring",
+            verb="Demote",
+            reason_required=True,
+            perform=lambda c, reason: services.demote_case(c, actor=request.user, reason=reason),
+        )
 
     @admin.action(description="Retire selected cases")
-    def retire(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
-        _each(request, queryset, "Retired", lambda c: services.retire_case(c, actor=request.user))
+    def retire(self, request: HttpRequest, queryset: QuerySet[Case]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Retire cases",
+            verb="Retire",
+            reason_required=True,
+            explanation="Retired cases stop counting in runs. Their history stays.",
+            perform=lambda c, reason: services.retire_case(c, actor=request.user, reason=reason),
+        )
 
-    def has_delete_permission(self, request: HttpRequest, obj: Case | None = None) -> bool:
-        return False  # governed data is retired, never deleted
+
+@admin.register(Incident)
+class IncidentAdmin(HistoryDiffMixin, NoDeleteMixin, SimpleHistoryAdmin):
+    list_display = ["title", "severity", "status", "dataset", "reporter", "created_at", "regression_case"]
+    list_filter = ["status", "severity", "dataset"]
+    list_select_related = ["dataset", "reporter"]
+    search_fields = ["title", "description"]
+    raw_id_fields = ["reporter", "dataset", "failure_class"]
+    readonly_fields = [
+        "status",
+        "reporter",
+        "reported_via",
+        "triaged_by",
+        "triaged_at",
+        "triage_note",
+        "regression_case",
+        "convert_link",
+    ]
+    actions = ["triage", "dismiss"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, today
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/convert/", view(self.convert_view), name="datasets_app_incident_convert"),
+            *super().get_urls(),
+        ]
+
+    def convert_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return convert_incident_view(self, request, get_object_or_404(Incident, pk=pk))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Incident]:
+        return super().get_queryset(request).prefetch_related("regression_cases")
+
+    def save_model(self, request: HttpRequest, obj: Incident, form: Any, change: bool) -> None:
+        if not change:
+            obj.reporter = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="Regression case")
+    def regression_case(self, obj: Incident) -> str:
+        cases = list(obj.regression_cases.all())
+        return (
+            format_html_join(
+                ", ",
+                '<a href="{}">{}</a>',
+                ((reverse("admin:datasets_app_case_change", args=[c.pk]), c.key) for c in cases),
+            )
+            or "-"
+        )
+
+    @admin.display(description="Convert")
+    def convert_link(self, obj: Incident) -> str:
+        if not obj.pk or obj.status in (IncidentStatus.CONVERTED, IncidentStatus.DISMISSED):
+            return "-"
+        url = reverse("admin:datasets_app_incident_convert", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Convert to a regression case</a>', url)
+
+    @admin.action(description="Mark selected incidents triaged")
+    def triage(self, request: HttpRequest, queryset: QuerySet[Incident]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Triage incidents",
+            verb="Mark triaged",
+            perform=lambda i, note: services.triage_incident(i, actor=request.user, note=note),
+        )
+
+    @admin.action(description="Dismiss selected incidents")
+    def dismiss(self, request: HttpRequest, queryset: QuerySet[Incident]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Dismiss incidents",
+            verb="Dismiss",
+            reason_required=True,
+            perform=lambda i, reason: services.dismiss_incident(i, actor=request.user, reason=reason),
+        )

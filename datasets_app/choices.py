@@ -26,3 +26,17 @@ class CaseSource(models.TextChoices):
     IMPORTED = "imported", "Imported"
     INCIDENT = "incident", "Incident"
     PRODUCTION = "production", "Production"
+
+
+class IncidentStatus(models.TextChoices):
+    NEW = "new", "New"
+    TRIAGED = "triaged", "Triaged"
+    CONVERTED = "converted", "Converted to a regression case"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class Severity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"

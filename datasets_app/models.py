@@ -4,7 +4,9 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from datasets_app.choices import CaseSource, CaseStatus, Risk, Tier
+from datasets_app.choices import CaseSource, CaseStatus, IncidentStatus, Risk, Severity, Tier
+
+UNCLASSIFIED = "unclassified"  # where imports without a failure class land, flagged for triage
 
 
 class FailureClass(models.Model):
@@ -89,14 +91,31 @@ class Case(models.Model):
     )
     audited_at = models.DateTimeField(null=True, blank=True)
     revision = models.PositiveIntegerField(default=1)
+    incident = models.ForeignKey(
+        "Incident",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="regression_cases",
+        help_text="The production incident this case was made from.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = HistoricalRecords()
     objects = CaseQuerySet.as_manager()
 
+    # What a case says; changing any of it is a new revision (and re-review if trusted).
+    CONTENT_FIELDS = ("input", "expected", "failure_class", "risk", "tags", "pinned")
+
     class Meta:
         ordering = ["dataset", "key"]
+        permissions = [
+            ("submit_case", "Can submit cases for review"),
+            ("audit_case", "Can audit cases (and promote them to trusted)"),
+            ("retire_case", "Can retire, demote and restore cases"),
+            ("import_cases", "Can import and export cases"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["dataset", "key"],
@@ -108,3 +127,51 @@ class Case(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class Incident(models.Model):
+    """A failure seen in production, triaged in the admin and turned into a pinned case."""
+
+    title = models.CharField(max_length=300)
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.MEDIUM)
+    status = models.CharField(max_length=16, choices=IncidentStatus.choices, default=IncidentStatus.NEW)
+    description = models.TextField(blank=True, help_text="What happened and why it is wrong.")
+    input = models.JSONField(default=dict, blank=True, help_text="What the user sent, if known.")
+    output = models.JSONField(null=True, blank=True, help_text="What the system answered.")
+    trace = models.JSONField(default=list, blank=True)
+    source_url = models.URLField(max_length=500, blank=True)
+    dataset = models.ForeignKey(
+        Dataset,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="incidents",
+        help_text="Dataset the regression case should go to, if known.",
+    )
+    failure_class = models.ForeignKey(
+        FailureClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents"
+    )
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reported_incidents",
+    )
+    reported_via = models.CharField(max_length=200, blank=True, help_text="Token or system that reported it.")
+    triage_note = models.TextField(blank=True)
+    triaged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    triaged_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("triage_incident", "Can triage incidents and convert them to cases")]
+
+    def __str__(self) -> str:
+        return self.title

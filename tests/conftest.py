@@ -16,22 +16,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def expert(db):
-    return factories.make_user("expert")
+    return factories.make_user("expert", roles=("Domain expert",), is_staff=True)
 
 
 @pytest.fixture
 def reviewer(db):
-    return factories.make_user("reviewer", is_staff=True)
+    return factories.make_user("reviewer", roles=("Reviewer",), is_staff=True)
+
+
+@pytest.fixture
+def dataset_owner(db):
+    return factories.make_user("dataset_owner", roles=("Dataset owner",), is_staff=True)
+
+
+@pytest.fixture
+def rubric_owner(db):
+    return factories.make_user("rubric_owner", roles=("Rubric owner",), is_staff=True)
 
 
 @pytest.fixture
 def gate_owner(db):
-    return factories.make_user("gate_owner", is_staff=True)
+    return factories.make_user("gate_owner", roles=("Gate owner",), is_staff=True)
 
 
 @pytest.fixture
 def approver(db):
-    return factories.make_user("approver", is_staff=True)
+    return factories.make_user("approver", roles=("Release approver",), is_staff=True)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import itertools
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 
 from datasets_app import services as datasets
 from datasets_app.models import Case, Dataset, FailureClass
@@ -17,9 +17,14 @@ from grading_app.services import save_grader
 _seq = itertools.count(1)
 
 
-def make_user(username: str = "", **fields: Any) -> AbstractUser:
+def make_user(username: str = "", *, roles: tuple[str, ...] = (), **fields: Any) -> AbstractUser:
+    """A user in the given role groups (created by the roles migration)."""
     username = username or f"user{next(_seq)}"
-    return get_user_model().objects.create_user(username=username, password="pw-" + username, **fields)
+    user = get_user_model().objects.create_user(username=username, password="pw-" + username, **fields)
+    if roles:
+        user.groups.set(Group.objects.filter(name__in=roles))
+        assert user.groups.count() == len(roles), f"unknown role in {roles}"
+    return user
 
 
 def make_failure_class(slug: str = "factual") -> FailureClass:
@@ -44,7 +49,7 @@ def make_case(
     **fields: Any,
 ) -> Case:
     """A case added by ``contributor`` and, when ``active``, audited by someone else."""
-    contributor = contributor or make_user()
+    contributor = contributor or make_user(roles=("Domain expert",))
     case = datasets.add_case(
         dataset=dataset,
         key=key or f"case-{next(_seq)}",
@@ -55,7 +60,7 @@ def make_case(
         **fields,
     )
     if active:
-        case = datasets.audit_case(case, actor=auditor or make_user(), tier=tier)
+        case = datasets.audit_case(case, actor=auditor or make_user(roles=("Reviewer",)), tier=tier)
     return case
 
 
@@ -95,7 +100,7 @@ def make_scenario(n_trusted: int = 4, n_monitoring: int = 2, **gate_fields: Any)
     owner = make_user()
     failure_class = make_failure_class("factual")
     dataset = make_dataset(owner=owner)
-    contributor, auditor = make_user(), make_user()
+    contributor, auditor = make_user(roles=("Domain expert",)), make_user(roles=("Reviewer",))
     cases = [
         make_case(
             dataset,

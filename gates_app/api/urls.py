@@ -1,6 +1,6 @@
 from django.urls import path
 
-from gates_app.api import views
+from gates_app.api import dataset_views, views
 
 app_name = "api"
 
@@ -11,4 +11,6 @@ urlpatterns = [
     path("checks/<int:pk>/", views.CheckDetail.as_view(), name="check-detail"),
     path("checks/<int:pk>/approve/", views.CheckApprove.as_view(), name="check-approve"),
     path("checks/<int:pk>/override/", views.CheckOverride.as_view(), name="check-override"),
+    path("incidents/", dataset_views.IncidentCreate.as_view(), name="incident-create"),
+    path("datasets/<slug:slug>/cases/", dataset_views.DatasetCasesCreate.as_view(), name="dataset-cases"),
 ]

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
@@ -55,7 +55,9 @@ class Command(BaseCommand):
         self.stdout.write(
             "\nOpen the admin: .venv/bin/python manage.py runserver (or `make serve`), then "
             "http://127.0.0.1:8000/admin/\n"
-            f"  log in as demo-admin / {password}\n"
+            f"  log in as demo-admin (superuser) with password {password}; the same password\n"
+            "  works for alice (domain expert), bob (reviewer, dataset/gate/rubric owner) and\n"
+            "  carol (release approver)\n"
             "Ask the gate from a deploy script:\n"
             f"  .venv/bin/python manage.py create_token deploy-demo --gate {GATE_SLUG}\n"
             "  EVALGATE_URL=http://127.0.0.1:8000 EVALGATE_TOKEN=<secret> "
@@ -65,13 +67,23 @@ class Command(BaseCommand):
     def _users(self) -> tuple[dict[str, AbstractUser], str]:
         """The demo's people: a contributor, a reviewer who owns the gate, an approver."""
         user_model = get_user_model()
-        users = {}
-        for username, first in (("alice", "Alice"), ("bob", "Bob"), ("carol", "Carol"), ("ci", "CI")):
-            users[username], _ = user_model.objects.get_or_create(
-                username=username, defaults={"first_name": first, "is_staff": username != "ci"}
-            )
-        admin, _ = user_model.objects.get_or_create(username="demo-admin")
         password = secrets.token_urlsafe(9)
+        users = {}
+        roles = {
+            "alice": ["Domain expert"],
+            "bob": ["Reviewer", "Dataset owner", "Gate owner", "Rubric owner"],
+            "carol": ["Release approver"],
+            "ci": [],
+        }
+        for username, groups in roles.items():
+            users[username], _ = user_model.objects.get_or_create(
+                username=username, defaults={"first_name": username.title(), "is_staff": bool(groups)}
+            )
+            users[username].groups.add(*Group.objects.filter(name__in=groups))
+            if groups:
+                users[username].set_password(password)
+                users[username].save()
+        admin, _ = user_model.objects.get_or_create(username="demo-admin")
         admin.is_staff = admin.is_superuser = True
         admin.set_password(password)
         admin.save()

@@ -1,0 +1,187 @@
+"""Admin forms for domain experts: plain fields for the common parts, JSON for the rest.
+
+The question, the reference answer, refusals, citations and tools can be typed as plain
+text; they are merged into the case's ``input`` and ``expected`` JSON. JSON errors say
+where the JSON broke, in words.
+"""
+
+import json
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from datasets_app.models import Case, Incident
+from datasets_app.services import validate_case_content
+
+
+class ReadableJSONField(forms.JSONField):
+    """A JSON field whose error says what is wrong and where (line and column)."""
+
+    def __init__(self, *, what: str, **kwargs: Any) -> None:
+        self.what = what
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 6, "cols": 90, "class": "vLargeTextField"}))
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(
+                    f"{self.what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+                ) from None
+        return super().to_python(value)
+
+
+def _lines(value: str) -> list[str]:
+    return [line.strip() for line in value.replace(",", "\n").splitlines() if line.strip()]
+
+
+def _to_bool(value: str) -> bool:
+    return value == "true"
+
+
+# Three states, because "must not refuse" is a check too (over-refusal), unlike "not graded".
+TRI_STATE = [("", "(not graded)"), ("true", "Yes"), ("false", "No")]
+
+
+class CaseForm(forms.ModelForm):
+    user_message = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 90}),
+        help_text="What the user asks. Fills input.messages when the input JSON below is empty.",
+    )
+    answer = forms.CharField(required=False, help_text="The reference answer (expected.answer).")
+    contains = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 90}),
+        help_text="Facts the answer must mention, one per line (expected.contains).",
+    )
+    must_refuse = forms.TypedChoiceField(
+        required=False,
+        choices=TRI_STATE,
+        coerce=_to_bool,
+        empty_value=None,
+        help_text="Should the assistant decline this request? (expected.must_refuse)",
+    )
+    must_abstain = forms.TypedChoiceField(
+        required=False,
+        choices=TRI_STATE,
+        coerce=_to_bool,
+        empty_value=None,
+        help_text="Should the assistant say it does not know? (expected.must_abstain)",
+    )
+    citations = forms.CharField(
+        required=False, help_text="Document ids the answer must cite, comma-separated (e.g. doc-7, doc-9)."
+    )
+    tools = forms.CharField(
+        required=False, help_text="Tools the assistant must call, comma-separated (e.g. lookup_order)."
+    )
+    input = ReadableJSONField(
+        what="Input", required=False, help_text='e.g. {"messages": [{"role": "user", ...}]}'
+    )
+    expected = ReadableJSONField(
+        what="Expected", required=False, help_text="Advanced: any other expected keys."
+    )
+    tags = ReadableJSONField(what="Tags", required=False, help_text='A JSON list, e.g. ["refunds", "eu"].')
+
+    class Meta:
+        model = Case
+        fields = ["dataset", "key", "failure_class", "tier", "risk", "pinned", "tags", "input", "expected"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        expected = self.instance.expected if self.instance.pk else {}
+        initial = {
+            "answer": expected.get("answer") if isinstance(expected.get("answer"), str) else "",
+            "contains": "\n".join(expected.get("contains") or [])
+            if isinstance(expected.get("contains"), list)
+            else expected.get("contains", ""),
+            "must_refuse": {True: "true", False: "false"}.get(expected.get("must_refuse"), ""),
+            "must_abstain": {True: "true", False: "false"}.get(expected.get("must_abstain"), ""),
+            "citations": ", ".join(expected.get("citations") or []),
+            "tools": ", ".join(expected.get("tools") or []),
+        }
+        for name, value in initial.items():
+            self.fields[name].initial = value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        input_value = data.get("input") or {}
+        if data.get("user_message"):
+            input_value = {**input_value} if input_value else {}
+            input_value.setdefault("messages", [{"role": "user", "content": data["user_message"]}])
+        expected = dict(data.get("expected") or {})
+        # Plain fields win over the same keys in the JSON; a plain field the user emptied
+        # removes its key, one left empty leaves whatever the JSON says.
+        for key, value in (
+            ("answer", data.get("answer", "").strip()),
+            ("contains", _lines(data.get("contains", ""))),
+            ("must_refuse", data.get("must_refuse")),
+            ("must_abstain", data.get("must_abstain")),
+            ("citations", _lines(data.get("citations", ""))),
+            ("tools", _lines(data.get("tools", ""))),
+        ):
+            if value not in (None, "", []):
+                expected[key] = value
+            elif key in self.changed_data:
+                expected.pop(key, None)
+        data["input"], data["expected"] = input_value, expected
+        data["tags"] = data.get("tags") or []
+        try:
+            validate_case_content(data["input"], data["expected"], data["tags"])
+        except ValidationError as exc:
+            for field, problems in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, problems)
+        return data
+
+
+class IncidentConvertForm(forms.Form):
+    """Where the regression case of an incident goes, and what success looks like for it."""
+
+    dataset = forms.ModelChoiceField(queryset=None)
+    failure_class = forms.ModelChoiceField(queryset=None)
+    key = forms.SlugField(max_length=200, help_text="Stable id of the new case in the dataset.")
+    expected = ReadableJSONField(
+        what="Expected",
+        required=False,
+        help_text='What a correct answer looks like, e.g. {"must_refuse": true}.',
+    )
+
+    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
+        from datasets_app.models import Dataset, FailureClass
+
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].queryset = Dataset.objects.all()
+        self.fields["failure_class"].queryset = FailureClass.objects.all()
+        self.fields["dataset"].initial = incident.dataset_id
+        self.fields["failure_class"].initial = incident.failure_class_id
+        self.fields["key"].initial = f"incident-{incident.pk}"
+
+
+class ImportForm(forms.Form):
+    FORMATS = [
+        ("jsonl", "JSONL (Evalgate cases)"),
+        ("csv", "CSV"),
+        ("promptfoo", "promptfoo YAML/JSON"),
+        ("openai-evals", "OpenAI evals JSONL"),
+    ]
+
+    file = forms.FileField()
+    format = forms.ChoiceField(choices=FORMATS)
+    failure_class = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        help_text="For files without failure classes; empty: 'unclassified', flagged for triage.",
+    )
+    input_field = forms.CharField(initial="input", help_text="OpenAI Evals API items: the input key.")
+    ideal_field = forms.CharField(initial="ideal", help_text="OpenAI Evals API items: the reference key.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from datasets_app.models import FailureClass
+
+        super().__init__(*args, **kwargs)
+        self.fields["failure_class"].queryset = FailureClass.objects.all()

@@ -1,0 +1,126 @@
+"""Bulk import and export of cases: validate every line first, then write once."""
+
+from django.db import transaction
+from simple_history.utils import bulk_create_with_history
+
+from datasets_app.choices import CaseSource, CaseStatus, Tier
+from datasets_app.importers import CaseSpec, ImportFailed, LineError, export_csv, export_jsonl
+from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass
+from datasets_app.services.cases import Actor, require_perm, save_failure_class
+
+
+def _unclassified() -> FailureClass:
+    existing = FailureClass.objects.filter(slug=UNCLASSIFIED).first()
+    return existing or save_failure_class(
+        slug=UNCLASSIFIED,
+        name="Unclassified (needs triage)",
+        description="Imported without a failure class. Move each case to the class it probes.",
+    )
+
+
+def _check(
+    dataset: Dataset, specs: list[CaseSpec], classes: dict[str, FailureClass], actor: Actor
+) -> list[LineError]:
+    errors = []
+    existing = set(
+        Case.objects.filter(dataset=dataset, key__in=[s.key for s in specs]).values_list("key", flat=True)
+    )
+    may_activate = actor is None or actor.has_perm("datasets_app.audit_case")
+    for spec in specs:
+        if spec.key in existing:
+            errors.append(
+                LineError(spec.line, "key", f"a case {spec.key!r} already exists in {dataset.slug}")
+            )
+        if spec.failure_class and spec.failure_class not in classes:
+            errors.append(
+                LineError(spec.line, "failure_class", f"unknown failure class {spec.failure_class!r}")
+            )
+        if spec.status == CaseStatus.ACTIVE and not may_activate:
+            errors.append(LineError(spec.line, "status", "only reviewers may import active cases"))
+        if spec.status == CaseStatus.ACTIVE and spec.tier == Tier.TRUSTED:
+            errors.append(
+                LineError(
+                    spec.line,
+                    "status",
+                    "trusted cases need an audit by someone other than the "
+                    "importer: import them as draft or in_review",
+                )
+            )
+    return errors
+
+
+@transaction.atomic
+def import_cases(
+    dataset: Dataset,
+    specs: list[CaseSpec],
+    *,
+    actor: Actor,
+    failure_class: FailureClass | None = None,
+) -> list[Case]:
+    """Write parsed cases into ``dataset``, all or nothing, with one history row each.
+
+    Lines without a failure class take ``failure_class``, else the ``unclassified`` class,
+    which the admin flags for triage. Raises ImportFailed listing every line in conflict
+    with the database (existing keys, unknown failure classes, statuses not allowed).
+    """
+    require_perm(actor, "datasets_app.import_cases", "import cases")
+    if not specs:
+        raise ImportFailed([LineError(0, "file", "the file has no cases")])
+    slugs = {s.failure_class for s in specs if s.failure_class}
+    classes = {fc.slug: fc for fc in FailureClass.objects.filter(slug__in=slugs)}
+    errors = _check(dataset, specs, classes, actor)
+    if errors:
+        raise ImportFailed(errors)
+    fallback = failure_class
+    if fallback is None and any(not s.failure_class for s in specs):
+        fallback = _unclassified()
+    cases = [
+        Case(
+            dataset=dataset,
+            key=s.key,
+            tier=s.tier,
+            status=s.status or CaseStatus.DRAFT,
+            failure_class=classes[s.failure_class] if s.failure_class else fallback,
+            risk=s.risk,
+            pinned=s.pinned,
+            tags=s.tags,
+            input=s.input,
+            expected=s.expected,
+            source=CaseSource.IMPORTED,
+            contributed_by=actor,
+        )
+        for s in specs
+    ]
+    return bulk_create_with_history(
+        cases, Case, batch_size=1000, default_user=actor, default_change_reason="imported"
+    )
+
+
+def export_cases(dataset: Dataset, fmt: str, *, actor: Actor) -> str:
+    """The dataset's cases (all statuses but retired) as JSONL or CSV text, importable again."""
+    require_perm(actor, "datasets_app.import_cases", "export cases")
+    rows = (
+        Case.objects.filter(dataset=dataset)
+        .exclude(status=CaseStatus.RETIRED)
+        .select_related("failure_class")
+        .order_by("key")
+    )
+    cases = (
+        {
+            "key": c.key,
+            "tier": c.tier,
+            "failure_class": c.failure_class.slug,
+            "risk": c.risk,
+            "pinned": c.pinned,
+            "tags": c.tags,
+            "input": c.input,
+            "expected": c.expected,
+            "status": c.status,
+        }
+        for c in rows.iterator(chunk_size=2000)
+    )
+    if fmt == "jsonl":
+        return export_jsonl(cases)
+    if fmt == "csv":
+        return export_csv(cases)
+    raise ValueError(f"unknown export format {fmt!r} (jsonl or csv)")

@@ -1,0 +1,63 @@
+"""Two-step admin actions for irreversible decisions, in the manner of delete_selected.
+
+The first POST shows what will happen to which objects and asks for a reason; the second
+calls the service for each object, which records who did it and why.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+
+def run_each(request: HttpRequest, objects: Any, verb: str, perform: Callable[[Any], Any]) -> int:
+    """Apply ``perform`` to each object; report refusals by name, successes by count."""
+    done = 0
+    for obj in objects:
+        try:
+            perform(obj)
+            done += 1
+        except (ValidationError, PermissionDenied) as exc:
+            reason = "; ".join(getattr(exc, "messages", None) or [str(exc)])
+            messages.error(request, f"{obj}: {reason}")
+    if done:
+        messages.success(request, f"{verb} {done} item(s).")
+    return done
+
+
+def confirm_action(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Model],
+    *,
+    title: str,
+    verb: str,
+    perform: Callable[[Any, str], Any],
+    reason_required: bool = False,
+    explanation: str = "",
+) -> TemplateResponse | None:
+    """Show a confirmation page; on confirmation, call ``perform(obj, reason)`` for each."""
+    reason = request.POST.get("reason", "").strip()
+    if request.POST.get("confirmed") == "yes":
+        if reason or not reason_required:
+            run_each(request, queryset, verb, lambda obj: perform(obj, reason))
+            return None  # back to the changelist
+        messages.error(request, "Please write a reason: it is recorded with the decision.")
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "objects": list(queryset),
+        "action": request.POST.get("action", ""),
+        "verb": verb,
+        "explanation": explanation,
+        "reason_required": reason_required,
+        "reason": reason,
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/evalgate_confirm_action.html", context)

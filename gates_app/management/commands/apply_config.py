@@ -1,0 +1,75 @@
+"""manage.py apply_config FILE --as USERNAME [--dry-run]: evals as code (DESIGN.md section 8)."""
+
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from datasets_app import config as datasets_config
+from evalproject.config import ConfigErrors, ConfigFileError, Plan, load_config
+
+# Sections in the order they are applied (later ones refer to earlier ones).
+SECTIONS = ("failure_classes", "datasets")
+
+
+class DryRunRollback(Exception):
+    """Raised inside the transaction to undo a dry run after planning it."""
+
+
+class Command(BaseCommand):
+    help = (
+        "Load failure classes and datasets (with their cases) from a YAML or JSON file, idempotently. "
+        "Every error is reported by path and nothing is written unless the whole file is valid."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+        parser.add_argument(
+            "--as", dest="username", required=True, help="the user the changes are recorded as"
+        )
+        parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        actor = get_user_model().objects.filter(username=options["username"], is_active=True).first()
+        if actor is None:
+            raise CommandError(f"No active user named {options['username']!r}.")
+        try:
+            raw = load_config(options["file"])
+        except ConfigFileError as exc:
+            raise CommandError(str(exc)) from None
+        errors = ConfigErrors()
+        for key in sorted(set(raw) - set(SECTIONS)):
+            errors.add(key, f"unknown section (known: {', '.join(SECTIONS)})")
+        failure_classes = datasets_config.validate_failure_classes(raw.get("failure_classes"), errors)
+        datasets = datasets_config.validate_datasets(
+            raw.get("datasets"),
+            errors,
+            failure_classes={fc.slug for fc in failure_classes},
+            base_dir=options["file"].resolve().parent,
+        )
+        if errors:
+            raise CommandError(
+                f"{options['file']}: nothing applied; {len(errors.items)} problem(s):\n{errors}"
+            )
+        plan = Plan()
+        try:
+            with transaction.atomic():
+                datasets_config.apply_failure_classes(failure_classes, actor=actor, plan=plan)
+                datasets_config.apply_datasets(datasets, actor=actor, plan=plan)
+                if options["dry_run"]:
+                    raise DryRunRollback
+        except DryRunRollback:
+            pass
+        except (ValidationError, PermissionDenied) as exc:
+            raise CommandError(
+                "nothing applied: " + "; ".join(getattr(exc, "messages", [str(exc)]))
+            ) from None
+        for line in plan.lines:
+            self.stdout.write(line)
+        verb = "would change" if options["dry_run"] else "changed"
+        self.stdout.write(
+            f"{'Dry run: ' if options['dry_run'] else ''}{verb} {plan.changes} object group(s)."
+        )
