@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format serve worker migrate install clean
+.PHONY: demo test lint format serve worker migrate install clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: migrate
 ## test: the whole suite (PostgreSQL, Redis and rqworker integration tests included)
 test: $(STAMP)
 	bash scripts/test.sh
+
+## bench: benchmarks printing ratios against baselines measured in the same run
+bench: $(STAMP)
+	cd benchmarks && ../$(PY) judge_throughput.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

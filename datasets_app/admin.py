@@ -14,35 +14,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from simple_history.admin import SimpleHistoryAdmin
 
 from datasets_app import services
 from datasets_app.choices import CaseStatus, IncidentStatus
 from datasets_app.forms import CaseForm
 from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass, Incident
 from datasets_app.views import convert_incident_view, import_cases_view
-from evalproject.admin_actions import confirm_action, run_each
-
-
-class HistoryDiffMixin:
-    """Adds a "changes" column to the history page: what each revision changed, old -> new."""
-
-    history_list_display = ["changes"]
-
-    @admin.display(description="Changes")
-    def changes(self, record: Any) -> str:
-        previous = record.prev_record
-        if previous is None:
-            return "created"
-        delta = record.diff_against(previous, excluded_fields=["updated_at"])
-        return (
-            format_html_join(
-                "",
-                "<div><b>{}</b>: {} &rarr; {}</div>",
-                ((c.field, _short(c.old), _short(c.new)) for c in delta.changes),
-            )
-            or "(no field changed)"
-        )
+from evalproject.admin_actions import GovernedAdmin, confirm_action, run_each
 
 
 def _short(value: Any) -> str:
@@ -50,13 +28,8 @@ def _short(value: Any) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-class NoDeleteMixin:
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # governed data is retired or closed, never deleted
-
-
 @admin.register(FailureClass)
-class FailureClassAdmin(HistoryDiffMixin, NoDeleteMixin, SimpleHistoryAdmin):
+class FailureClassAdmin(GovernedAdmin):
     list_display = ["slug", "name", "description", "case_count"]
     search_fields = ["slug", "name", "description"]
     prepopulated_fields = {"slug": ["name"]}
@@ -71,7 +44,7 @@ class FailureClassAdmin(HistoryDiffMixin, NoDeleteMixin, SimpleHistoryAdmin):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(HistoryDiffMixin, NoDeleteMixin, SimpleHistoryAdmin):
+class DatasetAdmin(GovernedAdmin):
     list_display = ["slug", "name", "owner", "updated_at"]
     list_select_related = ["owner"]
     search_fields = ["slug", "name"]
@@ -165,7 +138,7 @@ class UnclassifiedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Case)
-class CaseAdmin(HistoryDiffMixin, NoDeleteMixin, SimpleHistoryAdmin):
+class CaseAdmin(GovernedAdmin):
     form = CaseForm
     list_display = [
         "key",
@@ -344,7 +317,7 @@ class CaseAdmin(HistoryDiffMixin, NoDeleteMixin, SimpleHistoryAdmin):
 
 
 @admin.register(Incident)
-class IncidentAdmin(HistoryDiffMixin, NoDeleteMixin, SimpleHistoryAdmin):
+class IncidentAdmin(GovernedAdmin):
     list_display = ["title", "severity", "status", "dataset", "reporter", "created_at", "regression_case"]
     list_filter = ["status", "severity", "dataset"]
     list_select_related = ["dataset", "reporter"]

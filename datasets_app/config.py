@@ -13,6 +13,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
@@ -39,15 +41,36 @@ class DatasetSpec:
     cases: list[CaseSpec] | None  # None: the config does not manage this dataset's cases
 
 
+def _check_fields(
+    instance: models.Model, path: str, errors: ConfigErrors, exclude: tuple[str, ...] = ()
+) -> None:
+    """The model's own field checks (slug format, lengths), reported by path before anything is written."""
+    try:
+        instance.clean_fields(exclude=exclude)
+    except ValidationError as exc:
+        for field_name, messages in exc.message_dict.items():
+            for message in messages:
+                errors.add(f"{path}.{field_name}", message)
+
+
 def validate_failure_classes(raw: Any, errors: ConfigErrors) -> list[FailureClassSpec]:
     specs = []
     for i, item in enumerate(as_list(raw, "failure_classes", errors)):
         path = f"failure_classes[{i}]"
         if check_keys(item, path, errors, required=("slug", "name"), optional=("description",)):
-            specs.append(
-                FailureClassSpec(str(item["slug"]), str(item["name"]), str(item.get("description", "")))
+            spec = FailureClassSpec(str(item["slug"]), str(item["name"]), str(item.get("description", "")))
+            _check_fields(
+                FailureClass(slug=spec.slug, name=spec.name, description=spec.description), path, errors
             )
+            specs.append(spec)
     return specs
+
+
+def _case_path(path: str, cases_file: Any, line: int) -> str:
+    """Where a case is declared: its line in the cases_file, else its index in the cases list."""
+    if cases_file is not None:
+        return f"{path}.cases_file ({cases_file}) line {line}"
+    return f"{path}.cases[{line - 1}]"
 
 
 def _cases(
@@ -57,25 +80,22 @@ def _cases(
     if cases_file is not None:
         file_path = base_dir / str(cases_file)
         try:
-            data, where = file_path.read_bytes(), f"{path}.cases_file ({cases_file}) line"
+            data = file_path.read_bytes()
         except OSError as exc:
             errors.add(f"{path}.cases_file", f"cannot read {file_path}: {exc.strerror}")
             return []
     else:
         items = as_list(raw_cases, f"{path}.cases", errors)
-        data, where = "\n".join(json.dumps(item, default=str) for item in items).encode(), f"{path}.cases"
+        data = "\n".join(json.dumps(item, default=str) for item in items).encode()
     try:
         specs = parse_cases(data, "jsonl", default_tier="monitoring")
     except ImportFailed as exc:
         for error in exc.errors:
-            if cases_file is not None:
-                errors.add(f"{where} {error.line}.{error.field}", error.message)
-            else:
-                errors.add(f"{where}[{error.line - 1}].{error.field}", error.message)
+            errors.add(f"{_case_path(path, cases_file, error.line)}.{error.field}", error.message)
         return []
     for spec in specs:
         if not spec.failure_class:
-            errors.add(f"{where}[{spec.line - 1}].failure_class", "is required in a config")
+            errors.add(f"{_case_path(path, cases_file, spec.line)}.failure_class", "is required in a config")
     return specs
 
 
@@ -95,7 +115,17 @@ def validate_datasets(
             optional=("description", "owner", "cases", "cases_file"),
         ):
             continue
-        if item.get("owner") is not None and item["owner"] not in users:
+        _check_fields(
+            Dataset(
+                slug=str(item["slug"]), name=str(item["name"]), description=str(item.get("description", ""))
+            ),
+            path,
+            errors,
+            exclude=("owner",),
+        )
+        if item.get("owner") is not None and (
+            not isinstance(item["owner"], str) or item["owner"] not in users
+        ):
             errors.add(f"{path}.owner", f"no user named {item['owner']!r}")
         if "cases" in item and "cases_file" in item:
             errors.add(path, "give cases or cases_file, not both")
@@ -108,7 +138,8 @@ def validate_datasets(
             for spec in cases:
                 if spec.failure_class and spec.failure_class not in known_classes:
                     errors.add(
-                        f"{path}.cases[{spec.line - 1}].failure_class", f"unknown {spec.failure_class!r}"
+                        f"{_case_path(path, item.get('cases_file'), spec.line)}.failure_class",
+                        f"unknown {spec.failure_class!r}",
                     )
         specs.append(
             DatasetSpec(

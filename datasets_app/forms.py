@@ -34,8 +34,10 @@ class ReadableJSONField(forms.JSONField):
         return super().to_python(value)
 
 
-def _lines(value: str) -> list[str]:
-    return [line.strip() for line in value.replace(",", "\n").splitlines() if line.strip()]
+def _lines(value: str, *, commas: bool = True) -> list[str]:
+    if commas:
+        value = value.replace(",", "\n")
+    return [line.strip() for line in value.splitlines() if line.strip()]
 
 
 def _to_bool(value: str) -> bool:
@@ -52,7 +54,11 @@ class CaseForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 90}),
         help_text="What the user asks. Fills input.messages when the input JSON below is empty.",
     )
-    answer = forms.CharField(required=False, help_text="The reference answer (expected.answer).")
+    answer = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 90}),
+        help_text="The reference answer (expected.answer).",
+    )
     contains = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2, "cols": 90}),
@@ -115,22 +121,35 @@ class CaseForm(forms.ModelForm):
             input_value = {**input_value} if input_value else {}
             input_value.setdefault("messages", [{"role": "user", "content": data["user_message"]}])
         expected = dict(data.get("expected") or {})
-        # Plain fields win over the same keys in the JSON; a plain field the user emptied
-        # removes its key, one left empty leaves whatever the JSON says.
+        # A plain field the user changed wins over the same key in the JSON (emptied, it
+        # removes the key); an untouched one leaves whatever the JSON says, so an untouched
+        # save rewrites nothing and an edit made in the JSON box is kept.
         for key, value in (
             ("answer", data.get("answer", "").strip()),
-            ("contains", _lines(data.get("contains", ""))),
+            ("contains", _lines(data.get("contains", ""), commas=False)),  # facts may hold commas
             ("must_refuse", data.get("must_refuse")),
             ("must_abstain", data.get("must_abstain")),
             ("citations", _lines(data.get("citations", ""))),
             ("tools", _lines(data.get("tools", ""))),
         ):
+            if key not in self.changed_data:
+                continue
             if value not in (None, "", []):
                 expected[key] = value
-            elif key in self.changed_data:
+            else:
                 expected.pop(key, None)
         data["input"], data["expected"] = input_value, expected
         data["tags"] = data.get("tags") or []
+        # The change page shows the dataset read-only, so Django's own check skips the
+        # (dataset, key) constraint; without this a taken key fails in the service, a 500.
+        if (
+            self.instance.pk
+            and "dataset" not in self.fields
+            and Case.objects.filter(dataset_id=self.instance.dataset_id, key=data.get("key"))
+            .exclude(pk=self.instance.pk)
+            .exists()
+        ):
+            self.add_error("key", "A case with this key already exists in this dataset.")
         try:
             validate_case_content(data["input"], data["expected"], data["tags"])
         except ValidationError as exc:

@@ -90,6 +90,14 @@ class Case(models.Model):
         related_name="audited_cases",
     )
     audited_at = models.DateTimeField(null=True, blank=True)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who last changed the content; like the contributor, they cannot audit it into trusted.",
+    )
     revision = models.PositiveIntegerField(default=1)
     incident = models.ForeignKey(
         "Incident",

@@ -52,6 +52,11 @@ def import_cases_view(model_admin: admin.ModelAdmin, request: HttpRequest, datas
         specs = parse_cases(
             raw, options["fmt"], input_field=options["input_field"], ideal_field=options["ideal_field"]
         )
+        # The preview shows database conflicts too (existing keys, unknown classes), not
+        # only the file's own errors, so confirming never meets a surprise.
+        conflicts = services.check_import(dataset, specs, actor=request.user)
+        if conflicts:
+            raise ImportFailed(conflicts)
         if request.POST.get("confirmed") == "yes":
             created = services.import_cases(dataset, specs, actor=request.user, failure_class=failure_class)
             messages.success(request, f"Imported {len(created)} case(s) into {dataset.name}.")

@@ -11,8 +11,31 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from simple_history.admin import SimpleHistoryAdmin
+
+
+class GovernedAdmin(SimpleHistoryAdmin):
+    """Admin of governed configuration: full history (with field deltas), no delete, no revert.
+
+    simple_history's revert form saves a POSTed old version without asking for change
+    permission and writes it back whole (status included), around the services that hold
+    the rules; so past versions are for reading, and changes go through the change form.
+    """
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # governed data is retired, closed or deactivated, never deleted
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        if request.method == "POST":
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
 
 
 def run_each(request: HttpRequest, objects: Any, verb: str, perform: Callable[[Any], Any]) -> int:

@@ -113,6 +113,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# History rows keep the whole reason a person wrote (a retirement, a demotion), not 100 characters.
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
 # --- Queue ----------------------------------------------------------------------------
 # Unset REDIS_URL means embedded mode: evalproject.queues.enqueue() runs jobs in-process
@@ -127,6 +129,10 @@ RQ_QUEUES = {
 RQ = {"COMMIT_MODE": "on_db_commit"}
 RQ_SHOW_ADMIN_LINK = True
 EVALGATE_CHUNK_SIZE = env_int("EVALGATE_CHUNK_SIZE", 100)
+# Hosts model endpoints may point at (empty: any). Workers call these; keep it tight in production.
+EVALGATE_ALLOWED_ENDPOINT_HOSTS = env_list("EVALGATE_ALLOWED_ENDPOINT_HOSTS")
+# Python modules that register extra grader kinds (see grading_app.graders.register).
+EVALGATE_GRADER_MODULES = env_list("EVALGATE_GRADER_MODULES")
 
 # --- Auth, i18n, static ---------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -193,5 +199,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # Model calls log every request at INFO; a run makes thousands.
+    "loggers": {name: {"level": "WARNING"} for name in ("django.db.backends", "httpx", "httpx2", "openai")},
 }

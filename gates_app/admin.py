@@ -2,8 +2,8 @@
 
 from django.contrib import admin, messages
 from django.http import HttpRequest
-from simple_history.admin import SimpleHistoryAdmin
 
+from evalproject.admin_actions import GovernedAdmin
 from gates_app import tokens
 from gates_app.models import Check, CheckDecision, DeployToken, Gate, GateRule
 
@@ -28,7 +28,7 @@ class GateRuleInline(admin.TabularInline):
 
 
 @admin.register(Gate)
-class GateAdmin(SimpleHistoryAdmin):
+class GateAdmin(GovernedAdmin):
     list_display = ["slug", "name", "owner", "dataset", "active"]
     list_select_related = ["owner", "dataset"]
     search_fields = ["slug", "name"]
@@ -38,7 +38,7 @@ class GateAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(GateRule)
-class GateRuleAdmin(SimpleHistoryAdmin):
+class GateRuleAdmin(GovernedAdmin):
     list_display = ["name", "gate", "metric", "severity", "mode", "threshold"]
     list_filter = ["gate", "severity", "metric"]
     list_select_related = ["gate"]

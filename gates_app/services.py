@@ -14,7 +14,7 @@ from gates_app.choices import CheckStatus, DecisionKind, Verdict
 from gates_app.evaluation import RuleSpec, evaluate, trace_deltas
 from gates_app.models import Check, CheckDecision, DeployToken, Gate, GateRule
 from grading_app.choices import RunStatus
-from grading_app.models import Run
+from grading_app.models import RubricVersion, Run
 from grading_app.outputs import parse_outputs
 from grading_app.results import load_case_rows
 from grading_app.services import start_run
@@ -83,8 +83,22 @@ def request_check(
     return check, True
 
 
-def rule_specs(gate: Gate) -> list[RuleSpec]:
+def unapproved_rubrics(run: Run) -> dict[int, str]:
+    """Grader id -> why its judge cannot decide a release: the rubric version the run used
+    is not (or no longer) approved. Sign-off is what lets a judge gate releases."""
+    pinned = {g["id"]: g["rubric_version"] for g in run.grader_snapshot if g.get("rubric_version")}
+    versions = RubricVersion.objects.select_related("rubric").in_bulk(set(pinned.values()))
+    return {
+        grader_id: f"rubric {versions[vid].rubric.slug} v{versions[vid].number} is "
+        f"{versions[vid].get_state_display().lower()}, not approved"
+        for grader_id, vid in pinned.items()
+        if vid in versions and not versions[vid].is_approved
+    }
+
+
+def rule_specs(gate: Gate, run: Run | None = None) -> list[RuleSpec]:
     rules = GateRule.objects.filter(gate=gate).select_related("grader").order_by("position", "pk")
+    blocked = unapproved_rubrics(run) if run is not None else {}
     return [
         RuleSpec(
             name=rule.name,
@@ -98,6 +112,7 @@ def rule_specs(gate: Gate) -> list[RuleSpec]:
             margin=rule.margin,
             strict=rule.strict,
             decide_on=rule.decide_on,
+            blocked_reason=blocked.get(rule.grader_id, "") if rule.grader_id else "",
         )
         for rule in rules
     ]
@@ -141,7 +156,7 @@ def evaluate_check(run: Run) -> Check | None:
     baseline = find_baseline(check)
     baseline_rows = load_case_rows(baseline.run) if baseline and baseline.run else None
     rows = load_case_rows(run)
-    result = evaluate(rule_specs(check.gate), rows, baseline_rows, check.gate.missing_tolerance)
+    result = evaluate(rule_specs(check.gate, run), rows, baseline_rows, check.gate.missing_tolerance)
     check.rule_results = result.rules
     check.verdict = result.verdict
     if run.status != RunStatus.SUCCEEDED:

@@ -36,3 +36,19 @@ class ChunkStatus(models.TextChoices):
 
 class TargetKind(models.TextChoices):
     SUBMITTED = "submitted", "Submitted outputs"
+    OPENAI_CHAT = "openai_chat", "OpenAI-compatible chat model"
+    HTTP = "http", "HTTP endpoint of the system under test"
+
+
+class RubricState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted for sign-off"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    RETIRED = "retired", "Retired"
+
+
+class RubricScale(models.TextChoices):
+    BINARY = "binary", "Pass / fail"
+    FIVE_POINT = "1-5", "1 to 5"
+    UNIT = "0-1", "0 to 1"

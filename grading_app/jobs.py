@@ -5,33 +5,19 @@ commit (embedded mode); evalproject.queues.enqueue() decides which.
 """
 
 import logging
-from typing import Any
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from datasets_app.models import Case
-from grading_app import graders
 from grading_app.choices import ChunkStatus, RunStatus
-from grading_app.models import CaseResult, Grade, Run, RunChunk, SubmittedOutput
+from grading_app.execution import grade_cases
+from grading_app.models import CaseResult, Grade, Run, RunChunk
 from grading_app.results import load_case_rows
 from grading_app.signals import run_finished
 from grading_app.summary import summarise
-from grading_app.traces import count_tool_calls
 
 logger = logging.getLogger(__name__)
-
-RESULT_METRICS = (
-    "latency_ms",
-    "ttft_ms",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "retries",
-    "refused",
-    "escalated",
-)
 
 
 def grade_chunk(chunk_id: int) -> None:
@@ -42,7 +28,12 @@ def grade_chunk(chunk_id: int) -> None:
     writes once. Progress counts move in the same transaction as the results.
     """
     with transaction.atomic():
-        chunk = RunChunk.objects.select_for_update().select_related("run").get(pk=chunk_id)
+        # Lock the chunk row only: chunks of one run must not queue behind each other on the run.
+        chunk = (
+            RunChunk.objects.select_for_update(of=("self",))
+            .select_related("run__target__endpoint")
+            .get(pk=chunk_id)
+        )
         if chunk.status == ChunkStatus.DONE or chunk.run.status == RunStatus.CANCELLED:
             return
         chunk.status = ChunkStatus.RUNNING
@@ -53,7 +44,7 @@ def grade_chunk(chunk_id: int) -> None:
             status=RunStatus.RUNNING, started_at=timezone.now()
         )
     try:
-        results, grades = _grade_cases(chunk)
+        results, grades = grade_cases(chunk.run, chunk.case_ids)
         _write_chunk(chunk.pk, results, grades)
     except Exception as exc:
         RunChunk.objects.filter(pk=chunk_id).exclude(status=ChunkStatus.DONE).update(
@@ -62,77 +53,6 @@ def grade_chunk(chunk_id: int) -> None:
             finished_at=timezone.now(),
         )
         raise
-
-
-def _grade_cases(chunk: RunChunk) -> tuple[list[CaseResult], dict[int, list[Grade]]]:
-    run = chunk.run
-    cases = list(
-        Case.objects.filter(pk__in=chunk.case_ids)
-        .select_related("failure_class")
-        .only("pk", "key", "revision", "input", "expected", "failure_class__slug")
-    )
-    submitted = {
-        s.case_key: s for s in SubmittedOutput.objects.filter(run=run, case_key__in=[c.key for c in cases])
-    }
-    snapshot = [(g, graders.get_kind(g["kind"])) for g in run.grader_snapshot]
-    results: list[CaseResult] = []
-    grades: dict[int, list[Grade]] = {}
-    for case in cases:
-        result, item = _produce(run, case, submitted.get(case.key))
-        results.append(result)
-        if item is None:
-            continue  # nothing to grade: the result says missing or errored
-        grades[case.pk] = [
-            grade
-            for pinned, kind in snapshot
-            if not pinned["failure_classes"] or case.failure_class.slug in pinned["failure_classes"]
-            if (grade := _grade_one(kind, pinned, item)) is not None
-        ]
-    return results, grades
-
-
-def _produce(
-    run: Run, case: Case, submitted: SubmittedOutput | None
-) -> tuple[CaseResult, graders.GradingInput | None]:
-    """The candidate's output for a case (target ``submitted``: the uploaded one)."""
-    result = CaseResult(run=run, case=case, case_revision=case.revision)
-    if submitted is None or submitted.output is None:
-        result.missing = True
-        result.error = "no output submitted for this case"
-        return result, None
-    metrics: dict[str, Any] = submitted.metrics
-    result.output = submitted.output
-    result.trace = submitted.trace
-    result.tool_calls = count_tool_calls(submitted.trace)
-    result.trace_steps = len(submitted.trace)
-    for name in RESULT_METRICS:
-        if metrics.get(name) is not None:
-            setattr(result, name, metrics[name])
-    item = graders.GradingInput(
-        case_input=case.input,
-        expected=case.expected,
-        output=submitted.output,
-        trace=submitted.trace,
-        metrics=metrics,
-    )
-    return result, item
-
-
-def _grade_one(kind: graders.GraderKind, pinned: dict[str, Any], item: graders.GradingInput) -> Grade | None:
-    grade = Grade(grader_id=pinned["id"])
-    try:
-        outcome = kind.grade(item, pinned["config"])
-    except Exception as exc:
-        # A grader that breaks on one case is an error on that grade, never a pass.
-        logger.warning("grader %s failed: %s", pinned["slug"], exc)
-        grade.error = f"{type(exc).__name__}: {exc}"[:2000]
-        return grade
-    if outcome is None:
-        return None
-    grade.score = min(1.0, max(0.0, float(outcome.score)))
-    grade.passed = bool(outcome.passed)
-    grade.rationale = outcome.rationale[:2000]
-    return grade
 
 
 def _write_chunk(chunk_id: int, results: list[CaseResult], grades: dict[int, list[Grade]]) -> None:

@@ -1,11 +1,15 @@
 """Shared fixtures: personas, an API client, and the real-services switch for integration tests."""
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from rest_framework.test import APIClient
 
 from tests import factories
+from tests.fake_openai import FakeOpenAI
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -53,3 +57,13 @@ def api_client() -> APIClient:
 def fast_password_hashing(settings) -> None:
     """PBKDF2 is slow by design; tests create many users and never attack their hashes."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    """A local OpenAI-compatible server (tests/fake_openai.py) the real openai client talks to."""
+    # A proxy in the environment would carry the client's traffic off 127.0.0.1; httpx honours them.
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with FakeOpenAI() as fake:
+        yield fake

@@ -11,7 +11,8 @@ from datasets_app.models import Case, Dataset, FailureClass
 from gates_app.models import Gate
 from gates_app.services import save_gate
 from gates_app.tokens import create_token
-from grading_app.models import Grader
+from grading_app import services as grading
+from grading_app.models import Endpoint, Grader, Rubric, RubricVersion
 from grading_app.services import save_grader
 
 _seq = itertools.count(1)
@@ -140,3 +141,33 @@ def make_scenario(n_trusted: int = 4, n_monitoring: int = 2, **gate_fields: Any)
 
 def outputs_for(cases: list[Case], answer: str = "No", latency_ms: float = 800) -> list[dict[str, Any]]:
     return [{"case": c.key, "output": answer, "metrics": {"latency_ms": latency_ms}} for c in cases]
+
+
+def make_endpoint(base_url: str, name: str = "", **fields: Any) -> Endpoint:
+    fields.setdefault("timeout_s", 5)
+    fields.setdefault("max_retries", 2)
+    return grading.save_endpoint(name=name or f"ep{next(_seq)}", base_url=base_url, **fields)
+
+
+def make_rubric_version(
+    endpoint: Endpoint,
+    *,
+    approved: bool = True,
+    owner: AbstractUser | None = None,
+    model: str = "judge-model",
+    criteria: str = "The answer is correct, polite and grounded in policy.",
+    **fields: Any,
+) -> RubricVersion:
+    """A rubric version written by one person and, when ``approved``, signed off by the owner."""
+    owner = owner or make_user(roles=("Rubric owner",))
+    rubric = Rubric.objects.filter(owner=owner).first() or grading.save_rubric(
+        slug=f"rubric{next(_seq)}", name="Helpfulness", owner=owner
+    )
+    author = make_user(roles=("Rubric owner",))
+    version = grading.create_rubric_version(
+        rubric, actor=author, criteria=criteria, endpoint=endpoint, model=model, **fields
+    )
+    if approved:
+        version = grading.submit_rubric_version(version, actor=author)
+        version = grading.approve_rubric_version(version, actor=owner)
+    return version

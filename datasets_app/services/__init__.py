@@ -14,7 +14,7 @@ from datasets_app.services.cases import (
     submit_case,
     validate_case_content,
 )
-from datasets_app.services.imports import export_cases, import_cases
+from datasets_app.services.imports import check_import, export_cases, import_cases
 from datasets_app.services.incidents import (
     convert_incident,
     dismiss_incident,
@@ -25,6 +25,7 @@ from datasets_app.services.incidents import (
 __all__ = [
     "add_case",
     "audit_case",
+    "check_import",
     "convert_incident",
     "demote_case",
     "dismiss_incident",

@@ -190,6 +190,7 @@ def edit_case(case: Case, *, actor: Actor, **changes: Any) -> Case:
     reason = f"edited {', '.join(sorted(changed))}"
     if changed & set(Case.CONTENT_FIELDS):
         case.revision += 1
+        case.edited_by = actor
         if case.status == CaseStatus.ACTIVE and case.tier == Tier.TRUSTED:
             case.status = CaseStatus.IN_REVIEW
             reason += "; trusted content changed, back to review"
@@ -213,8 +214,13 @@ def submit_case(case: Case, *, actor: Actor) -> Case:
 
 
 def _check_auditor(case: Case, actor: AbstractBaseUser, tier: str) -> None:
-    if tier == Tier.TRUSTED and case.contributed_by_id == actor.pk:
+    """A second pair of eyes: neither the contributor nor the last editor audits into trusted."""
+    if tier != Tier.TRUSTED:
+        return
+    if case.contributed_by_id == actor.pk:
         raise PermissionDenied("A trusted case must be audited by someone other than its contributor.")
+    if case.edited_by_id == actor.pk:
+        raise PermissionDenied("You changed this case's content: someone else must audit it into trusted.")
 
 
 @transaction.atomic

@@ -1,6 +1,7 @@
 """Bulk import and export of cases: validate every line first, then write once."""
 
 from django.db import transaction
+from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from datasets_app.choices import CaseSource, CaseStatus, Tier
@@ -35,18 +36,27 @@ def _check(
             errors.append(
                 LineError(spec.line, "failure_class", f"unknown failure class {spec.failure_class!r}")
             )
-        if spec.status == CaseStatus.ACTIVE and not may_activate:
+        if spec.status == CaseStatus.ACTIVE and spec.tier != Tier.TRUSTED and not may_activate:
             errors.append(LineError(spec.line, "status", "only reviewers may import active cases"))
-        if spec.status == CaseStatus.ACTIVE and spec.tier == Tier.TRUSTED:
-            errors.append(
-                LineError(
-                    spec.line,
-                    "status",
-                    "trusted cases need an audit by someone other than the "
-                    "importer: import them as draft or in_review",
-                )
-            )
     return errors
+
+
+def imported_status(spec: CaseSpec) -> str:
+    """Draft unless the file says otherwise. A trusted case the file calls active arrives in
+    review: its audit must come from a second person, not from a file (so an exported
+    dataset imports again, with its trusted cases waiting for that audit)."""
+    if spec.status == CaseStatus.ACTIVE and spec.tier == Tier.TRUSTED:
+        return CaseStatus.IN_REVIEW
+    return spec.status or CaseStatus.DRAFT
+
+
+def check_import(dataset: Dataset, specs: list[CaseSpec], *, actor: Actor) -> list[LineError]:
+    """Every conflict of parsed cases with the database, without writing (for previews)."""
+    if not specs:
+        return [LineError(0, "file", "the file has no cases")]
+    slugs = {s.failure_class for s in specs if s.failure_class}
+    classes = {fc.slug: fc for fc in FailureClass.objects.filter(slug__in=slugs)}
+    return _check(dataset, specs, classes, actor)
 
 
 @transaction.atomic
@@ -64,22 +74,20 @@ def import_cases(
     with the database (existing keys, unknown failure classes, statuses not allowed).
     """
     require_perm(actor, "datasets_app.import_cases", "import cases")
-    if not specs:
-        raise ImportFailed([LineError(0, "file", "the file has no cases")])
-    slugs = {s.failure_class for s in specs if s.failure_class}
-    classes = {fc.slug: fc for fc in FailureClass.objects.filter(slug__in=slugs)}
-    errors = _check(dataset, specs, classes, actor)
+    errors = check_import(dataset, specs, actor=actor)
     if errors:
         raise ImportFailed(errors)
+    classes = {fc.slug: fc for fc in FailureClass.objects.filter(slug__in={s.failure_class for s in specs})}
     fallback = failure_class
     if fallback is None and any(not s.failure_class for s in specs):
         fallback = _unclassified()
+    now = timezone.now()
     cases = [
         Case(
             dataset=dataset,
             key=s.key,
             tier=s.tier,
-            status=s.status or CaseStatus.DRAFT,
+            status=imported_status(s),
             failure_class=classes[s.failure_class] if s.failure_class else fallback,
             risk=s.risk,
             pinned=s.pinned,
@@ -88,6 +96,9 @@ def import_cases(
             expected=s.expected,
             source=CaseSource.IMPORTED,
             contributed_by=actor,
+            # Importing a case as active is the importer's audit (_check allowed it): record it.
+            audited_by=actor if imported_status(s) == CaseStatus.ACTIVE else None,
+            audited_at=now if imported_status(s) == CaseStatus.ACTIVE else None,
         )
         for s in specs
     ]

@@ -57,6 +57,7 @@ class GraderKind:
     dimension: ClassVar[str]
     description: ClassVar[str] = ""
     config_fields: ClassVar[dict[str, ConfigField]] = {}
+    needs_rubric: ClassVar[bool] = False  # judge kinds: graded through grading_app.judging
 
     def validate_config(self, config: Any) -> dict[str, Any]:
         """Return the config with defaults filled in; raise ValidationError naming the key."""

@@ -9,10 +9,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from datasets_app import config as datasets_config
+from datasets_app.models import FailureClass
 from evalproject.config import ConfigErrors, ConfigFileError, Plan, load_config
+from grading_app import config as grading_config
 
 # Sections in the order they are applied (later ones refer to earlier ones).
-SECTIONS = ("failure_classes", "datasets")
+SECTIONS = ("failure_classes", "endpoints", "datasets", "rubrics", "graders")
 
 
 class DryRunRollback(Exception):
@@ -21,7 +23,8 @@ class DryRunRollback(Exception):
 
 class Command(BaseCommand):
     help = (
-        "Load failure classes and datasets (with their cases) from a YAML or JSON file, idempotently. "
+        "Load failure classes, endpoints, datasets (with cases), rubrics and graders from a YAML or "
+        "JSON file, idempotently. "
         "Every error is reported by path and nothing is written unless the whole file is valid."
     )
 
@@ -50,6 +53,13 @@ class Command(BaseCommand):
             failure_classes={fc.slug for fc in failure_classes},
             base_dir=options["file"].resolve().parent,
         )
+        grading = grading_config.validate(
+            raw,
+            errors,
+            actor=actor,
+            failure_classes={fc.slug for fc in failure_classes}
+            | set(FailureClass.objects.values_list("slug", flat=True)),
+        )
         if errors:
             raise CommandError(
                 f"{options['file']}: nothing applied; {len(errors.items)} problem(s):\n{errors}"
@@ -59,6 +69,7 @@ class Command(BaseCommand):
             with transaction.atomic():
                 datasets_config.apply_failure_classes(failure_classes, actor=actor, plan=plan)
                 datasets_config.apply_datasets(datasets, actor=actor, plan=plan)
+                grading_config.apply(grading, actor=actor, plan=plan)
                 if options["dry_run"]:
                     raise DryRunRollback
         except DryRunRollback:

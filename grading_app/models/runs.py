@@ -1,45 +1,10 @@
-"""Graders, runs and their results: what a candidate produced and how each grader judged it."""
+"""Runs and their results: what a candidate produced and how each grader judged it."""
 
 from django.conf import settings
 from django.db import models
-from simple_history.models import HistoricalRecords
 
-from grading_app import graders
-from grading_app.choices import ChunkStatus, Dimension, RunStatus, TargetKind
-
-
-class Grader(models.Model):
-    """A configured grader: a registry kind plus config, applied to some failure classes."""
-
-    slug = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=200, blank=True)
-    # A key into the grader registry, not model choices: new kinds need no migration.
-    kind = models.CharField(max_length=64)
-    dimension = models.CharField(max_length=16, choices=Dimension.choices, blank=True)
-    config = models.JSONField(default=dict, blank=True)
-    failure_classes = models.ManyToManyField(
-        "datasets_app.FailureClass",
-        blank=True,
-        related_name="graders",
-        help_text="Failure classes this grader checks; none means every case.",
-    )
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    history = HistoricalRecords(m2m_fields=[failure_classes])
-
-    class Meta:
-        ordering = ["slug"]
-
-    def __str__(self) -> str:
-        return self.slug
-
-    def clean(self) -> None:
-        kind = graders.get_kind(self.kind)
-        self.config = kind.validate_config(self.config)
-        if not self.dimension:
-            self.dimension = kind.dimension
+from grading_app.choices import ChunkStatus, RunStatus, TargetKind
+from grading_app.models.graders import Grader
 
 
 class Run(models.Model):
@@ -48,6 +13,14 @@ class Run(models.Model):
     dataset = models.ForeignKey("datasets_app.Dataset", on_delete=models.PROTECT, related_name="runs")
     tier = models.CharField(max_length=16, blank=True, help_text="Only this tier; blank: all.")
     target_kind = models.CharField(max_length=16, choices=TargetKind.choices, default=TargetKind.SUBMITTED)
+    target = models.ForeignKey(
+        "grading_app.Target",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="runs",
+        help_text="Produces the outputs; empty for submitted outputs.",
+    )
     candidate = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     # The graders as they were when the run started (id, slug, kind, config, failure
@@ -167,10 +140,18 @@ class Grade(models.Model):
 
     case_result = models.ForeignKey(CaseResult, on_delete=models.CASCADE, related_name="grades")
     grader = models.ForeignKey(Grader, on_delete=models.PROTECT, related_name="grades")
+    rubric_version = models.ForeignKey(
+        "grading_app.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="grades"
+    )
     score = models.FloatField(null=True, blank=True)
     passed = models.BooleanField(null=True, blank=True)
     rationale = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    raw_response = models.JSONField(null=True, blank=True, help_text="The judge's answer, as received.")
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.FloatField(null=True, blank=True)
+    cached = models.BooleanField(default=False, help_text="Judge answer reused from the cache.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

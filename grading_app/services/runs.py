@@ -7,19 +7,35 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from datasets_app.models import Case, Dataset, FailureClass
+from datasets_app.models import Case, Dataset
 from evalproject.queues import enqueue
-from grading_app.choices import TargetKind
-from grading_app.models import Grader, Run, RunChunk, SubmittedOutput
+from grading_app.choices import RubricState, TargetKind
+from grading_app.models import Grader, RubricVersion, Run, RunChunk, SubmittedOutput, Target
 from grading_app.outputs import OutputItem
 
 
+def rubric_version_for(grader: Grader) -> RubricVersion | None:
+    """The version a judge grader uses now: its pinned one, else the rubric's latest approved,
+    else its latest version of any state (graded, but no gate rule on it can pass)."""
+    if grader.rubric_version_id:
+        return grader.rubric_version
+    if grader.rubric_id is None:
+        return None
+    versions = RubricVersion.objects.filter(rubric_id=grader.rubric_id).exclude(state=RubricState.RETIRED)
+    return versions.approved().order_by("-number").first() or versions.order_by("-number").first()
+
+
 def snapshot_graders() -> list[dict[str, Any]]:
-    """Pin the active graders as they are now, with their history row ids."""
-    graders = Grader.objects.filter(active=True).prefetch_related("failure_classes")
+    """Pin the active graders as they are now: config, history row and rubric version."""
+    graders = (
+        Grader.objects.filter(active=True)
+        .select_related("rubric_version")
+        .prefetch_related("failure_classes")
+    )
     snapshot = []
     for grader in graders:
         latest = grader.history.only("history_id").first()
+        version = rubric_version_for(grader)
         snapshot.append(
             {
                 "id": grader.pk,
@@ -28,6 +44,7 @@ def snapshot_graders() -> list[dict[str, Any]]:
                 "config": grader.config,
                 "failure_classes": sorted(fc.slug for fc in grader.failure_classes.all()),
                 "history_id": latest.history_id if latest else None,
+                "rubric_version": version.pk if version else None,
             }
         )
     return snapshot
@@ -46,17 +63,22 @@ def start_run(
     *,
     dataset: Dataset,
     candidate: str,
-    outputs: list[OutputItem],
+    outputs: list[OutputItem] | None = None,
+    target: Target | None = None,
     tier: str = "",
     actor: AbstractBaseUser | None = None,
     chunk_size: int | None = None,
 ) -> Run:
     """Create a run over the dataset's active cases and enqueue its chunks and finaliser.
 
-    ``outputs`` are the candidate's submitted outputs, already validated; each must name a
-    case of the dataset. Active cases without an output are recorded as missing, which
-    a gate treats as undecided, never as a pass. Jobs are enqueued after commit.
+    Either ``outputs`` (the candidate's submitted outputs, already validated, each naming
+    a case of the dataset) or a ``target`` that produces them. Active cases without an
+    output are recorded as missing, which a gate treats as undecided, never as a pass.
+    Jobs are enqueued after commit.
     """
+    if (outputs is None) == (target is None or target.kind == TargetKind.SUBMITTED):
+        raise ValidationError({"outputs": "Submit outputs, or run a target that produces them (not both)."})
+    outputs = outputs or []
     from grading_app import jobs  # jobs import services' helpers; keep the cycle lazy
 
     cases = Case.objects.filter(dataset=dataset).active().in_tier(tier or None)
@@ -71,7 +93,8 @@ def start_run(
         dataset=dataset,
         tier=tier,
         candidate=candidate,
-        target_kind=TargetKind.SUBMITTED,
+        target_kind=target.kind if target else TargetKind.SUBMITTED,
+        target=target,
         grader_snapshot=snapshot_graders(),
         total_cases=len(case_ids),
         created_by=actor,
@@ -96,24 +119,3 @@ def start_run(
         depends_on=[chunk.job_id for chunk in chunks],
     )
     return run
-
-
-@transaction.atomic
-def save_grader(
-    *,
-    slug: str,
-    kind: str,
-    config: dict[str, Any] | None = None,
-    dimension: str = "",
-    failure_classes: list[FailureClass] | None = None,
-    name: str = "",
-    actor: AbstractBaseUser | None = None,
-) -> Grader:
-    """Create or update a grader by slug; the kind validates its config (ValidationError)."""
-    grader = Grader.objects.filter(slug=slug).first() or Grader(slug=slug)
-    grader.kind, grader.config, grader.dimension, grader.name = kind, config or {}, dimension, name
-    grader.full_clean()
-    grader._history_user = actor
-    grader.save()
-    grader.failure_classes.set(failure_classes or [])
-    return grader

@@ -1,0 +1,106 @@
+"""The human review queue: reviewers label a sample of judged results, one at a time."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from grading_app import services
+from grading_app.models import Grade, HumanLabel
+
+
+class LabelForm(forms.Form):
+    grade = forms.IntegerField(widget=forms.HiddenInput)
+    passed = forms.TypedChoiceField(
+        choices=[("true", "Pass"), ("false", "Fail")], coerce=lambda v: v == "true", widget=forms.RadioSelect
+    )
+    score = forms.FloatField(required=False, min_value=0, max_value=1, help_text="Optional, 0 to 1.")
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 80}))
+
+
+def review_queue(user: Any) -> QuerySet[Grade]:
+    """Judged results this reviewer has not labelled, in random order (a sample, not a backlog)."""
+    mine = HumanLabel.objects.filter(grade=OuterRef("pk"), reviewer=user)
+    return (
+        Grade.objects.filter(rubric_version__isnull=False, passed__isnull=False)
+        .exclude(Exists(mine))
+        .select_related("case_result__case", "grader", "rubric_version__rubric")
+        .order_by("?")
+    )
+
+
+@admin.register(HumanLabel)
+class HumanLabelAdmin(admin.ModelAdmin):
+    list_display = ["id", "grade", "reviewer", "passed", "score", "judge_said", "created_at"]
+    list_filter = ["passed", "grade__rubric_version__rubric"]
+    list_select_related = ["grade", "reviewer"]
+    raw_id_fields = ["grade"]
+    show_full_result_count = False
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path("review/", view(self.review_view), name="grading_app_humanlabel_review"),
+            *super().get_urls(),
+        ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # labels come from the review queue
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="Judge said", boolean=True)
+    def judge_said(self, obj: HumanLabel) -> bool | None:
+        return obj.grade.passed
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        link = format_html(
+            '<a class="button" href="{}">Open the review queue</a>',
+            reverse("admin:grading_app_humanlabel_review"),
+        )
+        return super().changelist_view(
+            request, {**(extra_context or {}), "title": format_html("Human labels {}", link)}
+        )
+
+    def review_view(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("grading_app.add_humanlabel"):
+            raise PermissionDenied
+        form = LabelForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            grade = Grade.objects.filter(pk=form.cleaned_data["grade"]).first()
+            try:
+                if grade is None:
+                    raise ValidationError("That result no longer exists.")
+                services.label_grade(
+                    grade,
+                    actor=request.user,
+                    passed=form.cleaned_data["passed"],
+                    score=form.cleaned_data["score"],
+                    note=form.cleaned_data["note"],
+                )
+                messages.success(request, "Label saved. Next one:")
+            except ValidationError as exc:
+                messages.error(request, "; ".join(exc.messages))
+            return redirect("admin:grading_app_humanlabel_review")
+        queue = review_queue(request.user)
+        grade = queue.first()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Review judged results",
+            "grade": grade,
+            "remaining": queue.count(),
+            "form": LabelForm(initial={"grade": grade.pk}) if grade else None,
+        }
+        return TemplateResponse(request, "admin/grading_app/review_queue.html", context)

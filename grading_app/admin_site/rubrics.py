@@ -1,0 +1,215 @@
+"""Admin for rubrics and the sign-off of their versions (services decide; this only asks)."""
+
+import difflib
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from evalproject.admin_actions import GovernedAdmin, confirm_action
+from grading_app import services
+from grading_app.calibration import calibrate
+from grading_app.choices import RubricState
+from grading_app.models import Rubric, RubricVersion
+from grading_app.services.rubrics import EDITABLE_FIELDS
+
+
+class RubricVersionInline(admin.TabularInline):
+    model = RubricVersion
+    fields = ["number", "state", "model", "author", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Rubric)
+class RubricAdmin(GovernedAdmin):
+    list_display = ["slug", "name", "owner", "updated_at"]
+    list_select_related = ["owner"]
+    search_fields = ["slug", "name"]
+    raw_id_fields = ["owner"]
+    inlines = [RubricVersionInline]
+
+
+def _fmt(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+
+
+@admin.register(RubricVersion)
+class RubricVersionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "rubric", "number", "state", "model", "author", "created_at"]
+    list_filter = ["state", "rubric"]
+    list_select_related = ["rubric", "author"]
+    actions = ["submit", "approve", "reject", "retire"]
+    fields = ["rubric", "number", "state", "author", *EDITABLE_FIELDS, "events", "calibration", "compare"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: RubricVersion | None = None) -> list[str]:
+        always = ["number", "state", "author", "events", "calibration", "compare"]
+        if obj is None:
+            return always
+        if obj.state != RubricState.DRAFT or request.user.pk not in (obj.author_id, obj.rubric.owner_id):
+            return ["rubric", *always, *EDITABLE_FIELDS]  # submitted versions never change
+        return ["rubric", *always]
+
+    def has_change_permission(self, request: HttpRequest, obj: RubricVersion | None = None) -> bool:
+        # A submitted version never changes: its page is view-only and a POST is refused,
+        # rather than reaching edit_rubric_version (which raises) and failing with a 500.
+        if obj is not None and obj.state != RubricState.DRAFT:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: RubricVersion, form: Any, change: bool) -> None:
+        data = {f: form.cleaned_data[f] for f in EDITABLE_FIELDS if f in form.cleaned_data}
+        if change:
+            saved = services.edit_rubric_version(
+                RubricVersion.objects.get(pk=obj.pk), actor=request.user, **data
+            )
+        else:
+            saved = services.create_rubric_version(obj.rubric, actor=request.user, **data)
+        obj.pk, obj.number, obj.state = saved.pk, saved.number, saved.state
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:pk>/compare/<int:other>/",
+                view(self.compare_view),
+                name="grading_app_rubricversion_compare",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Sign-off trail")
+    def events(self, obj: RubricVersion) -> str:
+        rows = obj.events.select_related("actor") if obj.pk else []
+        return (
+            format_html_join(
+                "",
+                "<div>{} &middot; {} &rarr; {} by <b>{}</b>: {}</div>",
+                (
+                    (
+                        e.created_at.strftime("%Y-%m-%d %H:%M"),
+                        e.from_state or "new",
+                        e.to_state,
+                        e.actor,
+                        e.note,
+                    )
+                    for e in rows
+                ),
+            )
+            or "-"
+        )
+
+    @admin.display(description="Calibration (judge vs people and code)")
+    def calibration(self, obj: RubricVersion) -> str:
+        if not obj.pk:
+            return "-"
+        result = calibrate(obj)
+
+        def cell(summary: dict[str, Any]) -> tuple[int, str, str]:
+            agree = "-" if summary["agreement"] is None else f"{summary['agreement']:.0%}"
+            kappa = "-" if summary["kappa"] is None else f"{summary['kappa']:.2f}"
+            return summary["n"], agree, kappa
+
+        rows = [("human labels", *cell(result["human"]))]
+        rows += [(f"code grader {slug}", *cell(s)) for slug, s in result["code"].items()]
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        return format_html(
+            "<table><thead><tr><th>compared with</th><th>n</th><th>agreement</th><th>Cohen's kappa</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    @admin.display(description="Compare with")
+    def compare(self, obj: RubricVersion) -> str:
+        if not obj.pk:
+            return "-"
+        others = RubricVersion.objects.filter(rubric_id=obj.rubric_id).exclude(pk=obj.pk).order_by("-number")
+        return (
+            format_html_join(
+                " ",
+                '<a href="{}">v{}</a>',
+                (
+                    (reverse("admin:grading_app_rubricversion_compare", args=[obj.pk, o.pk]), o.number)
+                    for o in others
+                ),
+            )
+            or "-"
+        )
+
+    def compare_view(self, request: HttpRequest, pk: int, other: int) -> HttpResponse:
+        """Side-by-side diff of two versions of the same rubric."""
+        a = get_object_or_404(RubricVersion.objects.select_related("rubric", "endpoint"), pk=other)
+        b = get_object_or_404(
+            RubricVersion.objects.select_related("rubric", "endpoint"), pk=pk, rubric=a.rubric
+        )
+        differ = difflib.HtmlDiff(wrapcolumn=80)
+        sections = []
+        for field in EDITABLE_FIELDS:
+            old, new = _fmt(getattr(a, field)), _fmt(getattr(b, field))
+            if old != new:
+                table = differ.make_table(old.splitlines(), new.splitlines(), f"v{a.number}", f"v{b.number}")
+                sections.append((field, mark_safe(table)))  # HtmlDiff escapes the text it shows
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{a.rubric.slug}: v{a.number} → v{b.number}",
+            "sections": sections,
+            "a": a,
+            "b": b,
+        }
+        return TemplateResponse(request, "admin/grading_app/rubric_compare.html", context)
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet, verb: str, service: Any, **kw: Any) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title=f"{verb} rubric versions",
+            verb=verb,
+            perform=lambda v, note: service(v, actor=request.user, note=note),
+            **kw,
+        )
+
+    @admin.action(description="Submit selected drafts for sign-off")
+    def submit(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._decide(
+            request,
+            queryset,
+            "Submit",
+            services.submit_rubric_version,
+            explanation="A submitted version can no longer change.",
+        )
+
+    @admin.action(description="Approve (sign off) selected versions")
+    def approve(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._decide(
+            request,
+            queryset,
+            "Approve",
+            services.approve_rubric_version,
+            explanation="Approved versions let their judges decide releases. "
+            "Only the rubric owner approves, and never their own version.",
+        )
+
+    @admin.action(description="Reject selected versions")
+    def reject(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._decide(request, queryset, "Reject", services.reject_rubric_version, reason_required=True)
+
+    @admin.action(description="Retire selected versions")
+    def retire(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._decide(request, queryset, "Retire", services.retire_rubric_version)

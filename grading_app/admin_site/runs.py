@@ -1,0 +1,68 @@
+"""Admin for runs and their results (decided things: read-only)."""
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from grading_app.models import CaseResult, Grade, Run, RunChunk
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Decided things: visible, never edited or deleted from the admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class RunChunkInline(admin.TabularInline):
+    model = RunChunk
+    fields = ["index", "status", "attempts", "job_id", "error", "started_at", "finished_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "candidate",
+        "dataset",
+        "status",
+        "done_cases",
+        "total_cases",
+        "error_cases",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "dataset"]
+    list_select_related = ["dataset"]
+    search_fields = ["candidate"]
+    inlines = [RunChunkInline]
+    show_full_result_count = False
+
+
+@admin.register(CaseResult)
+class CaseResultAdmin(ReadOnlyAdmin):
+    list_display = ["id", "run", "case", "missing", "error", "latency_ms", "tool_calls"]
+    list_filter = ["missing"]
+    list_select_related = ["run", "case"]
+    raw_id_fields = ["run", "case"]
+    show_full_result_count = False
+
+
+@admin.register(Grade)
+class GradeAdmin(ReadOnlyAdmin):
+    list_display = ["id", "case_result", "grader", "passed", "score", "error"]
+    list_filter = ["passed", "grader"]
+    list_select_related = ["case_result", "grader"]
+    raw_id_fields = ["case_result"]
+    show_full_result_count = False

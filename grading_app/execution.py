@@ -1,0 +1,166 @@
+"""Producing and grading one chunk of a run: outputs from the target, then every grader.
+
+Pure of database writes (the job writes what this returns in one transaction). Code
+graders run inline; judge graders are batched through grading_app.judging, and live
+targets are called concurrently within each endpoint's limit.
+"""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from datasets_app.models import Case
+from grading_app import graders, judging
+from grading_app.choices import TargetKind
+from grading_app.models import CaseResult, Grade, RubricVersion, Run, SubmittedOutput
+from grading_app.targets import Produced
+from grading_app.traces import count_tool_calls
+
+logger = logging.getLogger(__name__)
+
+RESULT_METRICS = (
+    "latency_ms",
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "retries",
+    "refused",
+    "escalated",
+)
+HTTP_TARGET_CONCURRENCY = 8
+
+
+def produce_outputs(run: Run, cases: list[Case]) -> dict[int, Produced]:
+    """The candidate's output for each case, by case id."""
+    target = run.target
+    if target is None or target.kind == TargetKind.SUBMITTED:
+        submitted = {
+            s.case_key: s
+            for s in SubmittedOutput.objects.filter(run=run, case_key__in=[c.key for c in cases])
+        }
+        produced = {}
+        for case in cases:
+            found = submitted.get(case.key)
+            if found is None or found.output is None:
+                produced[case.pk] = Produced(missing=True, error="no output submitted for this case")
+            else:
+                produced[case.pk] = Produced(output=found.output, trace=found.trace, metrics=found.metrics)
+        return produced
+    if target.kind == TargetKind.OPENAI_CHAT:
+        from grading_app.targets import openai_chat
+
+        workers = target.endpoint.max_concurrency
+        call = lambda case: openai_chat.produce(target, case.input)  # noqa: E731
+    else:
+        from grading_app.targets import http
+
+        workers = HTTP_TARGET_CONCURRENCY
+        call = lambda case: http.produce(  # noqa: E731
+            target,
+            {
+                "case": case.key,
+                "input": case.input,
+                "tier": case.tier,
+                "failure_class": case.failure_class.slug,
+            },
+        )
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip([c.pk for c in cases], pool.map(call, cases), strict=True))
+
+
+def to_result(run: Run, case: Case, produced: Produced) -> tuple[CaseResult, graders.GradingInput | None]:
+    """A CaseResult row for what was produced, and the grading input when there is output."""
+    result = CaseResult(run=run, case=case, case_revision=case.revision)
+    if produced.missing or produced.error or produced.output is None:
+        result.missing = produced.missing or (produced.output is None and not produced.error)
+        result.error = produced.error or "no output"
+        return result, None
+    result.output, result.trace = produced.output, produced.trace
+    result.tool_calls = count_tool_calls(produced.trace)
+    result.trace_steps = len(produced.trace)
+    for name in RESULT_METRICS:
+        if produced.metrics.get(name) is not None:
+            setattr(result, name, produced.metrics[name])
+    item = graders.GradingInput(
+        case_input=case.input,
+        expected=case.expected,
+        output=produced.output,
+        trace=produced.trace,
+        metrics=produced.metrics,
+    )
+    return result, item
+
+
+def grade_code(kind: graders.GraderKind, pinned: dict[str, Any], item: graders.GradingInput) -> Grade | None:
+    grade = Grade(grader_id=pinned["id"])
+    try:
+        outcome = kind.grade(item, pinned["config"])
+    except Exception as exc:
+        # A grader that breaks on one case is an error on that grade, never a pass.
+        logger.warning("grader %s failed: %s", pinned["slug"], exc)
+        grade.error = f"{type(exc).__name__}: {exc}"[:2000]
+        return grade
+    if outcome is None:
+        return None
+    grade.score = min(1.0, max(0.0, float(outcome.score)))
+    grade.passed = bool(outcome.passed)
+    grade.rationale = outcome.rationale[:2000]
+    return grade
+
+
+def grade_cases(run: Run, case_ids: list[int]) -> tuple[list[CaseResult], dict[int, list[Grade]]]:
+    """Results for the cases and their grades by case id (judge calls included)."""
+    cases = list(
+        Case.objects.filter(pk__in=case_ids)
+        .select_related("failure_class")
+        .only("pk", "key", "tier", "revision", "input", "expected", "failure_class__slug")
+    )
+    snapshot = [(g, graders.get_kind(g["kind"])) for g in run.grader_snapshot]
+    version_ids = {g["rubric_version"] for g, _ in snapshot if g.get("rubric_version")}
+    versions = RubricVersion.objects.select_related("endpoint").in_bulk(version_ids)
+    produced = produce_outputs(run, cases)
+    results: list[CaseResult] = []
+    grades: dict[int, list[Grade]] = {}
+    tasks: list[judging.JudgeTask] = []
+    for case in cases:
+        result, item = to_result(run, case, produced[case.pk])
+        results.append(result)
+        if item is None:
+            continue  # nothing to grade: the result says missing or errored
+        grades[case.pk] = []
+        for pinned, kind in snapshot:
+            if pinned["failure_classes"] and case.failure_class.slug not in pinned["failure_classes"]:
+                continue
+            if kind.needs_rubric:
+                version = versions.get(pinned.get("rubric_version"))
+                if version is None:
+                    grades[case.pk].append(
+                        Grade(grader_id=pinned["id"], error="the grader's rubric has no version")
+                    )
+                    continue
+                prompt = judging.render_prompt(version, item, pinned["config"])
+                tasks.append(judging.JudgeTask(ref=(case.pk, pinned["id"]), version=version, prompt=prompt))
+            elif (grade := grade_code(kind, pinned, item)) is not None:
+                grades[case.pk].append(grade)
+    if tasks:
+        outcomes = judging.run_judges(tasks)
+        for task in tasks:
+            case_id, grader_id = task.ref
+            outcome = outcomes[task.ref]
+            grades[case_id].append(
+                Grade(
+                    grader_id=grader_id,
+                    rubric_version=task.version,
+                    score=outcome.score,
+                    passed=outcome.passed,
+                    rationale=outcome.rationale[:2000],
+                    error=outcome.error[:2000],
+                    raw_response=outcome.raw,
+                    input_tokens=outcome.input_tokens,
+                    output_tokens=outcome.output_tokens,
+                    cost_usd=outcome.cost_usd,
+                    cached=outcome.cached,
+                )
+            )
+    return results, grades

@@ -1,0 +1,162 @@
+"""LLM judging: render the rubric prompt safely, reuse cached answers, call judges concurrently.
+
+The output under evaluation is untrusted. It goes between tags that carry a value derived
+from a hash of the output itself, so it cannot predict and close its own tag; any text in
+it that looks like such a tag is escaped. The same output always renders the same prompt,
+so the cache (keyed by model, rubric version and rendered prompt) still hits.
+"""
+
+import hashlib
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from grading_app import llm
+from grading_app.graders.base import GradingInput
+from grading_app.models import JudgeCacheEntry, RubricVersion
+
+TAG_PREFIX = "untrusted-output-"
+PLACEHOLDER = re.compile(r"\{(criteria|examples|input|expected|output|tag)\}")
+
+
+def output_tag(output_text: str) -> str:
+    return TAG_PREFIX + hashlib.sha256(output_text.encode()).hexdigest()[:16]
+
+
+def escape_output(output_text: str) -> str:
+    """Neutralise anything in the output that could open or close an output tag."""
+    return output_text.replace(f"</{TAG_PREFIX}", f"&lt;/{TAG_PREFIX}").replace(
+        f"<{TAG_PREFIX}", f"&lt;{TAG_PREFIX}"
+    )
+
+
+def _examples(version: RubricVersion) -> str:
+    if not version.few_shot:
+        return ""
+    lines = ["Examples of graded answers:"]
+    for example in version.few_shot:
+        lines.append(json.dumps(example, ensure_ascii=False))
+    return "\n".join(lines) + "\n\n"
+
+
+def render_prompt(version: RubricVersion, item: GradingInput, config: dict[str, Any]) -> str:
+    """The judge prompt for one case; deterministic for the same inputs."""
+    output_text = item.output_text
+    values = {
+        "criteria": version.criteria,
+        "examples": _examples(version),
+        "input": json.dumps(item.case_input, ensure_ascii=False, sort_keys=True)
+        if config.get("include_input", True)
+        else "(not shown)",
+        "expected": json.dumps(item.expected, ensure_ascii=False, sort_keys=True)
+        if config.get("include_expected", True)
+        else "(not shown)",
+        "output": escape_output(output_text),
+        "tag": output_tag(output_text),
+    }
+    # One pass over the template: text inserted for a placeholder is never re-expanded.
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], version.prompt_template)
+
+
+def cache_key(model: str, version_id: int, prompt: str) -> str:
+    return hashlib.sha256(f"{model}\x00{version_id}\x00{prompt}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class JudgeTask:
+    ref: Any  # the caller's handle, e.g. (case id, grader id)
+    version: RubricVersion
+    prompt: str
+
+    @property
+    def key(self) -> str:
+        return cache_key(self.version.model, self.version.pk, self.prompt)
+
+
+@dataclass(frozen=True)
+class JudgeOutcome:
+    score: float | None
+    passed: bool | None
+    rationale: str = ""
+    error: str = ""
+    raw: dict[str, Any] | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cached: bool = False
+
+
+def _outcome(version: RubricVersion, score: float, passed: bool, **fields: Any) -> JudgeOutcome:
+    # Pass needs both the judge's own verdict and a score at the rubric's threshold.
+    return JudgeOutcome(score=score, passed=passed and score >= version.pass_threshold, **fields)
+
+
+def run_judges(tasks: list[JudgeTask]) -> dict[Any, JudgeOutcome]:
+    """Answer every task: cached answers first (one query), then live calls concurrently,
+    at most ``max_concurrency`` in flight per endpoint in this process."""
+    outcomes: dict[Any, JudgeOutcome] = {}
+    cached = {e.key: e for e in JudgeCacheEntry.objects.filter(key__in={t.key for t in tasks})}
+    live: dict[int, list[JudgeTask]] = {}
+    for task in tasks:
+        entry = cached.get(task.key)
+        if entry is not None:
+            outcomes[task.ref] = _outcome(
+                task.version,
+                entry.score,
+                entry.passed,
+                rationale=entry.rationale,
+                raw=entry.raw_response,
+                cached=True,
+            )
+        else:
+            live.setdefault(task.version.endpoint_id, []).append(task)
+    fresh: list[JudgeCacheEntry] = []
+    for endpoint_tasks in live.values():
+        endpoint = endpoint_tasks[0].version.endpoint
+        # Identical prompts in one batch are asked once.
+        unique = {task.key: task for task in endpoint_tasks}
+        with ThreadPoolExecutor(max_workers=endpoint.max_concurrency) as pool:
+            answers = dict(zip(unique, pool.map(_ask, unique.values()), strict=True))
+        for task in endpoint_tasks:
+            answer = answers[task.key]
+            if isinstance(answer, str):
+                outcomes[task.ref] = JudgeOutcome(score=None, passed=None, error=answer)
+                continue
+            outcomes[task.ref] = _outcome(
+                task.version,
+                answer.score,
+                answer.passed,
+                rationale=answer.rationale,
+                raw=answer.raw,
+                input_tokens=answer.input_tokens,
+                output_tokens=answer.output_tokens,
+                cost_usd=endpoint.cost_usd(answer.input_tokens, answer.output_tokens),
+            )
+        fresh += [
+            JudgeCacheEntry(
+                key=key,
+                model=task.version.model,
+                rubric_version=task.version,
+                score=answers[key].score,
+                passed=answers[key].passed,
+                rationale=answers[key].rationale,
+                raw_response=answers[key].raw,
+                input_tokens=answers[key].input_tokens,
+                output_tokens=answers[key].output_tokens,
+            )
+            for key, task in unique.items()
+            if not isinstance(answers[key], str)
+        ]
+    # Another worker may have cached the same prompt meanwhile: first answer wins.
+    JudgeCacheEntry.objects.bulk_create(fresh, ignore_conflicts=True)
+    return outcomes
+
+
+def _ask(task: JudgeTask) -> llm.JudgeAnswer | str:
+    """A judge's answer, or the error text (a grade error, never a pass)."""
+    try:
+        return llm.judge(task.version.endpoint, task.version.model, task.prompt)
+    except llm.JudgeError as exc:
+        return str(exc)

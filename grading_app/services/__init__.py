@@ -1,0 +1,39 @@
+"""Every write that matters in grading_app, one module per domain noun, re-exported here."""
+
+from grading_app.services.config_objects import save_endpoint, save_grader, save_target
+from grading_app.services.labels import label_grade
+from grading_app.services.rubrics import (
+    approve_rubric_version,
+    create_rubric_version,
+    edit_rubric_version,
+    reject_rubric_version,
+    retire_rubric_version,
+    save_rubric,
+    submit_rubric_version,
+)
+from grading_app.services.runs import (
+    chunk_job_id,
+    finalise_job_id,
+    rubric_version_for,
+    snapshot_graders,
+    start_run,
+)
+
+__all__ = [
+    "approve_rubric_version",
+    "chunk_job_id",
+    "create_rubric_version",
+    "edit_rubric_version",
+    "finalise_job_id",
+    "label_grade",
+    "reject_rubric_version",
+    "retire_rubric_version",
+    "rubric_version_for",
+    "save_endpoint",
+    "save_grader",
+    "save_rubric",
+    "save_target",
+    "snapshot_graders",
+    "start_run",
+    "submit_rubric_version",
+]

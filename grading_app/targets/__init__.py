@@ -1,0 +1,56 @@
+"""Targets: how a run obtains the candidate's output for a case.
+
+``submitted`` reads what the deploy script uploaded; ``openai_chat`` asks a chat model
+(through grading_app.llm); ``http`` posts the case to the team's own service
+(grading_app.targets.http, the one module that calls it). Every kind returns a Produced.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from grading_app.choices import TargetKind
+
+
+@dataclass
+class Produced:
+    """A candidate's output for one case, its trace and metrics, or why there is none."""
+
+    output: Any = None
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    missing: bool = False
+
+
+CONFIG_KEYS = {
+    TargetKind.SUBMITTED: {},
+    TargetKind.OPENAI_CHAT: {"model": str, "system_prompt": str, "params": dict, "tools": list},
+    TargetKind.HTTP: {"url": str, "headers_env": dict, "timeout_s": (int, float)},
+}
+REQUIRED = {TargetKind.OPENAI_CHAT: ("model",), TargetKind.HTTP: ("url",)}
+
+
+def validate_target_config(kind: str, config: Any) -> dict[str, Any]:
+    """Check a target's config against its kind; ValidationError names the key."""
+    if kind not in CONFIG_KEYS:
+        raise ValidationError({"kind": f"Unknown target kind {kind!r}."})
+    config = config or {}
+    if not isinstance(config, dict):
+        raise ValidationError({"config": "Config must be a JSON object."})
+    allowed = CONFIG_KEYS[kind]
+    errors = {}
+    for key, value in config.items():
+        if key not in allowed:
+            errors[f"config.{key}"] = f"unknown key for {kind} (allowed: {', '.join(allowed) or 'none'})"
+        elif not isinstance(value, allowed[key]):
+            errors[f"config.{key}"] = "has the wrong type"
+    for key in REQUIRED.get(kind, ()):
+        if not config.get(key):
+            errors[f"config.{key}"] = "is required"
+    if kind == TargetKind.HTTP and config.get("url", "").split("://")[0] not in ("http", "https"):
+        errors["config.url"] = "must be an http(s) URL"
+    if errors:
+        raise ValidationError({"config": [f"{k}: {v}" for k, v in errors.items()]})
+    return config

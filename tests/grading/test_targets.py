@@ -1,0 +1,171 @@
+"""Targets produce the candidate's outputs: a chat model (streamed) or the team's own HTTP service."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from grading_app.models import CaseResult, Grade, Run
+from grading_app.services import save_target, start_run
+from tests.factories import make_endpoint, make_grader, make_scenario
+from tests.fake_openai import fault, text, tool_calls
+
+pytestmark = pytest.mark.django_db
+
+TOOLS = [{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}]
+
+
+def chat_target(fake, **config):
+    endpoint = make_endpoint(fake.base_url, price_in_per_mtok=1.0, price_out_per_mtok=4.0)
+    return save_target(
+        slug="chat",
+        kind="openai_chat",
+        endpoint=endpoint,
+        config={"model": "candidate-model", "system_prompt": "You are Northwind's support bot.", **config},
+    )
+
+
+def test_openai_chat_target_streams_and_records_ttft_tokens_cost(
+    fake_openai, django_capture_on_commit_callbacks
+):
+    s = make_scenario(n_trusted=2, n_monitoring=0)
+    target = chat_target(fake_openai)
+    fake_openai.first_token_delay_s = 0.05
+    fake_openai.chunk_delay_s = 0.01
+    fake_openai.default(text("No, refunds close after 30 days.", prompt_tokens=200, completion_tokens=10))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=s["dataset"], candidate="model-v2", target=target)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.target == target
+    for result in CaseResult.objects.filter(run=run):
+        assert result.output == "No, refunds close after 30 days."
+        assert result.ttft_ms >= 50
+        assert result.latency_ms > result.ttft_ms  # the rest of the stream came after the first token
+        assert (result.input_tokens, result.output_tokens) == (200, 10)
+        assert result.cost_usd == pytest.approx((200 * 1.0 + 10 * 4.0) / 1e6)
+        assert result.retries == 0
+    request = fake_openai.requests[0]["body"]
+    assert request["stream"] is True and request["stream_options"] == {"include_usage": True}
+    assert request["messages"][0] == {"role": "system", "content": "You are Northwind's support bot."}
+    assert request["messages"][1]["content"] == "Can I get a refund after 40 days?"
+
+
+def test_openai_chat_target_records_the_tool_calls_the_model_asked_for(
+    fake_openai, django_capture_on_commit_callbacks
+):
+    s = make_scenario(n_trusted=1, n_monitoring=0)
+    s["cases"][0].expected = {"answer": "No", "tools": ["lookup_order"], "max_tool_calls": 1}
+    s["cases"][0].save()
+    make_grader("tools", kind="tool_calls")
+    target = chat_target(fake_openai, tools=TOOLS)
+    fake_openai.default(
+        tool_calls(("lookup_order", {"order_id": "NW-10234"}), ("lookup_order", {"order_id": "x"}))
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=s["dataset"], candidate="m", target=target)
+    result = CaseResult.objects.get(run=run)
+    assert [step["name"] for step in result.trace] == ["lookup_order", "lookup_order"]
+    assert result.trace[0]["arguments"] == {"order_id": "NW-10234"}
+    assert result.tool_calls == 2 and result.trace_steps == 2
+    assert fake_openai.requests[0]["body"]["tools"] == TOOLS
+    tool_grade = Grade.objects.get(case_result=result, grader__slug="tools")
+    assert tool_grade.passed is False  # two calls where at most one was allowed: tool churn
+
+
+def test_openai_chat_target_retries_and_counts_them(fake_openai, django_capture_on_commit_callbacks):
+    s = make_scenario(n_trusted=1, n_monitoring=0)
+    target = chat_target(fake_openai)
+    fake_openai.script(fault("429"), text("No"))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=s["dataset"], candidate="m", target=target)
+    result = CaseResult.objects.get(run=run)
+    assert result.output == "No" and result.retries == 1
+
+
+def test_a_target_that_keeps_failing_records_an_error_not_an_output(
+    fake_openai, django_capture_on_commit_callbacks
+):
+    s = make_scenario(n_trusted=1, n_monitoring=0)
+    target = chat_target(fake_openai)
+    target.endpoint.max_retries = 0
+    target.endpoint.save()
+    fake_openai.default(fault("500"))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=s["dataset"], candidate="m", target=target)
+    result = CaseResult.objects.get(run=run)
+    assert result.output is None and "InternalServerError" in result.error
+    assert not Grade.objects.filter(case_result=result).exists()
+    assert Run.objects.get(pk=run.pk).error_cases == 1
+
+
+class TeamService(BaseHTTPRequestHandler):
+    """The team's own system: answers each case with output, trace and metrics."""
+
+    received: list = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        TeamService.received.append((body, self.headers.get("X-Api-Key")))
+        answer = {
+            "output": "No",
+            "trace": [{"type": "tool_call", "name": "policy_lookup", "arguments": {"topic": "refunds"}}],
+            "metrics": {"latency_ms": 321.0, "refused": False, "escalated": False},
+        }
+        payload = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def team_service():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TeamService)
+    TeamService.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/answer"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_target_posts_each_case_and_records_what_the_service_reports(
+    team_service, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setenv("TEAM_KEY", "s3cret")
+    s = make_scenario(n_trusted=2, n_monitoring=0)
+    target = save_target(
+        slug="svc", kind="http", config={"url": team_service, "headers_env": {"X-Api-Key": "TEAM_KEY"}}
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=s["dataset"], candidate="svc-v1", target=target)
+    assert sorted(body["case"] for body, _ in TeamService.received) == ["t0", "t1"]
+    assert all(key == "s3cret" for _, key in TeamService.received)
+    assert TeamService.received[0][0]["input"]["messages"][0]["role"] == "user"
+    for result in CaseResult.objects.filter(run=run):
+        assert result.output == "No" and result.latency_ms == 321.0 and result.refused is False
+        assert result.tool_calls == 1
+    assert Grade.objects.filter(case_result__run=run, passed=True).count() == 2
+
+
+def test_target_config_is_validated_against_its_kind():
+    with pytest.raises(ValidationError, match=r"config\.url"):
+        save_target(slug="bad", kind="http", config={})
+    with pytest.raises(ValidationError, match="endpoint"):
+        save_target(slug="bad2", kind="openai_chat", config={"model": "m"})
+    with pytest.raises(ValidationError, match=r"config\.temperature"):
+        save_target(slug="bad3", kind="http", config={"url": "http://127.0.0.1:1/x", "temperature": 1})
+
+
+def test_a_run_takes_outputs_or_a_live_target_not_both(fake_openai):
+    s = make_scenario(n_trusted=1, n_monitoring=0)
+    with pytest.raises(ValidationError):
+        start_run(dataset=s["dataset"], candidate="m", outputs=[], target=chat_target(fake_openai))
+    with pytest.raises(ValidationError):
+        start_run(dataset=s["dataset"], candidate="m")
