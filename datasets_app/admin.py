@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import models
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -334,7 +333,6 @@ class IncidentAdmin(GovernedAdmin):
         "convert_link",
     ]
     actions = ["triage", "dismiss"]
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, today
 
     def get_urls(self) -> list:
         view = self.admin_site.admin_view

@@ -13,8 +13,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.exceptions import ValidationError
-from django.db import models
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
@@ -22,7 +20,7 @@ from datasets_app.choices import CaseSource, CaseStatus
 from datasets_app.importers import CaseSpec, ImportFailed, parse_cases
 from datasets_app.models import Case, Dataset, FailureClass
 from datasets_app.services import require_perm, save_dataset, save_failure_class
-from evalproject.config import ConfigErrors, Plan, as_list, check_keys
+from evalproject.config import ConfigErrors, Plan, as_list, check_fields, check_keys
 
 
 @dataclass(frozen=True)
@@ -41,25 +39,13 @@ class DatasetSpec:
     cases: list[CaseSpec] | None  # None: the config does not manage this dataset's cases
 
 
-def _check_fields(
-    instance: models.Model, path: str, errors: ConfigErrors, exclude: tuple[str, ...] = ()
-) -> None:
-    """The model's own field checks (slug format, lengths), reported by path before anything is written."""
-    try:
-        instance.clean_fields(exclude=exclude)
-    except ValidationError as exc:
-        for field_name, messages in exc.message_dict.items():
-            for message in messages:
-                errors.add(f"{path}.{field_name}", message)
-
-
 def validate_failure_classes(raw: Any, errors: ConfigErrors) -> list[FailureClassSpec]:
     specs = []
     for i, item in enumerate(as_list(raw, "failure_classes", errors)):
         path = f"failure_classes[{i}]"
         if check_keys(item, path, errors, required=("slug", "name"), optional=("description",)):
             spec = FailureClassSpec(str(item["slug"]), str(item["name"]), str(item.get("description", "")))
-            _check_fields(
+            check_fields(
                 FailureClass(slug=spec.slug, name=spec.name, description=spec.description), path, errors
             )
             specs.append(spec)
@@ -115,7 +101,7 @@ def validate_datasets(
             optional=("description", "owner", "cases", "cases_file"),
         ):
             continue
-        _check_fields(
+        check_fields(
             Dataset(
                 slug=str(item["slug"]), name=str(item["name"]), description=str(item.get("description", ""))
             ),

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -23,6 +24,8 @@ class GovernedAdmin(SimpleHistoryAdmin):
     permission and writes it back whole (status included), around the services that hold
     the rules; so past versions are for reading, and changes go through the change form.
     """
+
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, today
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # governed data is retired, closed or deactivated, never deleted

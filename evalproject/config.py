@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from django.core.exceptions import ValidationError
+from django.db import models
 
 
 @dataclass
@@ -90,3 +92,15 @@ def as_list(value: Any, path: str, errors: ConfigErrors) -> list[Any]:
         errors.add(path, "must be a list")
         return []
     return value
+
+
+def check_fields(
+    instance: models.Model, path: str, errors: ConfigErrors, exclude: tuple[str, ...] = ()
+) -> None:
+    """The model's own field checks (slug format, lengths, URLs), reported by path before any write."""
+    try:
+        instance.clean_fields(exclude=exclude)
+    except ValidationError as exc:
+        for field_name, messages in exc.message_dict.items():
+            for message in messages:
+                errors.add(f"{path}.{field_name}", message)

@@ -127,6 +127,12 @@ RQ_QUEUES = {
     },
 }
 RQ = {"COMMIT_MODE": "on_db_commit"}
+# The cache holds API rate-limit counters: shared through Redis when there is one.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 RQ_SHOW_ADMIN_LINK = True
 EVALGATE_CHUNK_SIZE = env_int("EVALGATE_CHUNK_SIZE", 100)
 # Hosts model endpoints may point at (empty: any). Workers call these; keep it tight in production.
@@ -170,6 +176,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "gates_app.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": ["gates_app.api.throttling.PerClientRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"client": env_str("EVALGATE_API_RATE", "1200/min")},
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
 }

@@ -1,15 +1,34 @@
 """Admin for gates, rules, checks (read-only verdicts) and tokens (secret shown once)."""
 
-from django.contrib import admin, messages
-from django.http import HttpRequest
+from typing import Any
 
-from evalproject.admin_actions import GovernedAdmin
-from gates_app import tokens
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from evalproject.admin_actions import GovernedAdmin, confirm_action
+from gates_app import services, tokens
 from gates_app.models import Check, CheckDecision, DeployToken, Gate, GateRule
+
+
+def owns(request: HttpRequest, gate: Gate | None) -> bool:
+    """Only the owner (or a superuser) says what a gate's rules mean."""
+    return gate is None or request.user.is_superuser or gate.owner_id == request.user.pk
 
 
 class GateRuleInline(admin.TabularInline):
     model = GateRule
+
+    def has_change_permission(self, request: HttpRequest, obj: Gate | None = None) -> bool:
+        return owns(request, obj) and super().has_change_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Gate | None = None) -> bool:
+        return owns(request, obj) and super().has_add_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Gate | None = None) -> bool:
+        return owns(request, obj) and super().has_delete_permission(request, obj)
+
     fields = [
         "position",
         "name",
@@ -36,12 +55,18 @@ class GateAdmin(GovernedAdmin):
     filter_horizontal = ["approvers"]
     inlines = [GateRuleInline]
 
+    def has_change_permission(self, request: HttpRequest, obj: Gate | None = None) -> bool:
+        return owns(request, obj) and super().has_change_permission(request, obj)
+
 
 @admin.register(GateRule)
 class GateRuleAdmin(GovernedAdmin):
     list_display = ["name", "gate", "metric", "severity", "mode", "threshold"]
     list_filter = ["gate", "severity", "metric"]
     list_select_related = ["gate"]
+
+    def has_change_permission(self, request: HttpRequest, obj: GateRule | None = None) -> bool:
+        return owns(request, obj.gate if obj else None) and super().has_change_permission(request, obj)
 
 
 class CheckDecisionInline(admin.TabularInline):
@@ -61,6 +86,7 @@ class CheckAdmin(admin.ModelAdmin):
     list_filter = ["gate", "verdict", "status", "release_allowed"]
     list_select_related = ["gate"]
     search_fields = ["candidate"]
+    actions = ["approve", "override"]
     readonly_fields = [
         "gate",
         "candidate",
@@ -68,7 +94,7 @@ class CheckAdmin(admin.ModelAdmin):
         "status",
         "verdict",
         "release_allowed",
-        "rule_results",
+        "rule_table",
         "trace_deltas",
         "baseline",
         "metadata",
@@ -78,12 +104,81 @@ class CheckAdmin(admin.ModelAdmin):
         "created_at",
         "decided_at",
     ]
-    exclude = ["request_fingerprint"]
+    exclude = ["request_fingerprint", "rule_results"]
     inlines = [CheckDecisionInline]
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="Rules")
+    def rule_table(self, obj: Check) -> str:
+        def fmt(value: Any) -> str:
+            if isinstance(value, float):
+                return f"{value:.4g}"
+            if isinstance(value, list):
+                return "[" + ", ".join(fmt(v) for v in value) + "]"
+            return "-" if value is None else str(value)
+
+        rows = (
+            (
+                r["name"],
+                r["severity"],
+                r["metric"],
+                fmt(r["value"]),
+                fmt(r.get("baseline")),
+                fmt(r["threshold"]),
+                fmt(r["interval"]),
+                r["n"],
+                r["outcome"].upper(),
+                r.get("note", ""),
+            )
+            for r in obj.rule_results
+        )
+        header = (
+            "rule",
+            "severity",
+            "metric",
+            "value",
+            "baseline",
+            "threshold",
+            "95% interval",
+            "n",
+            "outcome",
+            "note",
+        )
+        return format_html(
+            '<table class="rule-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+            format_html_join("", "<th>{}</th>", ((h,) for h in header)),
+            format_html_join("", "<tr>" + "<td>{}</td>" * len(header) + "</tr>", rows),
+        )
+
+    @admin.action(description="Approve (acknowledge) selected warn verdicts")
+    def approve(self, request: HttpRequest, queryset: QuerySet[Check]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Approve warn verdicts",
+            verb="Approve",
+            reason_required=True,
+            explanation="Approving a warn verdict allows the release. Approvers and the gate owner may.",
+            perform=lambda check, reason: services.approve_check(check, actor=request.user, reason=reason),
+        )
+
+    @admin.action(description="Override selected fail or inconclusive verdicts (owner)")
+    def override(self, request: HttpRequest, queryset: QuerySet[Check]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Override verdicts",
+            verb="Override",
+            reason_required=True,
+            explanation="An override releases a failed or inconclusive candidate. Only the gate owner may; "
+            "the reason is recorded forever.",
+            perform=lambda check, reason: services.override_check(check, actor=request.user, reason=reason),
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

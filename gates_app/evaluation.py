@@ -10,7 +10,7 @@ from typing import Any
 from gates_app import metrics
 from gates_app.choices import DecideOn, Outcome, RuleMode, Severity, Verdict
 from grading_app.results import CaseRow
-from grading_app.stats import mean, mean_interval, percentile, wilson_interval
+from grading_app.stats import mean, mean_interval, paired_difference_interval, percentile, wilson_interval
 
 
 @dataclass(frozen=True)
@@ -179,11 +179,13 @@ def _decide_regression(
         baseline = _aggregate(spec, [base_values[c] for c in shared])[0]
         ok = sign * (candidate - baseline) >= -rule.margin
         return decide(Outcome.PASS if ok else Outcome.FAIL)
-    diffs = [sign * (values[c] - base_values[c]) for c in shared]
-    interval = mean_interval(diffs)
+    # Improvement is positive either way: flip "lower is better" metrics before pairing.
+    average, interval = paired_difference_interval(
+        [sign * values[c] for c in shared], [sign * base_values[c] for c in shared]
+    )
     result["interval"] = list(interval) if interval else None
+    result["paired_difference"] = average
     if interval is None or interval[0] == interval[1]:
-        average = sum(diffs) / len(diffs)
         return decide(Outcome.PASS if average >= -rule.margin else Outcome.FAIL)
     low, high = interval
     if low >= -rule.margin:
@@ -217,8 +219,12 @@ def evaluate(
     return Evaluation(verdict=verdict_for(results), rules=results)
 
 
+CHANGED_CASES_SHOWN = 50
+
+
 def trace_deltas(rows: list[CaseRow], baseline_rows: list[CaseRow] | None) -> dict[str, Any]:
-    """Per failure class: change of mean tool calls, trace steps, retry and refusal rates."""
+    """Per failure class: change of mean tool calls, trace steps, retry and refusal rates
+    against the baseline, and the cases (same case, both produced) whose tool sequence changed."""
     if baseline_rows is None:
         return {}
 
@@ -236,10 +242,11 @@ def trace_deltas(rows: list[CaseRow], baseline_rows: list[CaseRow] | None) -> di
         grouped[row.failure_class]["c"].append(row)
     for row in baseline_rows:
         grouped[row.failure_class]["b"].append(row)
+    base_sequences = {r.case_id: r.tool_sequence for r in baseline_rows if not r.failed_to_produce}
     deltas: dict[str, Any] = {}
     for failure_class, members in sorted(grouped.items()):
         candidate, baseline = means(members["c"]), means(members["b"])
-        deltas[failure_class] = {
+        entry: dict[str, Any] = {
             name: {
                 "candidate": candidate[name],
                 "baseline": baseline[name],
@@ -249,4 +256,13 @@ def trace_deltas(rows: list[CaseRow], baseline_rows: list[CaseRow] | None) -> di
             }
             for name in candidate
         }
+        changed = [
+            {"case": r.key, "baseline": base_sequences[r.case_id], "candidate": r.tool_sequence}
+            for r in sorted(members["c"], key=lambda r: r.key)
+            if not r.failed_to_produce
+            and r.case_id in base_sequences
+            and base_sequences[r.case_id] != r.tool_sequence
+        ]
+        entry["tool_sequence_changed"] = {"count": len(changed), "cases": changed[:CHANGED_CASES_SHOWN]}
+        deltas[failure_class] = entry
     return deltas

@@ -30,6 +30,17 @@ class Gate(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_gates")
     approvers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="approver_of_gates")
     dataset = models.ForeignKey("datasets_app.Dataset", on_delete=models.PROTECT, related_name="gates")
+    default_target = models.ForeignKey(
+        "grading_app.Target",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="gates",
+        help_text="Produces the outputs when a check is requested without them.",
+    )
+    webhook_url = models.URLField(
+        max_length=500, blank=True, help_text="Optional: POSTed the check as JSON on each final verdict."
+    )
     warnings_need_approval = models.BooleanField(default=True)
     missing_tolerance = models.FloatField(
         default=0.0,

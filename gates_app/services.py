@@ -2,14 +2,17 @@
 
 import hashlib
 import json
+import logging
 from typing import Any
 
+import httpx2
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from evalproject.queues import enqueue
 from gates_app.choices import CheckStatus, DecisionKind, Verdict
 from gates_app.evaluation import RuleSpec, evaluate, trace_deltas
 from gates_app.models import Check, CheckDecision, DeployToken, Gate, GateRule
@@ -18,6 +21,8 @@ from grading_app.models import RubricVersion, Run
 from grading_app.outputs import parse_outputs
 from grading_app.results import load_case_rows
 from grading_app.services import start_run
+
+logger = logging.getLogger(__name__)
 
 
 class IdempotencyConflict(Exception):
@@ -47,6 +52,7 @@ def request_check(
 ) -> tuple[Check, bool]:
     """Start a check of ``candidate`` on ``gate``; returns (check, created).
 
+    With ``outputs`` the run grades them; without, the gate's default target produces them.
     With an idempotency key, a repeat with the same body returns the first check; a repeat
     with another body raises IdempotencyConflict. The run's jobs start after commit.
     """
@@ -56,12 +62,18 @@ def request_check(
             if existing.request_fingerprint != body_fingerprint:
                 raise IdempotencyConflict(idempotency_key)
             return existing, False
-    if outputs is None:
+    if outputs is None and gate.default_target is None:
         raise ValidationError({"outputs": "This gate has no target to run: submit outputs."})
-    items = parse_outputs(outputs)
+    items = parse_outputs(outputs) if outputs is not None else None
     try:
         with transaction.atomic():
-            run = start_run(dataset=gate.dataset, candidate=candidate, outputs=items, actor=actor)
+            run = start_run(
+                dataset=gate.dataset,
+                candidate=candidate,
+                outputs=items,
+                target=None if items is not None else gate.default_target,
+                actor=actor,
+            )
             check = Check.objects.create(
                 gate=gate,
                 candidate=candidate,
@@ -168,6 +180,8 @@ def evaluate_check(run: Run) -> Check | None:
     check.decided_at = timezone.now()
     check.release_allowed = _release_allowed(check, set())
     check.save()
+    if check.gate.webhook_url:
+        enqueue(notify_webhook, check.pk, job_id=f"check-{check.pk}-webhook")
     return check
 
 
@@ -215,37 +229,77 @@ def _decide(check: Check, kind: str, actor: AbstractBaseUser, reason: str) -> Ch
     return check
 
 
+GATE_FIELDS = (
+    "name",
+    "owner",
+    "dataset",
+    "warnings_need_approval",
+    "missing_tolerance",
+    "default_target",
+    "webhook_url",
+    "description",
+    "active",
+)
+
+
 @transaction.atomic
 def save_gate(
     *,
     slug: str,
-    name: str,
-    owner: AbstractBaseUser,
-    dataset: Any,
     approvers: list[AbstractBaseUser] | None = None,
-    warnings_need_approval: bool = True,
-    missing_tolerance: float = 0.0,
     rules: list[dict[str, Any]] | None = None,
     actor: AbstractBaseUser | None = None,
+    **fields: Any,
 ) -> Gate:
     """Create or update a gate by slug and, when ``rules`` is given, replace its rule table.
 
-    Each rule dict holds GateRule fields, with ``grader`` as a Grader instance or None.
+    Only the gate's owner changes an existing gate (what its rules mean is theirs to say);
+    each rule dict holds GateRule fields, with ``grader`` as a Grader instance or None.
     """
-    gate = Gate.objects.filter(slug=slug).first() or Gate(slug=slug)
-    gate.name, gate.owner, gate.dataset = name, owner, dataset
-    gate.warnings_need_approval, gate.missing_tolerance = warnings_need_approval, missing_tolerance
+    unknown = set(fields) - set(GATE_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown gate field(s): {', '.join(sorted(unknown))}.")
+    gate = Gate.objects.select_for_update().filter(slug=slug).first()
+    if gate is not None and actor is not None and actor.pk != gate.owner_id and not actor.is_superuser:
+        raise PermissionDenied("Only the gate's owner can change its settings and rules.")
+    gate = gate or Gate(slug=slug)
+    for field, value in fields.items():
+        setattr(gate, field, value)
     gate.full_clean(exclude=["baseline_check"])
     gate._history_user = actor
     gate.save()
-    gate.approvers.set(approvers or [])
+    if approvers is not None:  # None leaves them, as rules=None leaves the rule table
+        gate.approvers.set(approvers)
     if rules is not None:
         for existing in GateRule.objects.filter(gate=gate):
             existing._history_user = actor
             existing.delete()
-        for position, fields in enumerate(rules):
-            rule = GateRule(gate=gate, position=position, **fields)
+        for position, rule_fields in enumerate(rules):
+            rule = GateRule(gate=gate, position=position, **rule_fields)
             rule.full_clean()
             rule._history_user = actor
             rule.save()
     return gate
+
+
+WEBHOOK_TIMEOUT_S = 10
+
+
+def notify_webhook(check_id: int) -> None:
+    """Job: POST the decided check to the gate's webhook (best effort, logged on failure)."""
+    check = Check.objects.select_related("gate", "run").get(pk=check_id)
+    payload = {
+        "id": check.pk,
+        "gate": check.gate.slug,
+        "candidate": check.candidate,
+        "verdict": check.verdict,
+        "release_allowed": check.release_allowed,
+        "rules": check.rule_results,
+    }
+    try:
+        response = httpx2.post(
+            check.gate.webhook_url, json=payload, timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False
+        )
+        response.raise_for_status()
+    except httpx2.HTTPError as exc:
+        logger.warning("webhook for check %s failed: %s", check.pk, exc)

@@ -13,11 +13,12 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 
 from datasets_app.models import FailureClass
-from evalproject.config import ConfigErrors, Plan, as_list, check_keys
+from evalproject.config import ConfigErrors, Plan, as_list, check_fields, check_keys
 from grading_app import graders, services
 from grading_app.choices import Dimension, RubricScale, RubricState
-from grading_app.models import Endpoint, Grader, Rubric, RubricVersion
+from grading_app.models import Endpoint, Grader, Rubric, RubricVersion, Target
 from grading_app.models.rubrics import DEFAULT_PROMPT_TEMPLATE
+from grading_app.targets import validate_target_config
 
 ENDPOINT_FIELDS = {
     "base_url": str,
@@ -44,6 +45,7 @@ VERSION_KEYS = (
 @dataclass
 class GradingSpecs:
     endpoints: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[dict[str, Any]] = field(default_factory=list)
     rubrics: list[dict[str, Any]] = field(default_factory=list)
     graders: list[dict[str, Any]] = field(default_factory=list)
 
@@ -64,8 +66,36 @@ def validate(
         path = f"endpoints[{i}]"
         if check_keys(item, path, errors, required=("name", "base_url"), optional=tuple(ENDPOINT_FIELDS)):
             _typed(item, path, ENDPOINT_FIELDS, errors)
+            if not any(p.startswith(path) for p, _ in errors.items):
+                endpoint = Endpoint(name=item["name"], **{k: item[k] for k in ENDPOINT_FIELDS if k in item})
+                check_fields(endpoint, path, errors)
+                if endpoint.max_concurrency < 1:
+                    errors.add(f"{path}.max_concurrency", "must be at least 1")
+                if endpoint.timeout_s <= 0:
+                    errors.add(f"{path}.timeout_s", "must be positive")
             specs.endpoints.append(item)
     endpoints = {e["name"] for e in specs.endpoints} | set(Endpoint.objects.values_list("name", flat=True))
+    for i, item in enumerate(as_list(raw.get("targets"), "targets", errors)):
+        path = f"targets[{i}]"
+        if not check_keys(
+            item, path, errors, required=("slug", "kind"), optional=("name", "endpoint", "config")
+        ):
+            continue
+        if item.get("endpoint") and item["endpoint"] not in endpoints:
+            errors.add(f"{path}.endpoint", f"unknown endpoint {item['endpoint']!r}")
+        check_fields(
+            Target(slug=str(item["slug"]), name=str(item.get("name", ""))),
+            path,
+            errors,
+            exclude=("kind", "endpoint", "config"),
+        )
+        try:
+            validate_target_config(item["kind"], item.get("config"))
+        except ValidationError as exc:
+            for key, messages in exc.message_dict.items():
+                for message in messages:
+                    errors.add(f"{path}.{key}", message)
+        specs.targets.append(item)
     for i, item in enumerate(as_list(raw.get("rubrics"), "rubrics", errors)):
         path = f"rubrics[{i}]"
         if not check_keys(
@@ -74,6 +104,16 @@ def validate(
             continue
         if item["owner"] not in users:
             errors.add(f"{path}.owner", f"no user named {item['owner']!r}")
+        check_fields(
+            Rubric(slug=str(item["slug"]), name=str(item.get("name", item["slug"]))),
+            path,
+            errors,
+            exclude=("owner",),
+        )
+        existing = {
+            v.number: v
+            for v in RubricVersion.objects.filter(rubric__slug=item["slug"]).select_related("endpoint")
+        }
         for j, version in enumerate(as_list(item.get("versions"), f"{path}.versions", errors)):
             vpath = f"{path}.versions[{j}]"
             if not check_keys(
@@ -91,8 +131,25 @@ def validate(
                     errors.add(f"{vpath}.{who}", f"no user named {version[who]!r}")
             if version.get("scale", RubricScale.BINARY) not in RubricScale.values:
                 errors.add(f"{vpath}.scale", f"must be one of {', '.join(RubricScale.values)}")
+            threshold = version.get("pass_threshold", 1)
+            if (
+                isinstance(threshold, bool)
+                or not isinstance(threshold, int | float)
+                or not 0 <= threshold <= 1
+            ):
+                errors.add(f"{vpath}.pass_threshold", "must be a number from 0 to 1")
+                continue
+            current = existing.get(j + 1)
+            spec_endpoint = Endpoint.objects.filter(name=version["endpoint"]).first()
+            if current is not None and not _same(current, _version_content(version, spec_endpoint)):
+                errors.add(
+                    vpath,
+                    f"differs from rubric {item['slug']} v{j + 1}: versions are never rewritten, add one",
+                )
             approver = version.get("approved_by")
-            if approver is not None:
+            if current is not None and current.is_approved:
+                pass  # signed off already: re-applying the file asks nothing more of anyone
+            elif approver is not None:
                 if approver != item["owner"]:
                     errors.add(f"{vpath}.approved_by", "only the rubric owner approves")
                 elif approver == version["author"]:
@@ -119,6 +176,12 @@ def validate(
                 for message in messages:
                     errors.add(f"{path}.{'kind' if 'Unknown grader kind' in message else 'config'}", message)
             continue
+        check_fields(
+            Grader(slug=str(item["slug"]), name=str(item.get("name", ""))),
+            path,
+            errors,
+            exclude=("kind", "config", "dimension", "rubric", "rubric_version"),
+        )
         if item.get("dimension") and item["dimension"] not in Dimension.values:
             errors.add(f"{path}.dimension", f"must be one of {', '.join(Dimension.values)}")
         for j, slug in enumerate(as_list(item.get("failure_classes"), f"{path}.failure_classes", errors)):
@@ -146,10 +209,36 @@ def apply(specs: GradingSpecs, *, actor: AbstractBaseUser, plan: Plan) -> None:
             continue
         services.save_endpoint(name=item["name"], actor=actor, **values)
         plan.note("update" if current else "create", f"endpoint {item['name']}")
+    for item in specs.targets:
+        endpoint = Endpoint.objects.filter(name=item.get("endpoint") or "").first()
+        values = {
+            "kind": item["kind"],
+            "config": item.get("config") or {},
+            "endpoint": endpoint,
+            "name": item.get("name", ""),
+        }
+        current = Target.objects.filter(slug=item["slug"]).first()
+        if current and _same(current, values):
+            plan.note("unchanged", f"target {item['slug']}")
+            continue
+        services.save_target(slug=item["slug"], actor=actor, **values)
+        plan.note("update" if current else "create", f"target {item['slug']}")
     for item in specs.rubrics:
         _apply_rubric(item, users, actor=actor, plan=plan)
     for item in specs.graders:
         _apply_grader(item, actor=actor, plan=plan)
+
+
+def _version_content(spec: dict[str, Any], endpoint: Endpoint | None) -> dict[str, Any]:
+    return {
+        "criteria": spec["criteria"],
+        "scale": spec.get("scale", RubricScale.BINARY),
+        "pass_threshold": float(spec.get("pass_threshold", 1)),
+        "endpoint_id": endpoint.pk if endpoint else None,
+        "model": spec["model"],
+        "prompt_template": spec.get("prompt_template", DEFAULT_PROMPT_TEMPLATE),
+        "few_shot": spec.get("few_shot", []),
+    }
 
 
 def _apply_rubric(
@@ -170,20 +259,17 @@ def _apply_rubric(
     existing = {v.number: v for v in RubricVersion.objects.filter(rubric=rubric).select_related("endpoint")}
     endpoints = {e.name: e for e in Endpoint.objects.all()}
     for number, spec in enumerate(item.get("versions") or [], start=1):
-        content = {
-            "criteria": spec["criteria"],
-            "scale": spec.get("scale", RubricScale.BINARY),
-            "pass_threshold": float(spec.get("pass_threshold", 1)),
-            "endpoint": endpoints[spec["endpoint"]],
-            "model": spec["model"],
-            "prompt_template": spec.get("prompt_template", DEFAULT_PROMPT_TEMPLATE),
-            "few_shot": spec.get("few_shot", []),
-        }
+        content = _version_content(spec, endpoints[spec["endpoint"]])
         version = existing.get(number)
         label = f"rubric {rubric.slug} v{number}"
         if version is None:
+            fields = {k: v for k, v in content.items() if k != "endpoint_id"}
             version = services.create_rubric_version(
-                rubric, actor=users[spec["author"]], note="from config", **content
+                rubric,
+                actor=users[spec["author"]],
+                note="from config",
+                endpoint=endpoints[spec["endpoint"]],
+                **fields,
             )
             plan.note("create", label)
         elif not _same(version, content):

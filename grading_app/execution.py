@@ -14,7 +14,7 @@ from grading_app import graders, judging
 from grading_app.choices import TargetKind
 from grading_app.models import CaseResult, Grade, RubricVersion, Run, SubmittedOutput
 from grading_app.targets import Produced
-from grading_app.traces import count_tool_calls
+from grading_app.traces import count_tool_calls, tool_sequence
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def to_result(run: Run, case: Case, produced: Produced) -> tuple[CaseResult, gra
         return result, None
     result.output, result.trace = produced.output, produced.trace
     result.tool_calls = count_tool_calls(produced.trace)
+    result.tool_sequence = tool_sequence(produced.trace)
     result.trace_steps = len(produced.trace)
     for name in RESULT_METRICS:
         if produced.metrics.get(name) is not None:

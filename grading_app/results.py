@@ -35,6 +35,7 @@ class CaseRow:
     retries: int = 0
     refused: bool | None = None
     escalated: bool | None = None
+    tool_sequence: list[str] = field(default_factory=list)
     grades: dict[str, GradeRow] = field(default_factory=dict)
 
     @property
@@ -43,74 +44,36 @@ class CaseRow:
         return self.missing or bool(self.error)
 
 
+# CaseRow field -> the CaseResult lookup that fills it.
+ROW_FIELDS = {
+    "case_id": "case_id",
+    "key": "case__key",
+    "tier": "case__tier",
+    "failure_class": "case__failure_class__slug",
+    "risk": "case__risk",
+    "tags": "case__tags",
+    "pinned": "case__pinned",
+    "missing": "missing",
+    "error": "error",
+    "latency_ms": "latency_ms",
+    "ttft_ms": "ttft_ms",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cost_usd": "cost_usd",
+    "tool_calls": "tool_calls",
+    "trace_steps": "trace_steps",
+    "retries": "retries",
+    "refused": "refused",
+    "escalated": "escalated",
+    "tool_sequence": "tool_sequence",
+}
+
+
 def load_case_rows(run: Run) -> list[CaseRow]:
     """All case rows of a run in two queries (results with their cases, then grades)."""
     rows: dict[int, CaseRow] = {}
-    results = CaseResult.objects.filter(run=run).values_list(
-        "id",
-        "case_id",
-        "case__key",
-        "case__tier",
-        "case__failure_class__slug",
-        "case__risk",
-        "case__tags",
-        "case__pinned",
-        "missing",
-        "error",
-        "latency_ms",
-        "ttft_ms",
-        "input_tokens",
-        "output_tokens",
-        "cost_usd",
-        "tool_calls",
-        "trace_steps",
-        "retries",
-        "refused",
-        "escalated",
-    )
-    for (
-        result_id,
-        case_id,
-        key,
-        tier,
-        fc,
-        risk,
-        tags,
-        pinned,
-        missing,
-        error,
-        latency,
-        ttft,
-        tokens_in,
-        tokens_out,
-        cost,
-        tool_calls,
-        steps,
-        retries,
-        refused,
-        escalated,
-    ) in results:
-        rows[result_id] = CaseRow(
-            case_id=case_id,
-            key=key,
-            tier=tier,
-            failure_class=fc,
-            risk=risk,
-            tags=tags or [],
-            pinned=pinned,
-            missing=missing,
-            error=error,
-            latency_ms=latency,
-            ttft_ms=ttft,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            cost_usd=cost,
-            tool_calls=tool_calls,
-            trace_steps=steps,
-            retries=retries,
-            refused=refused,
-            escalated=escalated,
-        )
+    for values in CaseResult.objects.filter(run=run).values("id", *ROW_FIELDS.values()):
+        rows[values["id"]] = CaseRow(**{name: values[lookup] for name, lookup in ROW_FIELDS.items()})
     grades = Grade.objects.filter(case_result__run=run).values_list(
         "case_result_id", "grader__slug", "score", "passed", "error"
     )

@@ -51,3 +51,17 @@ def mean_interval(values: Sequence[float], z: float = Z_95) -> tuple[float, floa
     variance = sum((v - m) ** 2 for v in values) / (n - 1)
     half = z * math.sqrt(variance / n)
     return m - half, m + half
+
+
+def paired_difference_interval(
+    candidate: Sequence[float], baseline: Sequence[float], z: float = Z_95
+) -> tuple[float, tuple[float, float] | None]:
+    """Mean of the per-case differences (candidate - baseline) and its 95% interval.
+
+    Pairing on the same cases removes the case-to-case spread that two independent samples
+    would carry, so a real regression shows with fewer cases. None interval below two pairs.
+    """
+    if len(candidate) != len(baseline):
+        raise ValueError("paired samples must have the same length")
+    diffs = [c - b for c, b in zip(candidate, baseline, strict=True)]
+    return (sum(diffs) / len(diffs) if diffs else 0.0), mean_interval(diffs, z)

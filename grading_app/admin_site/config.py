@@ -1,7 +1,6 @@
 """Admin for grading configuration: graders, endpoints, targets (all with history)."""
 
 from django.contrib import admin
-from django.db import models
 
 from evalproject.admin_actions import GovernedAdmin
 from grading_app.models import Endpoint, Grader, Target
@@ -9,8 +8,6 @@ from grading_app.models import Endpoint, Grader, Target
 
 class NoDeleteHistoryAdmin(GovernedAdmin):
     """Runs pin these: change or deactivate them; history keeps what each run used."""
-
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, today
 
 
 @admin.register(Grader)

@@ -115,6 +115,8 @@ class CaseResult(models.Model):
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     cost_usd = models.FloatField(null=True, blank=True)
     tool_calls = models.PositiveIntegerField(default=0)
+    # Names of the tools called, in order: compared with the baseline's to spot changed behaviour.
+    tool_sequence = models.JSONField(default=list, blank=True)
     trace_steps = models.PositiveIntegerField(default=0)
     retries = models.PositiveIntegerField(default=0)
     refused = models.BooleanField(null=True, blank=True)

@@ -56,8 +56,11 @@ def redis_url(settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def postgres_url(transactional_db) -> str:
-    """The URL of the test database this process uses, for worker processes to share."""
+def postgres_url(django_db_serialized_rollback, transactional_db) -> str:
+    """The URL of the test database this process uses, for worker processes to share.
+
+    Transactional tests truncate every table afterwards; serialized rollback puts back
+    what migrations created (the role groups), so later tests still find them."""
     _require(connection.vendor == "postgresql", "the suite is not running on PostgreSQL (set DATABASE_URL)")
     params = connection.settings_dict
     user = params.get("USER") or "postgres"

@@ -14,7 +14,7 @@ from gates_app.choices import CheckStatus, Verdict
 from gates_app.models import Check
 from grading_app.choices import ChunkStatus, RunStatus
 from grading_app.models import CaseResult, RunChunk
-from tests.factories import make_scenario, make_token, outputs_for
+from tests.factories import make_scenario, make_token, make_user, outputs_for
 from tests.integration.conftest import worker_log
 
 EVALGATE = str(Path(sys.executable).parent / "evalgate")  # the installed console script
@@ -87,6 +87,58 @@ def test_cli_gates_good_and_bad_candidates_through_a_real_worker(
             assert Job.fetch(chunk.job_id, connection=connection).get_status() == JobStatus.FINISHED
         finaliser = Job.fetch(f"run-{check.run_id}-finalise", connection=connection)
         assert finaliser.get_status() == JobStatus.FINISHED
+
+
+def test_cli_exits_3_until_an_approver_acknowledges_a_warn_then_0(
+    live_server, rq_worker, redis_url, tmp_path
+):
+    s = make_scenario(n_trusted=4, n_monitoring=0)
+    approver = make_user("carol", roles=("Release approver",))
+    s["gate"].approvers.add(approver)
+    secret = make_token([s["gate"]])
+    personal = make_token([], user=approver)
+    slow = write_jsonl(tmp_path / "slow.jsonl", outputs_for(s["cases"], latency_ms=4000))
+    partial = write_jsonl(tmp_path / "partial.jsonl", outputs_for(s["cases"][1:]))
+
+    warned = run_cli(
+        live_server,
+        secret,
+        "check",
+        s["gate"].slug,
+        "--candidate",
+        "slow",
+        "--outputs",
+        slow,
+        "--wait",
+        "--timeout",
+        "120",
+        "--json",
+    )
+    assert warned.returncode == 3, warned.stdout + warned.stderr
+    check = json.loads(warned.stdout)
+    assert (check["verdict"], check["release_allowed"]) == ("warn", False)
+
+    approved = run_cli(
+        live_server, personal, "approve", str(check["id"]), "--reason", "cold cache after deploy"
+    )
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert "release allowed: yes" in approved.stdout
+
+    inconclusive = run_cli(
+        live_server,
+        secret,
+        "check",
+        s["gate"].slug,
+        "--candidate",
+        "partial",
+        "--outputs",
+        partial,
+        "--wait",
+        "--timeout",
+        "120",
+    )
+    assert inconclusive.returncode == 3, inconclusive.stdout + inconclusive.stderr
+    assert "verdict: INCONCLUSIVE" in inconclusive.stdout
 
 
 def test_cli_reports_connection_and_usage_errors_with_exit_2(live_server, tmp_path):

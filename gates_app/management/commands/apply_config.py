@@ -11,10 +11,11 @@ from django.db import transaction
 from datasets_app import config as datasets_config
 from datasets_app.models import FailureClass
 from evalproject.config import ConfigErrors, ConfigFileError, Plan, load_config
+from gates_app import config as gates_config
 from grading_app import config as grading_config
 
 # Sections in the order they are applied (later ones refer to earlier ones).
-SECTIONS = ("failure_classes", "endpoints", "datasets", "rubrics", "graders")
+SECTIONS = ("failure_classes", "endpoints", "targets", "datasets", "rubrics", "graders", "gates")
 
 
 class DryRunRollback(Exception):
@@ -23,8 +24,8 @@ class DryRunRollback(Exception):
 
 class Command(BaseCommand):
     help = (
-        "Load failure classes, endpoints, datasets (with cases), rubrics and graders from a YAML or "
-        "JSON file, idempotently. "
+        "Load failure classes, endpoints, targets, datasets (with cases), rubrics, graders and gates "
+        "from a YAML or JSON file, idempotently. "
         "Every error is reported by path and nothing is written unless the whole file is valid."
     )
 
@@ -60,6 +61,13 @@ class Command(BaseCommand):
             failure_classes={fc.slug for fc in failure_classes}
             | set(FailureClass.objects.values_list("slug", flat=True)),
         )
+        gates = gates_config.validate(
+            raw.get("gates"),
+            errors,
+            datasets={d.slug for d in datasets},
+            graders={g["slug"] for g in grading.graders},
+            targets={t["slug"] for t in grading.targets},
+        )
         if errors:
             raise CommandError(
                 f"{options['file']}: nothing applied; {len(errors.items)} problem(s):\n{errors}"
@@ -70,6 +78,7 @@ class Command(BaseCommand):
                 datasets_config.apply_failure_classes(failure_classes, actor=actor, plan=plan)
                 datasets_config.apply_datasets(datasets, actor=actor, plan=plan)
                 grading_config.apply(grading, actor=actor, plan=plan)
+                gates_config.apply(gates, actor=actor, plan=plan)
                 if options["dry_run"]:
                     raise DryRunRollback
         except DryRunRollback:
