@@ -7,6 +7,7 @@ needs a Redis server, so it cannot serve here. Either way job functions take pri
 and keep their state on database rows, so callers never ask the queue how a job went.
 """
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -82,3 +83,20 @@ def get_redis_connection() -> Any:
     import django_rq
 
     return django_rq.get_connection(QUEUE_NAME)
+
+
+def cancel_jobs(job_ids: Sequence[str]) -> None:
+    """Best effort: drop queued jobs so no worker picks them up (their rows say what happened).
+
+    A job already running finishes its chunk; grade_chunk checks the run's status first, and
+    a cancelled run's results no longer count."""
+    if not uses_redis() or not job_ids:
+        return
+    from rq.exceptions import InvalidJobOperation, NoSuchJobError
+    from rq.job import Job
+
+    connection = get_redis_connection()
+    for job_id in job_ids:
+        # Already gone, finished or running: nothing to cancel.
+        with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
+            Job.fetch(job_id, connection=connection).cancel()

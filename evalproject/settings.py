@@ -126,7 +126,13 @@ RQ_QUEUES = {
         "DEFAULT_TIMEOUT": env_int("EVALGATE_JOB_TIMEOUT", 900),
     },
 }
-RQ = {"COMMIT_MODE": "on_db_commit"}
+RQ = {"COMMIT_MODE": "on_db_commit", "WORKER_CLASS": "evalproject.worker.Worker"}
+# Workers beat every EVALGATE_WORKER_HEARTBEAT_S while a job runs; the reaper treats a started
+# job whose worker has not beaten for EVALGATE_WORKER_STALE_S as lost, and retries a chunk at
+# most EVALGATE_CHUNK_MAX_ATTEMPTS times in all.
+EVALGATE_WORKER_HEARTBEAT_S = env_int("EVALGATE_WORKER_HEARTBEAT_S", 30)
+EVALGATE_WORKER_STALE_S = env_int("EVALGATE_WORKER_STALE_S", 3 * EVALGATE_WORKER_HEARTBEAT_S)
+EVALGATE_CHUNK_MAX_ATTEMPTS = env_int("EVALGATE_CHUNK_MAX_ATTEMPTS", 3)
 # The cache holds API rate-limit counters: shared through Redis when there is one.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
@@ -189,6 +195,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two "severity" choice sets (incidents, gate rules) would otherwise get hashed names.
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentSeverityEnum": "datasets_app.choices.Severity",
+        "RuleSeverityEnum": "gates_app.choices.Severity",
+    },
 }
 
 # --- Production hardening (behind a TLS-terminating proxy) ------------------------------
@@ -200,6 +211,12 @@ if env_bool("EVALGATE_BEHIND_TLS_PROXY", default=False):
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+    # Load balancers probe /healthz over plain HTTP inside the network: answer, don't redirect.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading commits the whole registrable domain in browsers for months and cannot be
+        # undone quickly: the operator's call (SECURE_HSTS_PRELOAD=true), so its warning is silenced.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 LOGGING = {
     "version": 1,

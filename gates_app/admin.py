@@ -68,6 +68,12 @@ class GateRuleAdmin(GovernedAdmin):
     def has_change_permission(self, request: HttpRequest, obj: GateRule | None = None) -> bool:
         return owns(request, obj.gate if obj else None) and super().has_change_permission(request, obj)
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # A rule may only be added to (or moved onto) a gate the user owns.
+        if db_field.name == "gate" and not request.user.is_superuser:
+            kwargs["queryset"] = Gate.objects.filter(owner=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
 
 class CheckDecisionInline(admin.TabularInline):
     model = CheckDecision

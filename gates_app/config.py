@@ -56,6 +56,8 @@ def validate(
         tolerance = gate.get("missing_tolerance", 0)
         if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0 <= tolerance <= 1:
             errors.add(f"{path}.missing_tolerance", "must be a share between 0 and 1")
+        if not isinstance(gate.get("warnings_need_approval", True), bool):
+            errors.add(f"{path}.warnings_need_approval", "must be true or false")
         names = set()
         for j, rule in enumerate(as_list(gate.get("rules"), f"{path}.rules", errors)):
             _validate_rule(rule, f"{path}.rules[{j}]", errors, graders=graders, names=names)
@@ -88,6 +90,8 @@ def _validate_rule(rule: Any, path: str, errors: ConfigErrors, *, graders: set[s
         value = rule.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             errors.add(f"{path}.{key}", "must be a number")
+    if not isinstance(rule.get("strict", False), bool):
+        errors.add(f"{path}.strict", "must be true or false")
     scope = rule.get("scope", {})
     if not isinstance(scope, dict) or set(scope) - set(SCOPE_KEYS):
         errors.add(f"{path}.scope", f"a mapping with keys among {', '.join(SCOPE_KEYS)}")
@@ -116,6 +120,7 @@ def apply(specs: list[dict[str, Any]], *, actor: AbstractBaseUser, plan: Plan) -
         rules = [_rule_fields(rule, graders) for rule in spec.get("rules") or []]
         fields = {
             "name": spec.get("name", spec["slug"]),
+            "description": spec.get("description", ""),
             "owner": users[spec["owner"]],
             "dataset": Dataset.objects.get(slug=spec["dataset"]),
             "approvers": sorted((users[a] for a in spec.get("approvers") or []), key=lambda u: u.pk),

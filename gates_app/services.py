@@ -20,7 +20,7 @@ from grading_app.choices import RunStatus
 from grading_app.models import RubricVersion, Run
 from grading_app.outputs import parse_outputs
 from grading_app.results import load_case_rows
-from grading_app.services import start_run
+from grading_app.services import cancel_run, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +217,20 @@ def override_check(check: Check, *, actor: AbstractBaseUser, reason: str) -> Che
             f"Only fail or inconclusive verdicts are overridden; this one is {check.verdict}."
         )
     return _decide(check, DecisionKind.OVERRIDE, actor, reason)
+
+
+def cancel_check(
+    check: Check, *, actor: AbstractBaseUser | None, token: DeployToken | None = None, reason: str = ""
+) -> Check:
+    """Stop a check's run. The gate's owner or a deploy token of the gate may; the verdict of a
+    cancelled run is inconclusive, never a pass."""
+    if token is None and actor is not None and actor.pk != check.gate.owner_id and not actor.is_superuser:
+        raise PermissionDenied("Only the gate's owner (or the deploy token that may use it) cancels a check.")
+    if check.run is None or check.status == CheckStatus.DONE:
+        raise ValidationError(f"Check {check.pk} is already decided.")
+    cancel_run(check.run, actor=actor, reason=reason or (f"by token {token.name}" if token else ""))
+    check.refresh_from_db()
+    return check
 
 
 def _decide(check: Check, kind: str, actor: AbstractBaseUser, reason: str) -> Check:

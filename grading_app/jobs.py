@@ -6,18 +6,28 @@ commit (embedded mode); evalproject.queues.enqueue() decides which.
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from evalproject.queues import enqueue, uses_redis
 from grading_app.choices import ChunkStatus, RunStatus
 from grading_app.execution import grade_cases
 from grading_app.models import CaseResult, Grade, Run, RunChunk
 from grading_app.results import load_case_rows
+from grading_app.services.runs import chunk_job_id
 from grading_app.signals import run_finished
 from grading_app.summary import summarise
 
 logger = logging.getLogger(__name__)
+
+
+def is_settled(status: str, attempts: int) -> bool:
+    """A chunk that will not change any more: done, or failed with no attempt left."""
+    return status == ChunkStatus.DONE or (
+        status == ChunkStatus.FAILED and attempts >= settings.EVALGATE_CHUNK_MAX_ATTEMPTS
+    )
 
 
 def grade_chunk(chunk_id: int) -> None:
@@ -46,13 +56,36 @@ def grade_chunk(chunk_id: int) -> None:
     try:
         results, grades = grade_cases(chunk.run, chunk.case_ids)
         _write_chunk(chunk.pk, results, grades)
+        if chunk.attempts > 1:
+            _finalise_if_settled(chunk)
     except Exception as exc:
         RunChunk.objects.filter(pk=chunk_id).exclude(status=ChunkStatus.DONE).update(
             status=ChunkStatus.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:2000],
             finished_at=timezone.now(),
         )
+        if not uses_redis():
+            # Embedded mode has no reaper process: retry here, within the same bound.
+            if chunk.attempts < settings.EVALGATE_CHUNK_MAX_ATTEMPTS:
+                job_id = chunk_job_id(chunk.run_id, chunk.index, chunk.attempts + 1)
+                enqueue(grade_chunk, chunk_id, job_id=job_id)
+            elif chunk.attempts > 1:
+                _finalise_if_settled(chunk)
         raise
+
+
+def _finalise_if_settled(chunk: RunChunk) -> None:
+    """A retried chunk may finish after the run's original finaliser gave up waiting for it:
+    when it is the last one to settle, it enqueues the finaliser itself."""
+    pending = [
+        c
+        for c in RunChunk.objects.filter(run_id=chunk.run_id).values_list("status", "attempts")
+        if not is_settled(*c)
+    ]
+    if not pending:
+        enqueue(
+            finalise_run, chunk.run_id, job_id=f"run-{chunk.run_id}-finalise-c{chunk.index}-a{chunk.attempts}"
+        )
 
 
 def _write_chunk(chunk_id: int, results: list[CaseResult], grades: dict[int, list[Grade]]) -> None:
@@ -93,18 +126,27 @@ def finalise_run(run_id: int) -> None:
         run = Run.objects.select_for_update().get(pk=run_id)
         if run.is_finished:
             return
-        chunks = list(run.chunks.values_list("index", "status", "error"))
-        unfinished = [(i, s, e) for i, s, e in chunks if s != ChunkStatus.DONE]
+        chunks = list(run.chunks.values_list("index", "status", "error", "attempts"))
+        if any(not is_settled(status, attempts) for _, status, _, attempts in chunks):
+            # A chunk failed with attempts left, or is being retried: the reaper or the retried
+            # chunk itself finalises the run once every chunk has settled.
+            logger.info("run %s: chunks still unsettled, finalising later", run_id)
+            return
+        unfinished = [(i, s, e) for i, s, e, _ in chunks if s != ChunkStatus.DONE]
         if unfinished:
             index, status, error = unfinished[0]
-            run.status = RunStatus.FAILED
             run.error = f"{len(unfinished)} chunk(s) did not complete; chunk {index} is {status}: {error}"
-        else:
-            run.status = RunStatus.SUCCEEDED
-        run.summary = summarise(load_case_rows(run))
-        run.finished_at = timezone.now()
-        run.started_at = run.started_at or run.finished_at
-        run.save()
-        # Inside the transaction: the verdict is written with the run's final state or
-        # not at all, so a check never shows a finished run with a pending verdict.
-        run_finished.send(sender=Run, run=run)
+        finish_run(run, RunStatus.FAILED if unfinished else RunStatus.SUCCEEDED)
+
+
+def finish_run(run: Run, status: str) -> None:
+    """Make ``run`` final (the caller holds its row lock): summary, status, run_finished.
+
+    The signal is sent inside the transaction: the verdict is written with the run's final
+    state or not at all, so a check never shows a finished run with a pending verdict."""
+    run.status = status
+    run.summary = summarise(load_case_rows(run))
+    run.finished_at = timezone.now()
+    run.started_at = run.started_at or run.finished_at
+    run.save()
+    run_finished.send(sender=Run, run=run)

@@ -93,29 +93,43 @@ def parse_judge_json(content: str | None) -> tuple[float, bool, str, dict[str, A
 
 
 def judge(endpoint: Endpoint, model: str, prompt: str) -> JudgeAnswer:
-    """Ask a judge model; returns its validated answer or raises JudgeError."""
+    """Ask a judge model; returns its validated answer or raises JudgeError.
+
+    Transport faults (429, 5xx, timeouts) are retried by the openai client itself. An answer
+    that arrives but is not valid (not JSON, a score out of range) is a different fault:
+    the judge is asked again, at most ``max_retries`` more times, and then it is an error.
+    """
     client = client_for(endpoint)
-    try:
-        response = client.chat.completions.create(
-            model=model,
-            messages=[{"role": "user", "content": prompt}],
-            temperature=0,
-            response_format={"type": "json_object"},
+    problem = ""
+    for _ in range(endpoint.max_retries + 1):
+        try:
+            response = client.chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": prompt}],
+                temperature=0,
+                response_format={"type": "json_object"},
+            )
+        except openai.APIError as exc:
+            raise JudgeError(f"{type(exc).__name__}: {exc}") from None
+        except ValueError as exc:  # a 200 whose body is not JSON at all (a proxy's HTML page)
+            problem = f"{type(exc).__name__}: {exc}"
+            continue
+        content = response.choices[0].message.content if response.choices else None
+        try:
+            score, passed, rationale, raw = parse_judge_json(content)
+        except JudgeError as exc:
+            problem = str(exc)
+            continue
+        usage = response.usage
+        return JudgeAnswer(
+            score=score,
+            passed=passed,
+            rationale=rationale,
+            raw=raw,
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
         )
-    except (openai.APIError, ValueError) as exc:
-        # ValueError: a 200 whose body is not JSON at all (a proxy's HTML page, say).
-        raise JudgeError(f"{type(exc).__name__}: {exc}") from None
-    content = response.choices[0].message.content if response.choices else None
-    score, passed, rationale, raw = parse_judge_json(content)
-    usage = response.usage
-    return JudgeAnswer(
-        score=score,
-        passed=passed,
-        rationale=rationale,
-        raw=raw,
-        input_tokens=usage.prompt_tokens if usage else 0,
-        output_tokens=usage.completion_tokens if usage else 0,
-    )
+    raise JudgeError(problem)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from datasets_app.choices import CaseStatus, Severity
 from datasets_app.importers import ImportFailed, LineError, parse_cases
 from datasets_app.models import Dataset, FailureClass
 from gates_app.api.permissions import deploy_token, require_scope
+from gates_app.api.schema import error_responses
 from gates_app.choices import Scope
 
 
@@ -46,7 +47,9 @@ class IncidentAcceptedSerializer(serializers.Serializer):
 
 
 class IncidentCreate(APIView):
-    @extend_schema(request=IncidentSerializer, responses={201: IncidentAcceptedSerializer})
+    @extend_schema(
+        request=IncidentSerializer, responses={201: IncidentAcceptedSerializer, **error_responses()}
+    )
     def post(self, request: Request) -> Response:
         require_scope(request, Scope.INCIDENTS_WRITE)
         serializer = IncidentSerializer(data=request.data)
@@ -93,7 +96,9 @@ def _api_errors(errors: list[LineError]) -> dict[str, list[str]]:
 
 
 class DatasetCasesCreate(APIView):
-    @extend_schema(request=CasesRequestSerializer, responses={201: CasesCreatedSerializer})
+    @extend_schema(
+        request=CasesRequestSerializer, responses={201: CasesCreatedSerializer, **error_responses()}
+    )
     def post(self, request: Request, slug: str) -> Response:
         require_scope(request, Scope.CASES_WRITE)
         dataset = get_object_or_404(datasets_for(request), slug=slug)

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -34,6 +35,13 @@ def error_response(status_code: int, message: str, details: Any = None, code: st
         }
     }
     return Response(body, status=status_code)
+
+
+@csrf_exempt  # an error answer, nothing to protect: CSRF's HTML 403 would hide the 404
+def unknown_endpoint(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any other URL under the API (a typo, ``checks/abc/``) answers in the error shape, not HTML."""
+    body = {"error": {"code": CODES[404], "message": "No such API endpoint.", "details": {}}}
+    return JsonResponse(body, status=404)
 
 
 def _django_validation_details(exc: DjangoValidationError) -> dict[str, Any]:

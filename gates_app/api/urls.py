@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from gates_app.api import dataset_views, views
+from gates_app.api import dataset_views, errors, views
 
 app_name = "api"
 
@@ -11,6 +11,9 @@ urlpatterns = [
     path("checks/<int:pk>/", views.CheckDetail.as_view(), name="check-detail"),
     path("checks/<int:pk>/approve/", views.CheckApprove.as_view(), name="check-approve"),
     path("checks/<int:pk>/override/", views.CheckOverride.as_view(), name="check-override"),
+    path("checks/<int:pk>/cancel/", views.CheckCancel.as_view(), name="check-cancel"),
     path("incidents/", dataset_views.IncidentCreate.as_view(), name="incident-create"),
     path("datasets/<slug:slug>/cases/", dataset_views.DatasetCasesCreate.as_view(), name="dataset-cases"),
+    # Last: only paths ending in "/", so CommonMiddleware still redirects "gates" to "gates/".
+    re_path(r"^(?P<path>(?:[\s\S]*/)?)$", errors.unknown_endpoint),
 ]

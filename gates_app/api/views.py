@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from gates_app import services
 from gates_app.api.permissions import deploy_token, require_scope, visible_gates
+from gates_app.api.schema import error_responses
 from gates_app.api.serializers import (
     CheckAcceptedSerializer,
     CheckRequestSerializer,
@@ -32,6 +33,7 @@ def checks_for(request: Request) -> QuerySet[Check]:
     )
 
 
+@extend_schema(responses={200: GateSerializer(many=True), **error_responses()})
 class GateList(generics.ListAPIView):
     serializer_class = GateSerializer
 
@@ -48,7 +50,7 @@ class GateList(generics.ListAPIView):
 class CheckCreate(APIView):
     @extend_schema(
         request=CheckRequestSerializer,
-        responses={202: CheckAcceptedSerializer},
+        responses={202: CheckAcceptedSerializer, **error_responses(409, 422)},
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
     )
     def post(self, request: Request, slug: str) -> Response:
@@ -71,6 +73,7 @@ class CheckCreate(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema(responses={200: CheckSerializer, **error_responses()})
 class CheckDetail(generics.RetrieveAPIView):
     serializer_class = CheckSerializer
 
@@ -81,7 +84,8 @@ class CheckDetail(generics.RetrieveAPIView):
 
 class GateVerdict(APIView):
     @extend_schema(
-        responses={200: CheckSerializer}, parameters=[OpenApiParameter("candidate", str, required=True)]
+        responses={200: CheckSerializer, **error_responses()},
+        parameters=[OpenApiParameter("candidate", str, required=True)],
     )
     def get(self, request: Request, slug: str) -> Response:
         require_scope(request, *READ_SCOPES)
@@ -106,7 +110,7 @@ class _CheckDecision(APIView):
 
     decide = None
 
-    @extend_schema(request=DecisionRequestSerializer, responses={200: CheckSerializer})
+    @extend_schema(request=DecisionRequestSerializer, responses={200: CheckSerializer, **error_responses()})
     def post(self, request: Request, pk: int) -> Response:
         check = get_object_or_404(checks_for(request), pk=pk)
         if deploy_token(request) is not None:
@@ -124,3 +128,26 @@ class CheckApprove(_CheckDecision):
 
 class CheckOverride(_CheckDecision):
     decide = staticmethod(services.override_check)
+
+
+class CancelRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class CheckCancel(APIView):
+    """Stop a running check: its verdict becomes inconclusive."""
+
+    @extend_schema(request=CancelRequestSerializer, responses={200: CheckSerializer, **error_responses()})
+    def post(self, request: Request, pk: int) -> Response:
+        require_scope(request, Scope.CHECKS_WRITE)
+        check = get_object_or_404(checks_for(request), pk=pk)
+        serializer = CancelRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.cancel_check(
+            check,
+            actor=request.user if request.user.is_authenticated else None,
+            token=deploy_token(request),
+            reason=serializer.validated_data["reason"],
+        )
+        check = checks_for(request).get(pk=pk)
+        return Response(CheckSerializer(check, context={"request": request}).data)

@@ -1,8 +1,13 @@
 """Admin for runs and their results (decided things: read-only)."""
 
+from typing import Any
+
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from evalproject.admin_actions import confirm_action
+from grading_app import services
 from grading_app.models import CaseResult, Grade, Run, RunChunk
 
 
@@ -37,8 +42,7 @@ class RunAdmin(ReadOnlyAdmin):
         "candidate",
         "dataset",
         "status",
-        "done_cases",
-        "total_cases",
+        "progress",
         "error_cases",
         "created_at",
         "finished_at",
@@ -48,6 +52,26 @@ class RunAdmin(ReadOnlyAdmin):
     search_fields = ["candidate"]
     inlines = [RunChunkInline]
     show_full_result_count = False
+    actions = ["cancel"]
+
+    @admin.display(description="Progress")
+    def progress(self, obj: Run) -> str:
+        return f"{obj.done_cases}/{obj.total_cases}"
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("grading_app.change_run")
+
+    @admin.action(description="Cancel selected runs", permissions=["cancel"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Run]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Cancel runs",
+            verb="Cancel runs",
+            explanation="Cancelled runs stop; their checks become inconclusive, never a pass.",
+            perform=lambda run, reason: services.cancel_run(run, actor=request.user, reason=reason),
+        )
 
 
 @admin.register(CaseResult)

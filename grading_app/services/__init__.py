@@ -12,6 +12,7 @@ from grading_app.services.rubrics import (
     submit_rubric_version,
 )
 from grading_app.services.runs import (
+    cancel_run,
     chunk_job_id,
     finalise_job_id,
     rubric_version_for,
@@ -21,6 +22,7 @@ from grading_app.services.runs import (
 
 __all__ = [
     "approve_rubric_version",
+    "cancel_run",
     "chunk_job_id",
     "create_rubric_version",
     "edit_rubric_version",

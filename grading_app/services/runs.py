@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from datasets_app.models import Case, Dataset
-from evalproject.queues import enqueue
-from grading_app.choices import RubricState, TargetKind
+from evalproject.queues import cancel_jobs, enqueue
+from grading_app.choices import RubricState, RunStatus, TargetKind
 from grading_app.models import Grader, RubricVersion, Run, RunChunk, SubmittedOutput, Target
 from grading_app.outputs import OutputItem
 
@@ -50,8 +50,11 @@ def snapshot_graders() -> list[dict[str, Any]]:
     return snapshot
 
 
-def chunk_job_id(run_id: int, index: int) -> str:
-    return f"run-{run_id}-chunk-{index}"
+def chunk_job_id(run_id: int, index: int, attempt: int = 1) -> str:
+    """Job ids name their run and chunk; a retry gets its own id (the dead attempt's job may
+    still sit in an RQ registry, and must not be confused with the new one)."""
+    base = f"run-{run_id}-chunk-{index}"
+    return base if attempt <= 1 else f"{base}-a{attempt}"
 
 
 def finalise_job_id(run_id: int) -> str:
@@ -118,4 +121,23 @@ def start_run(
         job_id=finalise_job_id(run.pk),
         depends_on=[chunk.job_id for chunk in chunks],
     )
+    return run
+
+
+@transaction.atomic
+def cancel_run(run: Run, *, actor: AbstractBaseUser | None, reason: str = "") -> Run:
+    """Stop a run: chunks not yet started never start, and the run is final as cancelled.
+
+    A cancelled run proves nothing about the candidate, so its check is inconclusive (the
+    run_finished signal tells gates_app), whatever its finished chunks said.
+    """
+    from grading_app.jobs import finish_run  # jobs imports this module's helpers
+
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    if run.is_finished:
+        raise ValidationError(f"Run {run.pk} is already {run.get_status_display().lower()}.")
+    who = getattr(actor, "username", None) or "the system"
+    run.error = f"cancelled by {who}" + (f": {reason}" if reason else "")
+    cancel_jobs(list(run.chunks.exclude(status="done").values_list("job_id", flat=True)))
+    finish_run(run, RunStatus.CANCELLED)
     return run

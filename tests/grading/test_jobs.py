@@ -1,6 +1,7 @@
 """The job path in embedded mode: chunks, finaliser, idempotent writes, progress on rows."""
 
 import pytest
+from django.conf import settings
 
 from gates_app.choices import Verdict
 from gates_app.models import Check
@@ -87,12 +88,15 @@ def test_a_failed_chunk_fails_the_run_and_makes_the_check_inconclusive(django_ca
     run.grader_snapshot = [{**run.grader_snapshot[0], "kind": "removed_custom_kind"}]
     run.save()
     chunk = RunChunk.objects.get(run=run)
-    for callback in callbacks:
-        callback()
+    # Embedded mode retries the chunk in-process (there is no reaper), up to the limit.
+    with django_capture_on_commit_callbacks(execute=True):
+        for callback in callbacks:
+            callback()
     check = Check.objects.get(pk=check.pk)
     assert check.run.status == RunStatus.FAILED
     assert "did not complete" in check.run.error
-    assert RunChunk.objects.get(pk=chunk.pk).status == ChunkStatus.FAILED
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.attempts) == (ChunkStatus.FAILED, settings.EVALGATE_CHUNK_MAX_ATTEMPTS)
     assert check.verdict == Verdict.INCONCLUSIVE
     assert check.release_allowed is False
 

@@ -55,12 +55,15 @@ def redis_url(settings) -> Iterator[str]:
     client.close()
 
 
-@pytest.fixture
-def postgres_url(django_db_serialized_rollback, transactional_db) -> str:
-    """The URL of the test database this process uses, for worker processes to share.
+@pytest.fixture(autouse=True)
+def restore_migrated_data(django_db_serialized_rollback: None) -> None:
+    """Transactional tests truncate every table afterwards; serialized rollback puts back what
+    migrations created (the role groups), so every later test still finds them."""
 
-    Transactional tests truncate every table afterwards; serialized rollback puts back
-    what migrations created (the role groups), so later tests still find them."""
+
+@pytest.fixture
+def postgres_url(transactional_db) -> str:
+    """The URL of the test database this process uses, for worker processes to share."""
     _require(connection.vendor == "postgresql", "the suite is not running on PostgreSQL (set DATABASE_URL)")
     params = connection.settings_dict
     user = params.get("USER") or "postgres"
@@ -70,7 +73,9 @@ def postgres_url(django_db_serialized_rollback, transactional_db) -> str:
     return f"postgres://{user}{password}@{host}:{port}/{params['NAME']}"
 
 
-def start_worker(database_url: str, redis_url: str, *, name: str, log_dir: Path) -> subprocess.Popen:
+def start_worker(
+    database_url: str, redis_url: str, *, name: str, log_dir: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """A real `manage.py rqworker default` process with its own environment."""
     env = {
         **os.environ,
@@ -78,6 +83,7 @@ def start_worker(database_url: str, redis_url: str, *, name: str, log_dir: Path)
         "REDIS_URL": redis_url,
         "DEBUG": "true",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115  (closed by stop_worker)
     process = subprocess.Popen(
