@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import plotly
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -157,6 +158,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# plotly.js ships inside the plotly package: served from our static files, no CDN (air-gapped).
+STATICFILES_DIRS = [("plotly", Path(plotly.__file__).parent / "package_data")]
 STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
