@@ -27,7 +27,7 @@ test: $(STAMP)
 
 ## bench: benchmarks printing ratios against baselines measured in the same run
 bench: $(STAMP)
-	cd benchmarks && ../$(PY) judge_throughput.py
+	cd benchmarks && ../$(PY) run_all.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,41 +1,124 @@
-"""Judge throughput: N judge calls against a local OpenAI-compatible server with fixed latency.
+"""Judge throughput: N LLM-judge calls against a local OpenAI-compatible server with fixed latency.
 
-Prints wall time beside the floor calls x latency / concurrency and their ratio. The run
-goes through the real job path (in-process here) and the real openai client.
+For each worker count, one run of N cases with one llm_judge grader goes through the real
+job path and the real openai client: with workers >= 1, start_run enqueues its chunks on
+RQ (Redis db 14) and that many `manage.py rqworker default` processes grade them against a
+scratch PostgreSQL database; with 0 the jobs run in this process (embedded mode). The fake
+server (tests/fake_openai.py) runs in its own process and answers every call after
+--latency seconds.
 
-    .venv/bin/python benchmarks/judge_throughput.py [--calls 1000] [--latency 0.1] [--concurrency 16]
+Endpoint.max_concurrency bounds the calls in flight per worker process, so the floor is
+calls x latency / (workers x max_concurrency); the ratio printed is wall time / floor.
+Wall time runs from start_run to the run's finished_at (workers are started beforehand, as
+in production); every output differs, so no answer comes from the judge cache.
+
+    .venv/bin/python benchmarks/judge_throughput.py [--calls 2000] [--latency 0.1]
+        [--concurrency 16] [--workers 1 2] [--chunk-size 200]
 """
 
 import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
-from _setup import django_on_scratch_database
+from _setup import (
+    BENCH_DIR,
+    REDIS_URL,
+    database_label,
+    django_on_postgres,
+    flush_redis,
+    print_ratio,
+    reachable,
+    start_process,
+    stop_process,
+    wait_until,
+)
+
+
+class FakeServer:
+    """benchmarks/fake_server.py as a child process; counters come back over a pipe."""
+
+    def __init__(self, latency: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(BENCH_DIR / "fake_server.py"), "--latency", str(latency)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.base_url = self.process.stdout.readline().strip()  # type: ignore[union-attr]
+        if not self.base_url.startswith("http://127.0.0.1:"):
+            raise SystemExit(f"the fake OpenAI server did not start (said {self.base_url!r})")
+
+    def counters(self) -> dict[str, Any]:
+        """Calls so far, the most in flight at once since the last call, CPU seconds used."""
+        self.process.stdin.write("\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        return json.loads(self.process.stdout.readline())  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        self.process.stdin.close()  # type: ignore[union-attr]
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """CPU time of these processes and their reaped children (work horses), from /proc (Linux)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        utime, stime, cutime, cstime = (int(f) for f in stat.rsplit(")", 1)[1].split()[11:15])
+        total += (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--latency", type=float, default=0.1)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds the server takes per call")
+    parser.add_argument("--concurrency", type=int, default=16, help="Endpoint.max_concurrency (per worker)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="0: jobs in this process")
     parser.add_argument("--chunk-size", type=int, default=200)
     args = parser.parse_args()
-    django_on_scratch_database()
+    use_redis = any(args.workers) and reachable(REDIS_URL, 6379)
+    if any(args.workers) and not use_redis:
+        print(
+            f"NOTE: Redis is unreachable at {REDIS_URL}: running the jobs in-process instead of on workers."
+        )
+        args.workers = [0]
+    with django_on_postgres(REDIS_URL if use_redis else None):
+        fake = FakeServer(args.latency)
+        try:
+            bench(args, fake)
+        finally:
+            fake.stop()
+            if use_redis:
+                flush_redis(REDIS_URL)
 
-    from django.conf import settings
+
+def setup(args: argparse.Namespace, base_url: str) -> Any:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
     from datasets_app import services as datasets
     from datasets_app.models import Case
     from grading_app import services as grading
-    from grading_app.models import Grade
-    from grading_app.outputs import parse_outputs
-    from tests.fake_openai import FakeOpenAI, json_reply
 
-    settings.EVALGATE_CHUNK_SIZE = args.chunk_size
     users = get_user_model().objects
-    owner = users.create_user("owner")
-    author = users.create_user("author")
+    owner, author = users.create_user("owner"), users.create_user("author")
     owner.groups.add(Group.objects.get(name="Rubric owner"))
     failure_class = datasets.save_failure_class(slug="helpfulness", name="Helpfulness")
     dataset = datasets.save_dataset(slug="bench", name="Bench", owner=None)
@@ -51,29 +134,118 @@ def main() -> None:
         )
         for i in range(args.calls)
     )
-    with FakeOpenAI(latency_s=args.latency) as fake:
-        fake.default(json_reply({"score": 1, "passed": True, "rationale": "fine"}))
-        endpoint = grading.save_endpoint(
-            name="local", base_url=fake.base_url, max_concurrency=args.concurrency, timeout_s=30
+    endpoint = grading.save_endpoint(
+        name="local", base_url=base_url, max_concurrency=args.concurrency, timeout_s=30
+    )
+    rubric = grading.save_rubric(slug="helpful", name="Helpful", owner=owner)
+    version = grading.create_rubric_version(
+        rubric, actor=author, criteria="Helpful.", endpoint=endpoint, model="judge"
+    )
+    grading.approve_rubric_version(grading.submit_rubric_version(version, actor=author), actor=owner)
+    grading.save_grader(slug="helpful", kind="llm_judge", rubric=rubric)
+    return dataset
+
+
+def start_workers(count: int, log_dir: Path) -> list[subprocess.Popen]:
+    from rq import Worker
+
+    from evalproject.queues import get_redis_connection
+
+    flush_redis(REDIS_URL)
+    workers = [
+        start_process(
+            [sys.executable, "manage.py", "rqworker", "default", "--name", f"bench-{os.getpid()}-{n}"],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            log=log_dir / f"worker-{count}-{n}.log",
         )
-        rubric = grading.save_rubric(slug="helpful", name="Helpful", owner=owner)
-        version = grading.create_rubric_version(
-            rubric, actor=author, criteria="Helpful.", endpoint=endpoint, model="judge"
-        )
-        grading.approve_rubric_version(grading.submit_rubric_version(version, actor=author), actor=owner)
-        grading.save_grader(slug="helpful", kind="llm_judge", rubric=rubric)
-        # Every output differs, so no answer comes from the cache: all calls are live.
-        outputs = parse_outputs([{"case": f"c{i}", "output": f"Answer {i}"} for i in range(args.calls)])
-        started = time.perf_counter()
-        run = grading.start_run(dataset=dataset, candidate="bench", outputs=outputs)
-        wall = time.perf_counter() - started
-        calls = fake.calls
+        for n in range(count)
+    ]
+    connection = get_redis_connection()
+
+    def registered() -> bool:
+        if any(w.poll() is not None for w in workers):
+            logs = "".join(p.read_text(errors="replace") for p in log_dir.glob(f"worker-{count}-*.log"))
+            raise SystemExit(f"an rqworker exited at start:\n{logs}")
+        return len(Worker.all(connection=connection)) >= count
+
+    wait_until(registered, timeout=60, what=f"{count} rqworker(s) to register")
+    return workers
+
+
+def measure(args: argparse.Namespace, dataset: Any, workers: int, fake: FakeServer) -> float:
+    from django.test import override_settings
+
+    from grading_app import services as grading
+    from grading_app.models import Grade, Run, RunChunk
+    from grading_app.outputs import parse_outputs
+
+    log_dir = Path(os.environ["EVALGATE_VAR_DIR"])
+    processes = start_workers(workers, log_dir) if workers else []
+    # Outputs differ from every other phase's, so each call is live (no judge cache hits).
+    outputs = parse_outputs(
+        [{"case": f"c{i}", "output": f"Answer {i} ({workers})"} for i in range(args.calls)]
+    )
+    floor = args.calls * args.latency / (max(workers, 1) * args.concurrency)
+    before = fake.counters()
+    # Job-side CPU: the workers and their work horses, or this process when jobs run here.
+    job_pids = [p.pid for p in processes] or [os.getpid()]
+    job_cpu = cpu_seconds(job_pids)
+    try:
+        with override_settings(**({} if workers else {"REDIS_URL": ""})):
+            started = time.time()
+            run = grading.start_run(
+                dataset=dataset, candidate=f"bench-{workers}", outputs=outputs, chunk_size=args.chunk_size
+            )
+
+            def finished() -> bool:
+                run.refresh_from_db()
+                return run.is_finished
+
+            wait_until(finished, timeout=10 * floor + 60, what="the run to finish", interval=0.05)
+            time.sleep(0.2)  # let the last work horse be reaped, so its CPU time is counted
+            job_cpu_after = cpu_seconds(job_pids)
+    finally:
+        for process in processes:
+            stop_process(process)
+    wall = run.finished_at.timestamp() - started
+    counters = fake.counters()
     graded = Grade.objects.filter(case_result__run=run, passed=True).count()
-    floor = args.calls * args.latency / args.concurrency
-    latency_ms = args.latency * 1000
-    print(f"judge throughput: {calls} calls, latency {latency_ms:.0f} ms, concurrency {args.concurrency}")
-    print(f"  graded {graded}/{args.calls}; wall {wall:.2f} s; floor calls*latency/concurrency {floor:.2f} s")
-    print(f"  ratio wall/floor: {wall / floor:.2f} (target: within 1.3)")
+    mode = f"{workers} rqworker(s)" if workers else "in-process (no workers)"
+    print(f"  {mode}: total concurrency {max(workers, 1) * args.concurrency}")
+    print(
+        f"    {counters['calls'] - before['calls']} calls, most in flight {counters['max_in_flight']}, "
+        f"graded {graded}/{args.calls}, run {Run.objects.get(pk=run.pk).status}"
+    )
+    print(f"    wall {wall:.2f} s; floor calls x latency / concurrency {floor:.2f} s")
+    # Where the time goes: a chunk's calls go out in waves of max_concurrency, so a chunk
+    # cannot beat ceil(chunk / concurrency) x latency; the rest is the job's own work.
+    chunks = list(RunChunk.objects.filter(run=run).values_list("started_at", "finished_at"))
+    mean_s = statistics.fmean((end - start).total_seconds() for start, end in chunks)
+    chunk_floor = math.ceil(args.chunk_size / args.concurrency) * args.latency
+    print(f"    {len(chunks)} chunks, {mean_s:.2f} s each on average (calls alone: {chunk_floor:.2f} s)")
+    if job_cpu is not None and job_cpu_after is not None:
+        # What the floor's pace would ask of the machine (PostgreSQL's own CPU not counted).
+        job_ms = (job_cpu_after - job_cpu) / args.calls * 1000
+        server_ms = (counters["cpu_s"] - before["cpu_s"]) / args.calls * 1000
+        cores = (job_ms + server_ms) / 1000 * args.calls / floor
+        print(
+            f"    CPU per call: {job_ms:.1f} ms job side, {server_ms:.1f} ms fake server; "
+            f"the floor's pace needs {cores:.2f} of {os.cpu_count()} cores for these alone"
+        )
+    label = f"{workers} worker{'s' if workers > 1 else ''}" if workers else "in-process"
+    print_ratio(f"judge wall / floor, {label}", wall / floor, "<= 1.3")
+    return wall
+
+
+def bench(args: argparse.Namespace, fake: FakeServer) -> None:
+    dataset = setup(args, fake.base_url)
+    print(
+        f"judge throughput: {args.calls} calls, latency {args.latency * 1000:.0f} ms, "
+        f"{args.concurrency} in flight per worker, chunks of {args.chunk_size}, on {database_label()}"
+    )
+    walls = {workers: measure(args, dataset, workers, fake) for workers in args.workers}
+    if 1 in walls and 2 in walls:
+        print_ratio("judge wall 1 worker / 2 workers", walls[1] / walls[2], "ideal 2")
 
 
 if __name__ == "__main__":

@@ -9,17 +9,20 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
-from datasets_app import services
+from datasets_app import charts, services
 from datasets_app.choices import CaseStatus, IncidentStatus
 from datasets_app.forms import CaseForm
 from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass, Incident
 from datasets_app.views import convert_incident_view, import_cases_view
 from evalproject.admin_actions import GovernedAdmin, confirm_action, run_each
+from evalproject.charts import PLOTLY_JS, empty, render
 
 
 def _short(value: Any) -> str:
@@ -50,7 +53,15 @@ class DatasetAdmin(GovernedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     raw_id_fields = ["owner"]
     readonly_fields = ["case_counts", "tools"]
+    chart_fields = ["case_chart", "growth_chart", "incident_chart"]
     actions = ["export_jsonl", "export_csv"]
+
+    class Media:
+        js = (PLOTLY_JS,)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Dataset | None = None) -> list[str]:
+        # Charts only for a dataset that exists: the add page has nothing to draw.
+        return [*super().get_readonly_fields(request, obj), *(self.chart_fields if obj else [])]
 
     def get_urls(self) -> list:
         view = self.admin_site.admin_view
@@ -62,20 +73,25 @@ class DatasetAdmin(GovernedAdmin):
     def import_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         return import_cases_view(self, request, get_object_or_404(Dataset, pk=pk))
 
+    def _case_count_rows(self, obj: Dataset) -> list[tuple[str, str, str, int]]:
+        """(tier, failure class, status, cases), read once for both the table and the chart."""
+        if not hasattr(obj, "_chart_case_counts"):
+            obj._chart_case_counts = list(
+                Case.objects.filter(dataset=obj)
+                .values_list("tier", "failure_class__slug", "status")
+                .annotate(n=Count("pk"))
+                .order_by("tier", "failure_class__slug", "status")
+            )
+        return obj._chart_case_counts
+
     @admin.display(description="Cases by tier, failure class and status")
     def case_counts(self, obj: Dataset) -> str:
         if not obj.pk:
             return "-"
-        rows = (
-            Case.objects.filter(dataset=obj)
-            .values("tier", "failure_class__slug", "status")
-            .annotate(n=Count("pk"))
-            .order_by("tier", "failure_class__slug", "status")
-        )
         statuses = CaseStatus.values
         table: dict[tuple[str, str], dict[str, int]] = {}
-        for row in rows:
-            table.setdefault((row["tier"], row["failure_class__slug"]), {})[row["status"]] = row["n"]
+        for tier, failure_class, status, n in self._case_count_rows(obj):
+            table.setdefault((tier, failure_class), {})[status] = n
         if not table:
             return "No cases yet."
         header = format_html_join("", "<th>{}</th>", ((s.replace("_", " "),) for s in statuses))
@@ -92,6 +108,32 @@ class DatasetAdmin(GovernedAdmin):
             header,
             body,
         )
+
+    @admin.display(description="Cases, charted")
+    def case_chart(self, obj: Dataset) -> SafeString:
+        rows = self._case_count_rows(obj)
+        return render(charts.cases_by_tier_class_status(rows)) if rows else empty("No cases yet.")
+
+    @admin.display(description="Growth")
+    def growth_chart(self, obj: Dataset) -> SafeString:
+        rows = list(
+            Case.objects.filter(dataset=obj)
+            .annotate(day=TruncDate("created_at"))
+            .values_list("day", "tier")
+            .annotate(n=Count("pk"))
+            .order_by("day", "tier")
+        )
+        return render(charts.growth(rows)) if rows else empty("No cases yet.")
+
+    @admin.display(description="Incidents")
+    def incident_chart(self, obj: Dataset) -> SafeString:
+        rows = list(
+            Incident.objects.filter(dataset=obj)
+            .values_list("status", "severity")
+            .annotate(n=Count("pk"))
+            .order_by("status", "severity")
+        )
+        return render(charts.incidents_by_status(rows)) if rows else empty("No incidents reported for it.")
 
     @admin.display(description="Import")
     def tools(self, obj: Dataset) -> str:

@@ -1,15 +1,21 @@
 """Admin for gates, rules, checks (read-only verdicts) and tokens (secret shown once)."""
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from evalproject.admin_actions import GovernedAdmin, confirm_action
-from gates_app import services, tokens
+from evalproject.charts import PLOTLY_JS, empty, render
+from gates_app import charts, services, tokens
+from gates_app.choices import CheckStatus
 from gates_app.models import Check, CheckDecision, DeployToken, Gate, GateRule
+
+HISTORY_CHECKS = 200  # how many of a gate's latest decided checks its charts draw
 
 
 def owns(request: HttpRequest, gate: Gate | None) -> bool:
@@ -54,9 +60,49 @@ class GateAdmin(GovernedAdmin):
     raw_id_fields = ["owner", "baseline_check"]
     filter_horizontal = ["approvers"]
     inlines = [GateRuleInline]
+    chart_fields = ["verdict_history_chart", "rule_trends_chart"]
+
+    class Media:
+        js = (PLOTLY_JS,)
 
     def has_change_permission(self, request: HttpRequest, obj: Gate | None = None) -> bool:
         return owns(request, obj) and super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Gate | None = None) -> list[str]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        # Anyone who may view the gate sees its history (the page is read-only for non-owners),
+        # as long as they may see checks at all; nothing to draw on the add page.
+        if obj is not None and request.user.has_perm("gates_app.view_check"):
+            readonly += self.chart_fields
+        return readonly
+
+    def _recent_checks(self, obj: Gate) -> list[tuple[datetime, str, str, list[dict[str, Any]]]]:
+        """The latest decided checks, oldest first, read once for both charts of the page."""
+        if not hasattr(obj, "_chart_checks"):
+            rows = (
+                Check.objects.filter(gate=obj, status=CheckStatus.DONE)
+                .order_by("-created_at", "-pk")
+                .values_list("created_at", "verdict", "candidate", "rule_results")[:HISTORY_CHECKS]
+            )
+            obj._chart_checks = list(reversed(rows))
+        return obj._chart_checks
+
+    @admin.display(description="Verdict history")
+    def verdict_history_chart(self, obj: Gate) -> SafeString:
+        checks = self._recent_checks(obj)
+        if not checks:
+            return empty("No decided checks yet.")
+        return render(charts.verdict_history((c[0], c[1], c[2]) for c in checks))
+
+    @admin.display(description="Rule trends")
+    def rule_trends_chart(self, obj: Gate) -> SafeString:
+        checks = self._recent_checks(obj)
+        points = [(c[0], r["name"], r.get("value")) for c in checks for r in c[3]]
+        if not points:
+            return empty("No rule results yet.")
+        # The latest check's metric names the unit, should a rule have changed metric since.
+        metric_of = {r["name"]: r["metric"] for c in checks for r in c[3]}
+        return render(charts.rule_trends(points, metric_of=metric_of))
 
 
 @admin.register(GateRule)
@@ -101,7 +147,9 @@ class CheckAdmin(admin.ModelAdmin):
         "verdict",
         "release_allowed",
         "rule_table",
+        "rule_chart",
         "trace_deltas",
+        "trace_delta_chart",
         "baseline",
         "metadata",
         "idempotency_key",
@@ -114,8 +162,25 @@ class CheckAdmin(admin.ModelAdmin):
     inlines = [CheckDecisionInline]
     show_full_result_count = False
 
+    class Media:
+        js = (PLOTLY_JS,)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="Rules, charted")
+    def rule_chart(self, obj: Check) -> SafeString:
+        if not obj.rule_results:
+            return empty("No rule results yet: the check is not decided.")
+        # Absolute rules carry no baseline value of their own: the baseline check's row says it.
+        earlier = Check.objects.filter(pk=obj.baseline_id).values_list("rule_results", flat=True).first()
+        return render(charts.rule_comparison(obj.rule_results, baseline_results=earlier))
+
+    @admin.display(description="Trace deltas, charted")
+    def trace_delta_chart(self, obj: Check) -> SafeString:
+        if not obj.trace_deltas:
+            return empty("No trace deltas: the check has no baseline, or is not decided.")
+        return render(charts.trace_deltas(obj.trace_deltas))
 
     @admin.display(description="Rules")
     def rule_table(self, obj: Check) -> str:

@@ -34,14 +34,19 @@ def _summary(pairs: list[tuple[bool, bool]]) -> dict[str, Any]:
     return {"n": len(pairs), "agreement": agreement(pairs), "kappa": cohen_kappa(pairs)}
 
 
-def calibrate(version: RubricVersion) -> dict[str, Any]:
-    """Agreement and kappa of the version's judge with human labels and with each code grader
-    that graded the same case results (three queries)."""
-    human = list(
+def human_pairs(version: RubricVersion) -> list[tuple[bool, bool]]:
+    """(judge passed, human passed) for every labelled grade the version's judge decided (one query)."""
+    return list(
         HumanLabel.objects.filter(grade__rubric_version=version, grade__passed__isnull=False).values_list(
             "grade__passed", "passed"
         )
     )
+
+
+def calibrate(version: RubricVersion) -> dict[str, Any]:
+    """Agreement and kappa of the version's judge with human labels and with each code grader
+    that graded the same case results (three queries)."""
+    human = human_pairs(version)
     judged_grades = Grade.objects.filter(rubric_version=version, passed__isnull=False)
     judged = dict(judged_grades.values_list("case_result_id", "passed"))
     code: dict[str, list[tuple[bool, bool]]] = defaultdict(list)

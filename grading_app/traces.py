@@ -66,3 +66,35 @@ def count_tool_calls(trace: list[dict[str, Any]]) -> int:
 
 def tool_sequence(trace: list[dict[str, Any]]) -> list[str]:
     return [step.get("name", "") for step in trace if step.get("type") == "tool_call"]
+
+
+def _pretty(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _document(document: Any) -> dict[str, str]:
+    if isinstance(document, dict):
+        return {"id": str(document.get("id", "")), "text": _pretty(document.get("text", ""))}
+    return {"id": "", "text": _pretty(document)}
+
+
+def timeline(trace: Any) -> list[dict[str, Any]]:
+    """The trace as display-ready steps for the admin's timeline: JSON pretty-printed, retrieved
+    documents as id and text; a stored step of an unknown shape is shown raw, never dropped."""
+    steps = trace if isinstance(trace, list) else [trace] if trace else []
+    shown: list[dict[str, Any]] = []
+    for step in steps:
+        kind = step.get("type") if isinstance(step, dict) else None
+        if kind == "message":
+            item = {"role": step.get("role", ""), "content": _pretty(step.get("content", ""))}
+        elif kind == "tool_call":
+            item = {"name": step.get("name", ""), "arguments": _pretty(step.get("arguments", {}))}
+            item["result"] = None if step.get("result") is None else _pretty(step["result"])
+        elif kind == "retrieval":
+            item = {"documents": [_document(d) for d in step.get("documents") or []]}
+        elif kind == "approval":
+            item = {"tool": step.get("tool", ""), "granted": step.get("granted"), "by": step.get("by", "")}
+        else:
+            kind, item = "raw", {"raw": _pretty(step)}
+        shown.append({"type": kind, **item})
+    return shown

@@ -9,6 +9,8 @@ from datasets_app.importers import CaseSpec, ImportFailed, LineError, export_csv
 from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass
 from datasets_app.services.cases import Actor, require_perm, save_failure_class
 
+KEY_BATCH = 10_000
+
 
 def _unclassified() -> FailureClass:
     existing = FailureClass.objects.filter(slug=UNCLASSIFIED).first()
@@ -23,9 +25,11 @@ def _check(
     dataset: Dataset, specs: list[CaseSpec], classes: dict[str, FailureClass], actor: Actor
 ) -> list[LineError]:
     errors = []
-    existing = set(
-        Case.objects.filter(dataset=dataset, key__in=[s.key for s in specs]).values_list("key", flat=True)
-    )
+    keys = [s.key for s in specs]
+    existing: set[str] = set()
+    for start in range(0, len(keys), KEY_BATCH):  # SQLite caps the parameters of one query
+        batch = keys[start : start + KEY_BATCH]
+        existing |= set(Case.objects.filter(dataset=dataset, key__in=batch).values_list("key", flat=True))
     may_activate = actor is None or actor.has_perm("datasets_app.audit_case")
     for spec in specs:
         if spec.key in existing:

@@ -13,9 +13,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from evalproject import charts as embed
 from evalproject.admin_actions import GovernedAdmin, confirm_action
-from grading_app import services
-from grading_app.calibration import calibrate
+from grading_app import charts, services
+from grading_app.calibration import calibrate, human_pairs
 from grading_app.choices import RubricState
 from grading_app.models import Rubric, RubricVersion
 from grading_app.services.rubrics import EDITABLE_FIELDS
@@ -52,10 +53,23 @@ class RubricVersionAdmin(admin.ModelAdmin):
     list_filter = ["state", "rubric"]
     list_select_related = ["rubric", "author"]
     actions = ["submit", "approve", "reject", "retire"]
-    fields = ["rubric", "number", "state", "author", *EDITABLE_FIELDS, "events", "calibration", "compare"]
+    # The confusion matrix sits beside the calibration table, on the same row.
+    fields = [
+        "rubric",
+        "number",
+        "state",
+        "author",
+        *EDITABLE_FIELDS,
+        "events",
+        ("calibration", "judge_vs_human"),
+        "compare",
+    ]
+
+    class Media:
+        js = (embed.PLOTLY_JS,)
 
     def get_readonly_fields(self, request: HttpRequest, obj: RubricVersion | None = None) -> list[str]:
-        always = ["number", "state", "author", "events", "calibration", "compare"]
+        always = ["number", "state", "author", "events", "calibration", "judge_vs_human", "compare"]
         if obj is None:
             return always
         if obj.state != RubricState.DRAFT or request.user.pk not in (obj.author_id, obj.rubric.owner_id):
@@ -133,6 +147,13 @@ class RubricVersionAdmin(admin.ModelAdmin):
             "</thead><tbody>{}</tbody></table>",
             body,
         )
+
+    @admin.display(description="Judge vs human labels")
+    def judge_vs_human(self, obj: RubricVersion) -> str:
+        pairs = human_pairs(obj) if obj.pk else []
+        if not pairs:
+            return embed.empty("No human labels yet: reviewers label judged results in the review queue.")
+        return embed.render(charts.confusion_matrix(pairs), height=380)
 
     @admin.display(description="Compare with")
     def compare(self, obj: RubricVersion) -> str:
