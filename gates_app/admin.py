@@ -251,6 +251,9 @@ class CheckAdmin(admin.ModelAdmin):
             perform=lambda check, reason: services.override_check(check, actor=request.user, reason=reason),
         )
 
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # a verdict is decided once; approvals and overrides are actions with a reason
+
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 

@@ -99,7 +99,10 @@ def judge(endpoint: Endpoint, model: str, prompt: str) -> JudgeAnswer:
     that arrives but is not valid (not JSON, a score out of range) is a different fault:
     the judge is asked again, at most ``max_retries`` more times, and then it is an error.
     """
-    client = client_for(endpoint)
+    try:
+        client = client_for(endpoint)
+    except ValidationError as exc:  # the operator's allowlist refuses this endpoint
+        raise JudgeError("; ".join(exc.messages)) from None
     problem = ""
     for _ in range(endpoint.max_retries + 1):
         try:

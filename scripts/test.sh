@@ -30,6 +30,15 @@ if [ "${CI:-}" = "true" ]; then
       --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
   fi
   for _ in $(seq 1 30); do pg_up && redis_up && break; sleep 1; done
+  # The browser tests (tests/e2e) drive Debian's Chromium; Playwright's own browser download
+  # is not used. A failed install fails the run here, with the reason, not later in pytest.
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "installing chromium for the e2e tests"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+      echo "could not install chromium (apt-get); the e2e tests cannot run" >&2
+      exit 1
+    fi
+  fi
 fi
 
 # The suite runs on PostgreSQL when it is reachable (always in CI); integration tests

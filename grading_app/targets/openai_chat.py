@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import openai
+from django.core.exceptions import ValidationError
 
 from grading_app import llm
 from grading_app.models import Target
@@ -31,7 +32,8 @@ def produce(target: Target, case_input: dict[str, Any]) -> Produced:
             params=target.config.get("params"),
             tools=target.config.get("tools"),
         )
-    except (openai.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
+    except (openai.APIError, ValueError, ValidationError) as exc:
+        # ValueError: a body that is not JSON; ValidationError: the host allowlist refused it.
         return Produced(error=f"{type(exc).__name__}: {exc}"[:2000])
     trace: list[dict[str, Any]] = []
     for call in result.tool_calls:
