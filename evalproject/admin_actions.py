@@ -17,6 +17,19 @@ from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """An inline of decided rows (chunks, decisions, versions): shown, never added or deleted here."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return list(self.fields or [])
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class GovernedAdmin(SimpleHistoryAdmin):
     """Admin of governed configuration: full history (with field deltas), no delete, no revert.
 

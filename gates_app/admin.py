@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from evalproject.admin_actions import GovernedAdmin, confirm_action
+from evalproject.admin_actions import GovernedAdmin, ReadOnlyInline, confirm_action
 from evalproject.charts import PLOTLY_JS, empty, render
 from gates_app import charts, services, tokens
 from gates_app.choices import CheckStatus
@@ -121,15 +121,9 @@ class GateRuleAdmin(GovernedAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class CheckDecisionInline(admin.TabularInline):
+class CheckDecisionInline(ReadOnlyInline):
     model = CheckDecision
     fields = ["kind", "actor", "reason", "created_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(Check)

@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from evalproject import charts as embed
-from evalproject.admin_actions import GovernedAdmin, confirm_action
+from evalproject.admin_actions import GovernedAdmin, ReadOnlyInline, confirm_action
 from grading_app import charts, services
 from grading_app.calibration import calibrate, human_pairs
 from grading_app.choices import RubricState
@@ -22,16 +22,10 @@ from grading_app.models import Rubric, RubricVersion
 from grading_app.services.rubrics import EDITABLE_FIELDS
 
 
-class RubricVersionInline(admin.TabularInline):
+class RubricVersionInline(ReadOnlyInline):
     model = RubricVersion
     fields = ["number", "state", "model", "author", "created_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(Rubric)

@@ -14,7 +14,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
 from evalproject import charts as embed
-from evalproject.admin_actions import confirm_action
+from evalproject.admin_actions import ReadOnlyInline, confirm_action
 from grading_app import charts, services
 from grading_app.models import CaseResult, Grade, Run, RunChunk
 from grading_app.traces import timeline
@@ -37,15 +37,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class RunChunkInline(admin.TabularInline):
+class RunChunkInline(ReadOnlyInline):
     model = RunChunk
     fields = ["index", "status", "attempts", "job_id", "error", "started_at", "finished_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(Run)
