@@ -8,7 +8,7 @@ from typing import Any
 import httpx2
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -54,9 +54,10 @@ def request_check(
 
     With ``outputs`` the run grades them; without, the gate's default target produces them.
     With an idempotency key, a repeat with the same body returns the first check; a repeat
-    with another body raises IdempotencyConflict. The run's jobs start after commit.
+    with another body raises IdempotencyConflict; while the first is still being processed,
+    IdempotencyInFlight. The run's jobs start after commit.
     """
-    if idempotency_key:
+    if idempotency_key:  # cheap answer for retries, before validating the body again
         existing = Check.objects.filter(gate=gate, idempotency_key=idempotency_key).first()
         if existing is not None:
             if existing.request_fingerprint != body_fingerprint:
@@ -67,6 +68,13 @@ def request_check(
     items = parse_outputs(outputs) if outputs is not None else None
     try:
         with transaction.atomic():
+            if idempotency_key:
+                _claim_idempotency_key(gate, idempotency_key)
+                existing = Check.objects.filter(gate=gate, idempotency_key=idempotency_key).first()
+                if existing is not None:
+                    if existing.request_fingerprint != body_fingerprint:
+                        raise IdempotencyConflict(idempotency_key)
+                    return existing, False
             run = start_run(
                 dataset=gate.dataset,
                 candidate=candidate,
@@ -85,7 +93,8 @@ def request_check(
                 requested_by_user=actor,
             )
     except IntegrityError:
-        # A concurrent request with the same key committed first.
+        # The unique constraint is the backstop where no advisory lock exists (SQLite): a
+        # concurrent request with the same key committed first.
         existing = Check.objects.filter(gate=gate, idempotency_key=idempotency_key).first()
         if existing is None:
             raise IdempotencyInFlight(idempotency_key) from None
@@ -106,6 +115,23 @@ def unapproved_rubrics(run: Run) -> dict[int, str]:
         for grader_id, vid in pinned.items()
         if vid in versions and not versions[vid].is_approved
     }
+
+
+def _claim_idempotency_key(gate: Gate, key: str) -> None:
+    """Hold this key for the transaction; a concurrent request holding it means "in flight" (409).
+
+    On PostgreSQL a transaction-level advisory lock on (gate, key) says so at once instead of
+    letting the second request wait on the unique index. SQLite runs one writer at a time
+    (IMMEDIATE transactions), so there the second request simply sees the first's check.
+    """
+    if connection.vendor != "postgresql":
+        return
+    digest = hashlib.sha256(f"idempotency:{gate.pk}:{key}".encode()).digest()
+    lock_id = int.from_bytes(digest[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_id])
+        if not cursor.fetchone()[0]:
+            raise IdempotencyInFlight(key)
 
 
 def rule_specs(gate: Gate, run: Run | None = None) -> list[RuleSpec]:
