@@ -17,9 +17,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from datasets_app import charts, services
-from datasets_app.choices import CaseStatus, IncidentStatus
+from datasets_app.choices import CaseStatus, IncidentStatus, PinnedChange
 from datasets_app.forms import CaseForm
-from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass, Incident
+from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass, Incident, PinnedCaseRequest
 from datasets_app.views import convert_incident_view, import_cases_view
 from evalproject.admin_actions import GovernedAdmin, confirm_action, run_each
 from evalproject.charts import PLOTLY_JS, empty, render
@@ -207,7 +207,16 @@ class CaseAdmin(GovernedAdmin):
     raw_id_fields = ["incident"]
     show_full_result_count = False
     list_per_page = 100
-    actions = ["submit_for_review", "audit_and_activate", "promote_to_trusted", "demote", "retire"]
+    actions = [
+        "submit_for_review",
+        "audit_and_activate",
+        "promote_to_trusted",
+        "demote",
+        "retire",
+        "restore",
+        "ask_to_retire_pinned",
+        "ask_to_unpin",
+    ]
     fieldsets = [
         (None, {"fields": ["dataset", "key", "failure_class", "tier", "risk", "pinned", "tags"]}),
         ("What the user asks", {"fields": ["conversation", "user_message", "input"]}),
@@ -315,8 +324,9 @@ class CaseAdmin(GovernedAdmin):
             title="Audit and activate cases",
             verb="Audit and activate",
             explanation="You confirm each case is correct. Active cases count in every run; trusted "
-            "ones decide releases. You cannot audit trusted cases you contributed.",
-            perform=lambda c, reason: services.audit_case(c, actor=request.user),
+            "ones decide releases. You cannot audit trusted cases you contributed or changed since "
+            "their last audit. Your note is kept in the case's history and the audit log.",
+            perform=lambda c, reason: services.audit_case(c, actor=request.user, reason=reason),
         )
 
     @admin.action(description="Promote selected cases to the trusted tier")
@@ -327,8 +337,9 @@ class CaseAdmin(GovernedAdmin):
             queryset,
             title="Promote to trusted",
             verb="Promote",
-            explanation="Trusted cases decide releases. You cannot promote cases you contributed.",
-            perform=lambda c, reason: services.promote_case(c, actor=request.user),
+            explanation="Trusted cases decide releases. You cannot promote cases you contributed "
+            "or changed since their last audit.",
+            perform=lambda c, reason: services.promote_case(c, actor=request.user, reason=reason),
         )
 
     @admin.action(description="Demote selected cases to monitoring")
@@ -352,8 +363,108 @@ class CaseAdmin(GovernedAdmin):
             title="Retire cases",
             verb="Retire",
             reason_required=True,
-            explanation="Retired cases stop counting in runs. Their history stays.",
+            explanation="Retired cases stop counting in runs. Their history stays. Pinned cases are "
+            "retired only through a request that a second person confirms.",
             perform=lambda c, reason: services.retire_case(c, actor=request.user, reason=reason),
+        )
+
+    @admin.action(description="Restore selected retired cases (back to review)")
+    def restore(self, request: HttpRequest, queryset: QuerySet[Case]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Restore retired cases",
+            verb="Restore",
+            reason_required=True,
+            explanation="A restored case goes back to review and counts again once audited.",
+            perform=lambda c, reason: services.restore_case(c, actor=request.user, reason=reason),
+        )
+
+    def _ask(self, request: HttpRequest, queryset: QuerySet[Case], change: str, title: str) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title=title,
+            verb="Ask",
+            reason_required=True,
+            explanation="A pinned case keeps an incident fixed, so ending it takes two people: this "
+            "asks; another dataset owner or an owner of a gate on the dataset confirms it (Pinned case "
+            "requests). Nothing changes until then.",
+            perform=lambda c, reason: services.request_pinned_change(
+                c, actor=request.user, change=change, reason=reason
+            ),
+        )
+
+    @admin.action(description="Ask to retire selected pinned cases (a second person confirms)")
+    def ask_to_retire_pinned(self, request: HttpRequest, queryset: QuerySet[Case]) -> Any:
+        return self._ask(request, queryset, PinnedChange.RETIRE, "Ask to retire pinned cases")
+
+    @admin.action(description="Ask to unpin selected cases (a second person confirms)")
+    def ask_to_unpin(self, request: HttpRequest, queryset: QuerySet[Case]) -> Any:
+        return self._ask(request, queryset, PinnedChange.UNPIN, "Ask to unpin cases")
+
+
+@admin.register(PinnedCaseRequest)
+class PinnedCaseRequestAdmin(admin.ModelAdmin):
+    """Open requests to retire or unpin pinned cases, decided by a second person."""
+
+    list_display = ["case", "change", "status", "requested_by", "requested_at", "reason", "decided_by"]
+    list_filter = ["status", "change", "case__dataset"]
+    list_select_related = ["case", "requested_by", "decided_by"]
+    search_fields = ["case__key", "reason"]
+    actions = ["confirm", "decline", "withdraw"]
+    readonly_fields = [
+        "case",
+        "change",
+        "status",
+        "reason",
+        "requested_by",
+        "requested_at",
+        "decided_by",
+        "decided_at",
+        "decision_note",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # asked from the case list (Ask to retire / unpin)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Confirm selected requests (you are the second person)")
+    def confirm(self, request: HttpRequest, queryset: QuerySet[PinnedCaseRequest]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Confirm pinned case requests",
+            verb="Confirm",
+            explanation="Confirming unpins the case (and retires it, when that was asked): it stops "
+            "guarding its incident. You cannot confirm your own request.",
+            perform=lambda r, note: services.confirm_pinned_change(r, actor=request.user, note=note),
+        )
+
+    @admin.action(description="Decline selected requests")
+    def decline(self, request: HttpRequest, queryset: QuerySet[PinnedCaseRequest]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Decline pinned case requests",
+            verb="Decline",
+            reason_required=True,
+            perform=lambda r, note: services.decline_pinned_change(r, actor=request.user, note=note),
+        )
+
+    @admin.action(description="Withdraw selected requests (yours)")
+    def withdraw(self, request: HttpRequest, queryset: QuerySet[PinnedCaseRequest]) -> None:
+        run_each(
+            request, queryset, "Withdrew", lambda r: services.withdraw_pinned_change(r, actor=request.user)
         )
 
 

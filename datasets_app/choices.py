@@ -40,3 +40,15 @@ class Severity(models.TextChoices):
     MEDIUM = "medium", "Medium"
     HIGH = "high", "High"
     CRITICAL = "critical", "Critical"
+
+
+class PinnedChange(models.TextChoices):
+    RETIRE = "retire", "Retire the pinned case"
+    UNPIN = "unpin", "Unpin the case"
+
+
+class RequestStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CONFIRMED = "confirmed", "Confirmed"
+    DECLINED = "declined", "Declined"
+    WITHDRAWN = "withdrawn", "Withdrawn"

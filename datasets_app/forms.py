@@ -150,6 +150,12 @@ class CaseForm(forms.ModelForm):
             .exists()
         ):
             self.add_error("key", "A case with this key already exists in this dataset.")
+        if self.instance.pk and self.instance.pinned and not data.get("pinned"):
+            self.add_error(
+                "pinned",
+                'Unpinning takes two people: use the action "Ask to unpin or retire pinned cases"; '
+                "someone else confirms it.",
+            )
         try:
             validate_case_content(data["input"], data["expected"], data["tags"])
         except ValidationError as exc:

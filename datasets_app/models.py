@@ -4,7 +4,16 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from datasets_app.choices import CaseSource, CaseStatus, IncidentStatus, Risk, Severity, Tier
+from datasets_app.choices import (
+    CaseSource,
+    CaseStatus,
+    IncidentStatus,
+    PinnedChange,
+    RequestStatus,
+    Risk,
+    Severity,
+    Tier,
+)
 
 UNCLASSIFIED = "unclassified"  # where imports without a failure class land, flagged for triage
 
@@ -36,7 +45,7 @@ class Dataset(models.Model):
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="owned_datasets",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -79,14 +88,14 @@ class Case(models.Model):
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="contributed_cases",
     )
     audited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="audited_cases",
     )
     audited_at = models.DateTimeField(null=True, blank=True)
@@ -94,10 +103,13 @@ class Case(models.Model):
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="+",
-        help_text="Who last changed the content; like the contributor, they cannot audit it into trusted.",
+        help_text="Who last changed the content.",
     )
+    # Everyone who changed the content since the last audit: like the contributor, none of
+    # them may audit it into trusted. Ids, reset by each audit.
+    editors_since_audit = models.JSONField(default=list, blank=True)
     revision = models.PositiveIntegerField(default=1)
     incident = models.ForeignKey(
         "Incident",
@@ -115,6 +127,7 @@ class Case(models.Model):
 
     # What a case says; changing any of it is a new revision (and re-review if trusted).
     CONTENT_FIELDS = ("input", "expected", "failure_class", "risk", "tags", "pinned")
+    GOVERNANCE_FIELDS = ("status", "audited_by", "audited_at", "editors_since_audit", "edited_by")
 
     class Meta:
         ordering = ["dataset", "key"]
@@ -163,13 +176,13 @@ class Incident(models.Model):
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="reported_incidents",
     )
     reported_via = models.CharField(max_length=200, blank=True, help_text="Token or system that reported it.")
     triage_note = models.TextField(blank=True)
     triaged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     triaged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -183,3 +196,36 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class PinnedCaseRequest(models.Model):
+    """A request to retire or unpin a pinned case; a second person confirms or declines it.
+
+    A pinned case is a promise that an incident stays fixed, so no single person ends it.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="pinned_requests")
+    change = models.CharField(max_length=8, choices=PinnedChange.choices)
+    reason = models.TextField()
+    status = models.CharField(max_length=10, choices=RequestStatus.choices, default=RequestStatus.OPEN)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"],
+                condition=models.Q(status="open"),
+                name="pinned_request_one_open_per_case",
+                violation_error_message="This case already has an open request.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_change_display()} {self.case.key}" if self.case_id else "pinned case request"

@@ -13,14 +13,15 @@ from evalproject.admin_actions import GovernedAdmin, ReadOnlyInline, confirm_act
 from evalproject.charts import PLOTLY_JS, empty, render
 from gates_app import charts, services, tokens
 from gates_app.choices import CheckStatus
+from gates_app.forms import TokenIssueForm
 from gates_app.models import Check, CheckDecision, DeployToken, Gate, GateRule
 
 HISTORY_CHECKS = 200  # how many of a gate's latest decided checks its charts draw
 
 
 def owns(request: HttpRequest, gate: Gate | None) -> bool:
-    """Only the owner (or a superuser) says what a gate's rules mean."""
-    return gate is None or request.user.is_superuser or gate.owner_id == request.user.pk
+    """Only an owner (or a superuser) says what a gate's rules mean."""
+    return gate is None or request.user.is_superuser or gate.is_owner(request.user)
 
 
 class GateRuleInline(admin.TabularInline):
@@ -58,7 +59,7 @@ class GateAdmin(GovernedAdmin):
     list_select_related = ["owner", "dataset"]
     search_fields = ["slug", "name"]
     raw_id_fields = ["owner", "baseline_check"]
-    filter_horizontal = ["approvers"]
+    filter_horizontal = ["co_owners", "approvers"]
     inlines = [GateRuleInline]
     chart_fields = ["verdict_history_chart", "rule_trends_chart"]
 
@@ -67,6 +68,26 @@ class GateAdmin(GovernedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Gate | None = None) -> bool:
         return owns(request, obj) and super().has_change_permission(request, obj)
+
+    def get_form(self, request: HttpRequest, obj: Gate | None = None, **kwargs: Any) -> Any:
+        form_class = super().get_form(request, obj, **kwargs)
+        if request.user.is_superuser or obj is not None:
+            return form_class
+
+        class OwnedGateForm(form_class):
+            def clean(self) -> dict[str, Any]:
+                data = super().clean()
+                # A gate makes its owners answer for releases: nobody creates one in other
+                # people's names only (superusers excepted).
+                owners = {
+                    getattr(data.get("owner"), "pk", None),
+                    *(u.pk for u in data.get("co_owners") or []),
+                }
+                if request.user.pk not in owners:
+                    self.add_error("owner", "Be an owner (owner or co-owner) of the gate you create.")
+                return data
+
+        return OwnedGateForm
 
     def get_readonly_fields(self, request: HttpRequest, obj: Gate | None = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
@@ -117,7 +138,7 @@ class GateRuleAdmin(GovernedAdmin):
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         # A rule may only be added to (or moved onto) a gate the user owns.
         if db_field.name == "gate" and not request.user.is_superuser:
-            kwargs["queryset"] = Gate.objects.filter(owner=request.user)
+            kwargs["queryset"] = Gate.objects.owned_by(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -254,39 +275,86 @@ class CheckAdmin(admin.ModelAdmin):
 
 @admin.register(DeployToken)
 class DeployTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "user", "scopes", "expires_at", "revoked_at", "last_used_at"]
-    list_select_related = ["user"]
-    fields = ["name", "user", "gates", "scopes"]
+    """Tokens: everyone sees and revokes only their own personal tokens and the deploy tokens
+    of gates they own (superusers: all). Issuing goes through TokenIssueForm and the service."""
+
+    list_display = ["name", "prefix", "user", "gate_list", "scopes", "created_by", "expires_at", "revoked_at"]
+    list_select_related = ["user", "created_by"]
     filter_horizontal = ["gates"]
-    raw_id_fields = ["user"]
     actions = ["revoke"]
+    readonly = [
+        "name",
+        "prefix",
+        "user",
+        "gates",
+        "scopes",
+        "note",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+        "revoke_reason",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeployToken]:
+        return (
+            tokens.tokens_visible_to(request.user)
+            .select_related("user", "created_by")
+            .prefetch_related("gates")
+        )
+
+    def get_form(self, request: HttpRequest, obj: DeployToken | None = None, **kwargs: Any) -> Any:
+        if obj is not None:
+            return super().get_form(request, obj, **kwargs)
+        form_class = TokenIssueForm
+
+        class IssueForm(form_class):
+            def __init__(self, *args: Any, **inner: Any) -> None:
+                super().__init__(*args, actor=request.user, **inner)
+
+        return IssueForm
+
+    def get_fieldsets(self, request: HttpRequest, obj: DeployToken | None = None) -> list:
+        if obj is not None:
+            return [(None, {"fields": self.readonly})]
+        fields = ["kind", "name", "gates", "scope_list", "expires_in_days", "note"]
+        if request.user.is_superuser:
+            fields.insert(1, "for_user")
+        return [(None, {"fields": fields})]
 
     def get_readonly_fields(self, request: HttpRequest, obj: DeployToken | None = None) -> list[str]:
-        return ["name", "user", "gates", "scopes", "prefix", "created_at", "last_used_at"] if obj else []
+        return self.readonly if obj else []
 
-    def save_model(self, request: HttpRequest, obj: DeployToken, form: object, change: bool) -> None:
-        if change:
-            return super().save_model(request, obj, form, change)
+    def has_change_permission(self, request: HttpRequest, obj: DeployToken | None = None) -> bool:
+        return False  # a token is issued once and revoked with a reason; never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: DeployToken, form: Any, change: bool) -> None:
         # The secret exists only here: hashed in the row, shown to the creator once.
-        token, secret = tokens.create_token(
-            name=obj.name,
-            gates=list(form.cleaned_data.get("gates") or []),
-            scopes=obj.scopes or None,
-            user=obj.user,
-            actor=request.user,
-        )
+        token, secret = form.issue()
         obj.pk = token.pk
         messages.warning(request, f"Copy this token now; it will not be shown again: {secret}")
 
     def save_related(self, request: HttpRequest, form: object, formsets: object, change: bool) -> None:
-        if change:
-            super().save_related(request, form, formsets, change)
+        pass  # the service set the gates
+
+    @admin.display(description="Gates")
+    def gate_list(self, obj: DeployToken) -> str:
+        return ", ".join(g.slug for g in obj.gates.all()) or "-"
 
     @admin.action(description="Revoke selected tokens")
-    def revoke(self, request: HttpRequest, queryset: object) -> None:
-        for token in queryset:
-            tokens.revoke_token(token, actor=request.user)
-        messages.success(request, "Revoked.")
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+    def revoke(self, request: HttpRequest, queryset: QuerySet[DeployToken]) -> Any:
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            title="Revoke tokens",
+            verb="Revoke",
+            reason_required=True,
+            explanation="A revoked token stops working at once. The reason is recorded in the audit log.",
+            perform=lambda token, reason: tokens.revoke_token(token, actor=request.user, reason=reason),
+        )

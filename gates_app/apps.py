@@ -6,4 +6,8 @@ class GatesAppConfig(AppConfig):
     verbose_name = "Gates"
 
     def ready(self) -> None:
-        from gates_app import receivers  # noqa: F401  (connects run_finished)
+        from datasets_app import extensions
+        from gates_app import receivers  # noqa: F401  (connects run_finished, audits gate changes)
+        from gates_app.services import owns_gate_on_dataset
+
+        extensions.register_pinned_confirmer(owns_gate_on_dataset)

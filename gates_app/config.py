@@ -16,14 +16,28 @@ from grading_app.models import Grader, Target
 GATE_KEYS = (
     "name",
     "description",
+    "co_owners",
     "approvers",
+    "required_approvals",
     "warnings_need_approval",
     "missing_tolerance",
     "rules",
     "default_target",
     "webhook_url",
 )
-RULE_KEYS = ("grader", "scope", "mode", "threshold", "direction", "margin", "strict", "decide_on", "severity")
+RULE_KEYS = (
+    "grader",
+    "scope",
+    "mode",
+    "threshold",
+    "direction",
+    "margin",
+    "strict",
+    "decide_on",
+    "severity",
+    "min_kappa",
+    "min_labels",
+)
 CHOICES = {
     "mode": RuleMode.values,
     "direction": Direction.values,
@@ -46,9 +60,13 @@ def validate(
             continue
         if gate["owner"] not in users:
             errors.add(f"{path}.owner", f"no user named {gate['owner']!r}")
-        for j, name in enumerate(as_list(gate.get("approvers"), f"{path}.approvers", errors)):
-            if name not in users:
-                errors.add(f"{path}.approvers[{j}]", f"no user named {name!r}")
+        for key in ("approvers", "co_owners"):
+            for j, name in enumerate(as_list(gate.get(key), f"{path}.{key}", errors)):
+                if name not in users:
+                    errors.add(f"{path}.{key}[{j}]", f"no user named {name!r}")
+        required = gate.get("required_approvals", 1)
+        if isinstance(required, bool) or not isinstance(required, int) or required < 1:
+            errors.add(f"{path}.required_approvals", "must be a whole number, at least 1")
         if gate["dataset"] not in datasets:
             errors.add(f"{path}.dataset", f"unknown dataset {gate['dataset']!r}")
         if gate.get("default_target") and gate["default_target"] not in targets:
@@ -92,6 +110,14 @@ def _validate_rule(rule: Any, path: str, errors: ConfigErrors, *, graders: set[s
             errors.add(f"{path}.{key}", "must be a number")
     if not isinstance(rule.get("strict", False), bool):
         errors.add(f"{path}.strict", "must be true or false")
+    kappa = rule.get("min_kappa")
+    if kappa is not None and (
+        isinstance(kappa, bool) or not isinstance(kappa, int | float) or not -1 <= kappa <= 1
+    ):
+        errors.add(f"{path}.min_kappa", "must be a number from -1 to 1")
+    labels = rule.get("min_labels")
+    if labels is not None and (isinstance(labels, bool) or not isinstance(labels, int) or labels < 0):
+        errors.add(f"{path}.min_labels", "must be a whole number, at least 0")
     scope = rule.get("scope", {})
     if not isinstance(scope, dict) or set(scope) - set(SCOPE_KEYS):
         errors.add(f"{path}.scope", f"a mapping with keys among {', '.join(SCOPE_KEYS)}")
@@ -110,6 +136,8 @@ def _rule_fields(rule: dict[str, Any], graders: dict[str, Grader]) -> dict[str, 
         "strict": bool(rule.get("strict", False)),
         "decide_on": rule.get("decide_on", DecideOn.POINT),
         "severity": rule.get("severity", Severity.BLOCK),
+        "min_kappa": rule.get("min_kappa"),
+        "min_labels": rule.get("min_labels"),
     }
 
 
@@ -124,6 +152,8 @@ def apply(specs: list[dict[str, Any]], *, actor: AbstractBaseUser, plan: Plan) -
             "owner": users[spec["owner"]],
             "dataset": Dataset.objects.get(slug=spec["dataset"]),
             "approvers": sorted((users[a] for a in spec.get("approvers") or []), key=lambda u: u.pk),
+            "co_owners": sorted((users[a] for a in spec.get("co_owners") or []), key=lambda u: u.pk),
+            "required_approvals": int(spec.get("required_approvals", 1)),
             "warnings_need_approval": bool(spec.get("warnings_need_approval", True)),
             "missing_tolerance": float(spec.get("missing_tolerance", 0.0)),
             "default_target": Target.objects.filter(slug=spec.get("default_target") or "").first(),
@@ -138,11 +168,12 @@ def apply(specs: list[dict[str, Any]], *, actor: AbstractBaseUser, plan: Plan) -
 
 
 def _unchanged(gate: Gate, fields: dict[str, Any], rules: list[dict[str, Any]]) -> bool:
-    simple = {k: v for k, v in fields.items() if k != "approvers"}
+    simple = {k: v for k, v in fields.items() if k not in ("approvers", "co_owners")}
     if any(getattr(gate, key) != value for key, value in simple.items()):
         return False
-    if sorted(gate.approvers.values_list("pk", flat=True)) != [u.pk for u in fields["approvers"]]:
-        return False
+    for key in ("approvers", "co_owners"):
+        if sorted(getattr(gate, key).values_list("pk", flat=True)) != [u.pk for u in fields[key]]:
+            return False
     current = list(GateRule.objects.filter(gate=gate).order_by("position", "pk"))
     return len(current) == len(rules) and all(
         all(getattr(existing, key) == value for key, value in wanted.items())

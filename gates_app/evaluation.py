@@ -4,6 +4,7 @@ Verdict semantics are DESIGN.md section 5: missing data is never a pass.
 """
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,8 +90,13 @@ def evaluate_rule(
     rows: list[CaseRow],
     baseline_rows: list[CaseRow] | None,
     missing_tolerance: float,
+    pinned_not_run: Sequence[CaseRow] = (),
 ) -> dict[str, Any]:
-    """One line of the rule table (the API's ``rules`` item, plus notes)."""
+    """One line of the rule table (the API's ``rules`` item, plus notes).
+
+    ``pinned_not_run`` are the dataset's pinned cases the run did not include (not active):
+    the pinned rule cannot pass while one of them is in its scope.
+    """
     spec = metrics.get_metric(rule.metric)
     direction = rule.direction or spec.direction
     scoped = [row for row in rows if in_scope(row, rule.scope) and spec.applies(row)]
@@ -123,6 +129,9 @@ def evaluate_rule(
 
     if rule.blocked_reason:
         return decide(Outcome.UNDECIDED, rule.blocked_reason)
+    if spec.aggregate == metrics.ALL:
+        not_run = [row for row in pinned_not_run if in_scope(row, rule.scope)]
+        return _decide_pinned(scoped, not_run, result, decide)
     lacking = missing + errored
     if scoped and lacking / len(scoped) > missing_tolerance:
         return decide(
@@ -130,15 +139,12 @@ def evaluate_rule(
             f"{missing} missing and {errored} errored of {len(scoped)} cases in scope "
             f"(tolerance {missing_tolerance:.0%})",
         )
-    if spec.aggregate == metrics.ALL and not values:
-        return decide(Outcome.PASS, "no pinned cases in scope")
     if value is None:
         return decide(Outcome.UNDECIDED, "no measurable cases in scope")
     if rule.mode == RuleMode.NO_REGRESSION:
         return _decide_regression(rule, spec, direction, values, baseline_rows, result, decide)
 
-    threshold = 1.0 if spec.aggregate == metrics.ALL else rule.threshold
-    result["threshold"] = threshold
+    threshold = rule.threshold
     if rule.decide_on == DecideOn.INTERVAL and interval is not None:
         low, high = interval
         worst, best = (low, high) if direction == "min" else (high, low)
@@ -148,6 +154,60 @@ def evaluate_rule(
             return decide(Outcome.FAIL)
         return decide(Outcome.UNDECIDED, "the 95% interval straddles the threshold")
     return decide(Outcome.PASS if _clears(value, threshold, direction) else Outcome.FAIL)
+
+
+NAMED_CASES = 10  # how many case keys a note names before "and N more"
+
+
+def _named(keys: list[str]) -> str:
+    shown = ", ".join(keys[:NAMED_CASES])
+    return shown + (f" and {len(keys) - NAMED_CASES} more" if len(keys) > NAMED_CASES else "")
+
+
+def _decide_pinned(
+    scoped: list[CaseRow], not_run: Sequence[CaseRow], result: dict[str, Any], decide: Any
+) -> dict[str, Any]:
+    """Every pinned case in scope passes every grader that applies to it.
+
+    A pinned case never silently stops counting: one that was not run (not active), produced
+    nothing, has no grader that applies, or whose grade errored makes the rule undecided,
+    and the note names it. Any pinned case that was graded and failed fails the rule.
+    """
+    failing, ungradable, passed = [], [], 0
+    for row in sorted(scoped, key=lambda r: r.key):
+        if row.failed_to_produce:
+            ungradable.append(f"{row.key} ({row.error or 'missing'})")
+        elif not row.grades:
+            ungradable.append(f"{row.key} (no grader applies)")
+        elif any(g.error or g.passed is None for g in row.grades.values()):
+            ungradable.append(f"{row.key} (a grade errored)")
+        elif all(g.passed for g in row.grades.values()):
+            passed += 1
+        else:
+            failing.append(row.key)
+    ungradable += [f"{row.key} ({row.error})" for row in sorted(not_run, key=lambda r: r.key)]
+    measured = passed + len(failing)
+    result.update(
+        value=None if not measured else (0.0 if failing else 1.0),
+        threshold=1.0,
+        n=measured,
+        missing=len(ungradable),
+        errored=0,
+        cases_failing=failing,
+        cases_undecided=[entry.split(" (", 1)[0] for entry in ungradable],
+    )
+    notes = []
+    if failing:
+        notes.append(f"failing: {_named(failing)}")
+    if ungradable:
+        notes.append(f"cannot be graded: {_named(ungradable)}")
+    if failing:
+        return decide(Outcome.FAIL, "; ".join(notes))
+    if ungradable:
+        return decide(Outcome.UNDECIDED, "; ".join(notes))
+    if not measured:
+        return decide(Outcome.PASS, "no pinned cases in scope")
+    return decide(Outcome.PASS)
 
 
 def _decide_regression(
@@ -213,9 +273,10 @@ def evaluate(
     rows: list[CaseRow],
     baseline_rows: list[CaseRow] | None,
     missing_tolerance: float = 0.0,
+    pinned_not_run: Sequence[CaseRow] = (),
 ) -> Evaluation:
     """The whole rule table and its verdict."""
-    results = [evaluate_rule(rule, rows, baseline_rows, missing_tolerance) for rule in rules]
+    results = [evaluate_rule(rule, rows, baseline_rows, missing_tolerance, pinned_not_run) for rule in rules]
     return Evaluation(verdict=verdict_for(results), rules=results)
 
 

@@ -1,5 +1,7 @@
 """Gates and their rules, checks (verdict requests) with their decisions, and deploy tokens."""
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -21,14 +23,33 @@ from gates_app.choices import (
 SCOPE_KEYS = ("tier", "failure_class", "risk", "tags")
 
 
+class GateQuerySet(models.QuerySet):
+    def owned_by(self, user: Any) -> "GateQuerySet":
+        """Gates ``user`` owns, as the owner or a co-owner."""
+        co_owned = Gate.co_owners.through.objects.filter(user=user).values("gate_id")
+        return self.filter(models.Q(owner=user) | models.Q(pk__in=co_owned))
+
+
 class Gate(models.Model):
-    """A release gate: an owner, approvers, a dataset and the rules that decide a verdict."""
+    """A release gate: owners, approvers, a dataset and the rules that decide a verdict."""
 
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_gates")
+    co_owners = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="co_owned_gates",
+        help_text="Owners besides the owner (like a CODEOWNERS entry): each may change the gate, "
+        "override its verdicts and issue its deploy tokens.",
+    )
     approvers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="approver_of_gates")
+    required_approvals = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Distinct people who must approve a warn verdict before the release is allowed "
+        "(never the person who requested the check).",
+    )
     dataset = models.ForeignKey("datasets_app.Dataset", on_delete=models.PROTECT, related_name="gates")
     default_target = models.ForeignKey(
         "grading_app.Target",
@@ -59,7 +80,8 @@ class Gate(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords(m2m_fields=[approvers])
+    history = HistoricalRecords(m2m_fields=[approvers, co_owners])
+    objects = GateQuerySet.as_manager()
 
     class Meta:
         ordering = ["slug"]
@@ -69,10 +91,22 @@ class Gate(models.Model):
                 name="gate_missing_tolerance_is_a_share",
                 violation_error_message="Missing tolerance is a share between 0 and 1.",
             ),
+            models.CheckConstraint(
+                condition=models.Q(required_approvals__gte=1),
+                name="gate_required_approvals_at_least_one",
+                violation_error_message="A gate requires at least one approval.",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def owner_ids(self) -> set[int]:
+        """The owner and every co-owner (one query for the co-owners, unless prefetched)."""
+        return {self.owner_id, *(u.pk for u in self.co_owners.all())}
+
+    def is_owner(self, user: Any) -> bool:
+        return user is not None and user.pk is not None and user.pk in self.owner_ids()
 
 
 class GateRule(models.Model):
@@ -94,6 +128,15 @@ class GateRule(models.Model):
     strict = models.BooleanField(default=False)
     decide_on = models.CharField(max_length=8, choices=DecideOn.choices, default=DecideOn.POINT)
     severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.BLOCK)
+    # Calibration a judge must show before its rule can decide (DESIGN.md section 1.2).
+    min_kappa = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Judge rules: Cohen's kappa with human labels the rubric version must reach.",
+    )
+    min_labels = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Judge rules: human labels the rubric version must have."
+    )
 
     history = HistoricalRecords()
 
@@ -124,8 +167,17 @@ class GateRule(models.Model):
             errors["scope"] = f"Scope is an object with keys among {', '.join(SCOPE_KEYS)}."
         if self.margin < 0:
             errors["margin"] = "A margin is not negative."
+        if self.min_kappa is not None and not -1 <= self.min_kappa <= 1:
+            errors["min_kappa"] = "Cohen's kappa lies between -1 and 1."
+        if (self.min_kappa is not None or self.min_labels is not None) and not self._judged():
+            errors["min_kappa"] = "Calibration (min_kappa, min_labels) applies to rules on a judge grader."
         if errors:
             raise ValidationError(errors)
+
+    def _judged(self) -> bool:
+        from grading_app.graders import get_kind  # the registry loads custom kinds lazily
+
+        return self.grader is not None and get_kind(self.grader.kind).needs_rubric
 
     def effective_direction(self) -> str:
         return self.direction or metrics.get_metric(self.metric).direction
@@ -151,7 +203,7 @@ class Check(models.Model):
         "DeployToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="checks"
     )
     requested_by_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # Derived from the verdict and the decisions, kept on the row by the services that
     # change either, so baselines and the API read it without replaying decisions.
@@ -179,16 +231,26 @@ class Check(models.Model):
 
 
 class CheckDecision(models.Model):
-    """An approval of a warn verdict or an owner's override, recorded forever."""
+    """An approval of a warn verdict or an owner's override, recorded forever (append-only)."""
 
     gate_check = models.ForeignKey(Check, on_delete=models.PROTECT, related_name="decisions")
     kind = models.CharField(max_length=16, choices=DecisionKind.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # A snapshot: renaming the user does not rewrite the approval trail.
+    actor_username = models.CharField(max_length=150)
     reason = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["created_at"]
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gate_check", "actor"],
+                condition=models.Q(kind="approve"),
+                name="check_decision_one_approval_per_person",
+                violation_error_message="This person already approved this check.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.actor_id}"
@@ -215,18 +277,29 @@ class DeployToken(models.Model):
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.CASCADE,
+        on_delete=models.PROTECT,
         related_name="personal_tokens",
         help_text="Set for a personal token: it acts as this user.",
     )
     gates = models.ManyToManyField(Gate, blank=True, related_name="tokens")
     scopes = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who issued it; a deploy token's writes (cases, incidents, checks) belong to them. "
+        "Empty: issued from the server's shell.",
     )
+    note = models.TextField(blank=True, help_text="Why the token exists.")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revoke_reason = models.TextField(blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     objects = DeployTokenQuerySet.as_manager()
@@ -243,3 +316,7 @@ class DeployToken(models.Model):
 
     def has_scope(self, scope: Scope | str) -> bool:
         return str(scope) in self.scopes
+
+    def identity(self) -> dict[str, Any]:
+        """How the audit log names this token (its secret never appears anywhere)."""
+        return {"id": self.pk, "name": self.name, "prefix": self.prefix, "created_by": self.created_by_id}

@@ -12,14 +12,17 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit_app.choices import Action
+from audit_app.services import record_event
 from evalproject.queues import enqueue
 from gates_app.choices import CheckStatus, DecisionKind, Verdict
 from gates_app.evaluation import RuleSpec, evaluate, trace_deltas
 from gates_app.models import Check, CheckDecision, DeployToken, Gate, GateRule
+from grading_app.calibration import cohen_kappa, human_pairs
 from grading_app.choices import RunStatus
 from grading_app.models import RubricVersion, Run
 from grading_app.outputs import parse_outputs
-from grading_app.results import load_case_rows
+from grading_app.results import load_case_rows, load_pinned_not_run
 from grading_app.services import cancel_run, start_run
 
 logger = logging.getLogger(__name__)
@@ -92,6 +95,20 @@ def request_check(
                 requested_by_token=token,
                 requested_by_user=actor,
             )
+            record_event(
+                Action.CHECK_REQUESTED,
+                actor=actor,
+                obj=check,
+                details={
+                    "gate": gate.slug,
+                    "candidate": candidate,
+                    "run": run.pk,
+                    "outputs": len(items) if items is not None else None,
+                    "request_fingerprint": body_fingerprint,
+                    "idempotency_key": idempotency_key,
+                    "token": token.identity() if token else None,
+                },
+            )
     except IntegrityError:
         # The unique constraint is the backstop where no advisory lock exists (SQLite): a
         # concurrent request with the same key committed first.
@@ -134,6 +151,31 @@ def _claim_idempotency_key(gate: Gate, key: str) -> None:
             raise IdempotencyInFlight(key)
 
 
+def uncalibrated(rule: GateRule, run: Run | None) -> str:
+    """Why a judge rule's rubric version is not calibrated enough to decide, or "".
+
+    ``min_labels`` and ``min_kappa`` ask for human labels of the version the run used, and
+    Cohen's kappa of the judge against them; below either, the rule is undecided.
+    """
+    if run is None or (rule.min_kappa is None and rule.min_labels is None):
+        return ""
+    pinned = {g["id"]: g.get("rubric_version") for g in run.grader_snapshot}
+    version = RubricVersion.objects.select_related("rubric").filter(pk=pinned.get(rule.grader_id)).first()
+    if version is None:
+        return "the rule asks for calibration, but its grader used no rubric version"
+    pairs = human_pairs(version)
+    name = f"rubric {version.rubric.slug} v{version.number}"
+    if rule.min_labels is not None and len(pairs) < rule.min_labels:
+        return f"{name} has {len(pairs)} human label(s); the rule needs {rule.min_labels}"
+    if rule.min_kappa is not None:
+        kappa = cohen_kappa(pairs)
+        if kappa is None:
+            return f"{name}: Cohen's kappa with human labels is undefined ({len(pairs)} label(s))"
+        if kappa < rule.min_kappa:
+            return f"{name}: Cohen's kappa with human labels is {kappa:.2f}, below {rule.min_kappa:.2f}"
+    return ""
+
+
 def rule_specs(gate: Gate, run: Run | None = None) -> list[RuleSpec]:
     rules = GateRule.objects.filter(gate=gate).select_related("grader").order_by("position", "pk")
     blocked = unapproved_rubrics(run) if run is not None else {}
@@ -150,7 +192,8 @@ def rule_specs(gate: Gate, run: Run | None = None) -> list[RuleSpec]:
             margin=rule.margin,
             strict=rule.strict,
             decide_on=rule.decide_on,
-            blocked_reason=blocked.get(rule.grader_id, "") if rule.grader_id else "",
+            blocked_reason=(blocked.get(rule.grader_id, "") if rule.grader_id else "")
+            or uncalibrated(rule, run),
         )
         for rule in rules
     ]
@@ -170,15 +213,29 @@ def find_baseline(check: Check) -> Check | None:
     )
 
 
-def _release_allowed(check: Check, decisions: set[str]) -> bool:
-    """DESIGN.md section 5."""
+def _release_allowed(check: Check, decisions: list[tuple[str, int]]) -> bool:
+    """DESIGN.md section 5; ``decisions`` are (kind, actor id). A warn needs the gate's number
+    of approvals from distinct people, like required reviewers on a protected branch."""
     if check.verdict == Verdict.PASS:
         return True
     if check.verdict == Verdict.WARN:
-        return not check.gate.warnings_need_approval or bool(decisions)
+        approvers = {actor for kind, actor in decisions if kind == DecisionKind.APPROVE}
+        return not check.gate.warnings_need_approval or len(approvers) >= check.gate.required_approvals
     if check.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE):
-        return DecisionKind.OVERRIDE in decisions
+        return any(kind == DecisionKind.OVERRIDE for kind, _ in decisions)
     return False
+
+
+def requesters(check: Check) -> set[int]:
+    """Who asked for this check: the user, or for a deploy token the person who issued it.
+    None of them may approve it."""
+    token = check.requested_by_token
+    ids = {
+        check.requested_by_user_id,
+        token.created_by_id if token else None,
+        token.user_id if token else None,
+    }
+    return ids - {None}
 
 
 @transaction.atomic
@@ -194,7 +251,13 @@ def evaluate_check(run: Run) -> Check | None:
     baseline = find_baseline(check)
     baseline_rows = load_case_rows(baseline.run) if baseline and baseline.run else None
     rows = load_case_rows(run)
-    result = evaluate(rule_specs(check.gate, run), rows, baseline_rows, check.gate.missing_tolerance)
+    result = evaluate(
+        rule_specs(check.gate, run),
+        rows,
+        baseline_rows,
+        check.gate.missing_tolerance,
+        pinned_not_run=load_pinned_not_run(run),
+    )
     check.rule_results = result.rules
     check.verdict = result.verdict
     if run.status != RunStatus.SUCCEEDED:
@@ -204,8 +267,24 @@ def evaluate_check(run: Run) -> Check | None:
     check.baseline = baseline
     check.status = CheckStatus.DONE
     check.decided_at = timezone.now()
-    check.release_allowed = _release_allowed(check, set())
+    check.release_allowed = _release_allowed(check, [])
     check.save()
+    record_event(
+        Action.CHECK_DECIDED,
+        actor=None,
+        obj=check,
+        details={
+            "verdict": check.verdict,
+            "release_allowed": check.release_allowed,
+            "run": run.pk,
+            "run_status": run.status,
+            "baseline": baseline.pk if baseline else None,
+            # The rule table's digest: the audit chain vouches for the table as decided.
+            "rules_sha256": fingerprint(check.rule_results),
+            "outcomes": {r["name"]: r["outcome"] for r in check.rule_results},
+        },
+        via="finaliser",
+    )
     if check.gate.webhook_url:
         enqueue(notify_webhook, check.pk, job_id=f"check-{check.pk}-webhook")
     return check
@@ -220,24 +299,40 @@ def check_status(check: Check) -> str:
     return CheckStatus.QUEUED
 
 
+def approval_refusal(check: Check, actor: AbstractBaseUser) -> Exception | None:
+    """What refuses ``actor``'s approval of ``check`` now, or None (decision buttons ask too)."""
+    gate = check.gate
+    if not gate.is_owner(actor) and not gate.approvers.filter(pk=actor.pk).exists():
+        return PermissionDenied("Only the gate's approvers or its owners can approve a check.")
+    if check.verdict != Verdict.WARN:
+        return ValidationError(f"Only a warn verdict can be approved; this one is {check.verdict}.")
+    if actor.pk in requesters(check):
+        return PermissionDenied("You requested this check: someone else must approve it.")
+    if check.decisions.filter(kind=DecisionKind.APPROVE, actor=actor).exists():
+        return ValidationError("You already approved this check: approvals are counted per person.")
+    return None
+
+
 @transaction.atomic
 def approve_check(check: Check, *, actor: AbstractBaseUser, reason: str) -> Check:
-    """An approver (or the owner) acknowledges a warn verdict, which allows the release."""
-    check = Check.objects.select_for_update().select_related("gate").get(pk=check.pk)
-    gate = check.gate
-    if actor.pk != gate.owner_id and not gate.approvers.filter(pk=actor.pk).exists():
-        raise PermissionDenied("Only the gate's approvers or its owner can approve a check.")
-    if check.verdict != Verdict.WARN:
-        raise ValidationError(f"Only a warn verdict can be approved; this one is {check.verdict}.")
+    """An approver (or an owner) who did not request the check acknowledges its warn verdict;
+    the release is allowed once the gate's required number of people have."""
+    check = (
+        Check.objects.select_for_update(of=("self",))
+        .select_related("gate", "requested_by_token")
+        .get(pk=check.pk)
+    )
+    if refusal := approval_refusal(check, actor):
+        raise refusal
     return _decide(check, DecisionKind.APPROVE, actor, reason)
 
 
 @transaction.atomic
 def override_check(check: Check, *, actor: AbstractBaseUser, reason: str) -> Check:
-    """The gate owner releases a fail or inconclusive verdict, with a written reason."""
+    """An owner of the gate releases a fail or inconclusive verdict, with a written reason."""
     check = Check.objects.select_for_update().select_related("gate").get(pk=check.pk)
-    if actor.pk != check.gate.owner_id:
-        raise PermissionDenied("Only the gate's owner can override a verdict.")
+    if not check.gate.is_owner(actor):
+        raise PermissionDenied("Only the gate's owners can override a verdict.")
     if check.verdict not in (Verdict.FAIL, Verdict.INCONCLUSIVE):
         raise ValidationError(
             f"Only fail or inconclusive verdicts are overridden; this one is {check.verdict}."
@@ -248,13 +343,26 @@ def override_check(check: Check, *, actor: AbstractBaseUser, reason: str) -> Che
 def cancel_check(
     check: Check, *, actor: AbstractBaseUser | None, token: DeployToken | None = None, reason: str = ""
 ) -> Check:
-    """Stop a check's run. The gate's owner or a deploy token of the gate may; the verdict of a
-    cancelled run is inconclusive, never a pass."""
-    if token is None and actor is not None and actor.pk != check.gate.owner_id and not actor.is_superuser:
-        raise PermissionDenied("Only the gate's owner (or the deploy token that may use it) cancels a check.")
-    if check.run is None or check.status == CheckStatus.DONE:
-        raise ValidationError(f"Check {check.pk} is already decided.")
-    cancel_run(check.run, actor=actor, reason=reason or (f"by token {token.name}" if token else ""))
+    """Stop a check's run. The gate's owners or a deploy token of the gate may; the verdict of
+    a cancelled run is inconclusive, never a pass. The audit event names the token."""
+    with transaction.atomic():
+        check = Check.objects.select_for_update(of=("self",)).select_related("gate", "run").get(pk=check.pk)
+        if token is None and (actor is None or not (check.gate.is_owner(actor) or actor.is_superuser)):
+            raise PermissionDenied("Only the gate's owners (or a deploy token of the gate) cancel a check.")
+        if check.run is None or check.status == CheckStatus.DONE:
+            raise ValidationError(f"Check {check.pk} is already decided.")
+        record_event(
+            Action.CHECK_CANCELLED,
+            actor=actor,
+            obj=check,
+            reason=reason,
+            details={"token": token.identity() if token else None, "run": check.run_id},
+        )
+        cancel_run(
+            check.run,
+            actor=actor,
+            reason=reason or (f"by token {token.name} ({token.prefix})" if token else ""),
+        )
     check.refresh_from_db()
     return check
 
@@ -262,10 +370,25 @@ def cancel_check(
 def _decide(check: Check, kind: str, actor: AbstractBaseUser, reason: str) -> Check:
     if not reason or not reason.strip():
         raise ValidationError({"reason": "A written reason is required."})
-    CheckDecision.objects.create(gate_check=check, kind=kind, actor=actor, reason=reason.strip())
-    decisions = set(check.decisions.values_list("kind", flat=True))
+    CheckDecision.objects.create(
+        gate_check=check, kind=kind, actor=actor, actor_username=actor.get_username(), reason=reason.strip()
+    )
+    decisions = list(check.decisions.values_list("kind", "actor_id"))
     check.release_allowed = _release_allowed(check, decisions)
     check.save(update_fields=["release_allowed"])
+    approvals = len({a for k, a in decisions if k == DecisionKind.APPROVE})
+    record_event(
+        Action.CHECK_APPROVED if kind == DecisionKind.APPROVE else Action.CHECK_OVERRIDDEN,
+        actor=actor,
+        obj=check,
+        reason=reason.strip(),
+        details={
+            "verdict": check.verdict,
+            "release_allowed": check.release_allowed,
+            "approvals": approvals,
+            "required_approvals": check.gate.required_approvals,
+        },
+    )
     return check
 
 
@@ -274,6 +397,7 @@ GATE_FIELDS = (
     "owner",
     "dataset",
     "warnings_need_approval",
+    "required_approvals",
     "missing_tolerance",
     "default_target",
     "webhook_url",
@@ -287,21 +411,23 @@ def save_gate(
     *,
     slug: str,
     approvers: list[AbstractBaseUser] | None = None,
+    co_owners: list[AbstractBaseUser] | None = None,
     rules: list[dict[str, Any]] | None = None,
     actor: AbstractBaseUser | None = None,
     **fields: Any,
 ) -> Gate:
     """Create or update a gate by slug and, when ``rules`` is given, replace its rule table.
 
-    Only the gate's owner changes an existing gate (what its rules mean is theirs to say);
+    Only the gate's owners change an existing gate (what its rules mean is theirs to say);
     each rule dict holds GateRule fields, with ``grader`` as a Grader instance or None.
+    Every change is an audit event (written from its history record, whatever the path).
     """
     unknown = set(fields) - set(GATE_FIELDS)
     if unknown:
         raise ValidationError(f"Unknown gate field(s): {', '.join(sorted(unknown))}.")
     gate = Gate.objects.select_for_update().filter(slug=slug).first()
-    if gate is not None and actor is not None and actor.pk != gate.owner_id and not actor.is_superuser:
-        raise PermissionDenied("Only the gate's owner can change its settings and rules.")
+    if gate is not None and actor is not None and not gate.is_owner(actor) and not actor.is_superuser:
+        raise PermissionDenied("Only the gate's owners can change its settings and rules.")
     gate = gate or Gate(slug=slug)
     for field, value in fields.items():
         setattr(gate, field, value)
@@ -310,6 +436,8 @@ def save_gate(
     gate.save()
     if approvers is not None:  # None leaves them, as rules=None leaves the rule table
         gate.approvers.set(approvers)
+    if co_owners is not None:
+        gate.co_owners.set(co_owners)
     if rules is not None:
         for existing in GateRule.objects.filter(gate=gate):
             existing._history_user = actor
@@ -320,6 +448,12 @@ def save_gate(
             rule._history_user = actor
             rule.save()
     return gate
+
+
+def owns_gate_on_dataset(case: Any, user: AbstractBaseUser) -> bool:
+    """An owner of a gate on the case's dataset may confirm retiring or unpinning its pinned
+    case: the gate is what the pin protects (datasets_app.extensions asks)."""
+    return Gate.objects.owned_by(user).filter(dataset_id=case.dataset_id).exists()
 
 
 WEBHOOK_TIMEOUT_S = 10

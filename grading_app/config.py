@@ -99,11 +99,20 @@ def validate(
     for i, item in enumerate(as_list(raw.get("rubrics"), "rubrics", errors)):
         path = f"rubrics[{i}]"
         if not check_keys(
-            item, path, errors, required=("slug", "owner"), optional=("name", "description", "versions")
+            item,
+            path,
+            errors,
+            required=("slug", "owner"),
+            optional=("name", "description", "co_owners", "versions"),
         ):
             continue
         if item["owner"] not in users:
             errors.add(f"{path}.owner", f"no user named {item['owner']!r}")
+        owners = {item["owner"]}
+        for j, name in enumerate(as_list(item.get("co_owners"), f"{path}.co_owners", errors)):
+            if name not in users:
+                errors.add(f"{path}.co_owners[{j}]", f"no user named {name!r}")
+            owners.add(name)
         check_fields(
             Rubric(slug=str(item["slug"]), name=str(item.get("name", item["slug"]))),
             path,
@@ -150,8 +159,10 @@ def validate(
             if current is not None and current.is_approved:
                 pass  # signed off already: re-applying the file asks nothing more of anyone
             elif approver is not None:
-                if approver != item["owner"]:
-                    errors.add(f"{vpath}.approved_by", "only the rubric owner approves")
+                if approver not in owners:
+                    errors.add(
+                        f"{vpath}.approved_by", "only an owner of the rubric (owner or co_owners) approves"
+                    )
                 elif approver == version["author"]:
                     errors.add(f"{vpath}.approved_by", "the author cannot approve their own version")
                 elif approver != actor.get_username():
@@ -251,9 +262,13 @@ def _apply_rubric(
         "description": item.get("description", ""),
         "owner": owner,
     }
-    if rubric is None or not _same(rubric, values):
+    co_owners = sorted((users[name] for name in item.get("co_owners") or []), key=lambda u: u.pk)
+    same_co_owners = rubric is not None and sorted(rubric.co_owners.values_list("pk", flat=True)) == [
+        u.pk for u in co_owners
+    ]
+    if rubric is None or not _same(rubric, values) or not same_co_owners:
         plan.note("update" if rubric else "create", f"rubric {item['slug']}")
-        rubric = services.save_rubric(slug=item["slug"], actor=actor, **values)
+        rubric = services.save_rubric(slug=item["slug"], actor=actor, co_owners=co_owners, **values)
     else:
         plan.note("unchanged", f"rubric {item['slug']}")
     existing = {v.number: v for v in RubricVersion.objects.filter(rubric=rubric).select_related("endpoint")}

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from datasets_app.models import Case
 from grading_app.models import CaseResult, Grade, Run
 
 
@@ -80,3 +81,28 @@ def load_case_rows(run: Run) -> list[CaseRow]:
     for result_id, slug, score, passed, error in grades:
         rows[result_id].grades[slug] = GradeRow(score=score, passed=passed, error=error)
     return list(rows.values())
+
+
+def load_pinned_not_run(run: Run) -> list[CaseRow]:
+    """The dataset's pinned cases the run did not include (they were not active when it
+    started), as rows whose ``error`` says why; the pinned rule names them (one query)."""
+    ran = CaseResult.objects.filter(run=run).values("case_id")
+    pinned = (
+        Case.objects.filter(dataset_id=run.dataset_id, pinned=True)
+        .exclude(pk__in=ran)
+        .values_list("pk", "key", "tier", "failure_class__slug", "risk", "tags", "status")
+    )
+    return [
+        CaseRow(
+            case_id=pk,
+            key=key,
+            tier=tier,
+            failure_class=failure_class,
+            risk=risk,
+            tags=tags,
+            pinned=True,
+            missing=True,
+            error=f"{status.replace('_', ' ')}, not active",
+        )
+        for pk, key, tier, failure_class, risk, tags, status in pinned
+    ]

@@ -88,7 +88,8 @@ def make_gate(
 
 
 def make_token(gates: list[Gate], scopes: list[str] | None = None, **fields: Any) -> str:
-    """A deploy token for ``gates``; returns the secret."""
+    """A deploy token for ``gates``, issued by the first gate's owner; returns the secret."""
+    fields.setdefault("actor", gates[0].owner if gates else None)
     _, secret = create_token(name=f"token{next(_seq)}", gates=gates, scopes=scopes, **fields)
     return secret
 

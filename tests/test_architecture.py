@@ -1,4 +1,4 @@
-"""The design's one-way imports (gates_app -> grading_app -> datasets_app) and settings rules."""
+"""The design's one-way imports (gates_app -> grading_app -> datasets_app -> audit_app) and settings rules."""
 
 import ast
 import os
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LAYERS = {"datasets_app": 0, "grading_app": 1, "gates_app": 2}
+LAYERS = {"audit_app": 0, "datasets_app": 1, "grading_app": 2, "gates_app": 3}
 
 
 def imported_modules(path: Path) -> set[str]:

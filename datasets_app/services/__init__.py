@@ -3,10 +3,13 @@
 from datasets_app.services.cases import (
     add_case,
     audit_case,
+    audit_refusal,
     demote_case,
     edit_case,
+    note_editor,
     promote_case,
     require_perm,
+    restore_case,
     retire_case,
     save_dataset,
     save_failure_class,
@@ -21,20 +24,32 @@ from datasets_app.services.incidents import (
     report_incident,
     triage_incident,
 )
+from datasets_app.services.pinned import (
+    confirm_pinned_change,
+    decline_pinned_change,
+    request_pinned_change,
+    withdraw_pinned_change,
+)
 
 __all__ = [
     "add_case",
     "audit_case",
+    "audit_refusal",
     "check_import",
+    "confirm_pinned_change",
     "convert_incident",
+    "decline_pinned_change",
     "demote_case",
     "dismiss_incident",
     "edit_case",
     "export_cases",
     "import_cases",
+    "note_editor",
     "promote_case",
     "report_incident",
+    "request_pinned_change",
     "require_perm",
+    "restore_case",
     "retire_case",
     "save_dataset",
     "save_failure_class",
@@ -42,4 +57,5 @@ __all__ = [
     "submit_case",
     "triage_incident",
     "validate_case_content",
+    "withdraw_pinned_change",
 ]

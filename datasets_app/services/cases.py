@@ -2,7 +2,10 @@
 
 The trusted tier decides releases, so its rules live here, where the admin, the API,
 imports and commands all pass: a trusted case is audited by someone other than its
-contributor, and editing an active trusted case sends it back to review.
+contributor and everyone who changed its content since its last audit; editing an active
+trusted case sends it back to review. A pinned case (an incident that must stay fixed) is
+audited only if a grader reads it, and is retired or unpinned only by two people
+(datasets_app.services.pinned). Audits, retirements and restores are audit events.
 """
 
 from typing import Any
@@ -12,6 +15,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit_app.choices import Action
+from audit_app.services import record_event
+from datasets_app import extensions
 from datasets_app.choices import CaseSource, CaseStatus, Risk, Tier
 from datasets_app.models import Case, Dataset, FailureClass
 
@@ -135,8 +141,10 @@ def add_case(
     source: str = CaseSource.AUTHORED,
     incident: Any = None,
     actor: Actor,
+    contributor: AbstractBaseUser | None = None,
 ) -> Case:
-    """Add a draft case contributed by ``actor``. It counts in runs only once active."""
+    """Add a draft case contributed by ``actor`` (or by ``contributor``: the issuer of the
+    token it came through). It counts in runs only once active."""
     require_perm(actor, "datasets_app.add_case", "add cases")
     expected = expected if expected is not None else {}
     tags = tags if tags is not None else []
@@ -152,7 +160,7 @@ def add_case(
         tags=tags,
         pinned=pinned,
         source=source,
-        contributed_by=actor,
+        contributed_by=contributor or actor,
         incident=incident,
         status=CaseStatus.DRAFT,
     )
@@ -184,6 +192,10 @@ def edit_case(case: Case, *, actor: Actor, **changes: Any) -> Case:
     changed = {field for field, value in changes.items() if getattr(case, field) != value}
     if not changed:
         return case
+    if "pinned" in changed and case.pinned:
+        raise ValidationError(
+            {"pinned": "Unpinning a pinned case takes two people: request it, and someone else confirms."}
+        )
     for field, value in changes.items():
         setattr(case, field, value)
     validate_case_content(case.input, case.expected, case.tags)
@@ -191,9 +203,14 @@ def edit_case(case: Case, *, actor: Actor, **changes: Any) -> Case:
     if changed & set(Case.CONTENT_FIELDS):
         case.revision += 1
         case.edited_by = actor
+        note_editor(case, actor)
         if case.status == CaseStatus.ACTIVE and case.tier == Tier.TRUSTED:
             case.status = CaseStatus.IN_REVIEW
             reason += "; trusted content changed, back to review"
+        elif case.status == CaseStatus.ACTIVE and case.pinned:
+            # A pinned case is a promise; its changed content needs a second look too.
+            case.status = CaseStatus.IN_REVIEW
+            reason += "; pinned content changed, back to review"
     case.full_clean()
     stamp(case, actor, reason)
     case.save()
@@ -213,18 +230,57 @@ def submit_case(case: Case, *, actor: Actor) -> Case:
     return case
 
 
-def _check_auditor(case: Case, actor: AbstractBaseUser, tier: str) -> None:
-    """A second pair of eyes: neither the contributor nor the last editor audits into trusted."""
-    if tier != Tier.TRUSTED:
-        return
-    if case.contributed_by_id == actor.pk:
-        raise PermissionDenied("A trusted case must be audited by someone other than its contributor.")
-    if case.edited_by_id == actor.pk:
-        raise PermissionDenied("You changed this case's content: someone else must audit it into trusted.")
+def note_editor(case: Case, actor: Actor) -> None:
+    """Remember who changed the content since the last audit (none of them may audit it)."""
+    if actor is not None and actor.pk not in case.editors_since_audit:
+        case.editors_since_audit = [*case.editors_since_audit, actor.pk]
+
+
+def audit_refusal(case: Case, actor: AbstractBaseUser, tier: str) -> Exception | None:
+    """What refuses ``actor``'s audit of ``case`` into ``tier``, or None (buttons ask too)."""
+    if tier == Tier.TRUSTED:
+        if case.contributed_by_id == actor.pk:
+            return PermissionDenied("A trusted case must be audited by someone other than its contributor.")
+        if actor.pk in case.editors_since_audit or case.edited_by_id == actor.pk:
+            return PermissionDenied(
+                "You changed this case's content since its last audit: someone else must audit it."
+            )
+    if case.pinned and (problem := extensions.grading_problem(case)):
+        return ValidationError(f"A pinned case must be gradable before it counts: {problem}.")
+    return None
+
+
+def _activate(case: Case, actor: AbstractBaseUser, tier: str, action: str, reason: str) -> Case:
+    if refusal := audit_refusal(case, actor, tier):
+        raise refusal
+    previous_tier = case.tier
+    case.tier = tier
+    case.status = CaseStatus.ACTIVE
+    case.audited_by = actor
+    case.audited_at = timezone.now()
+    case.editors_since_audit = []
+    verb = "promoted to trusted" if action == Action.CASE_PROMOTED else f"audited into {tier}"
+    stamp(case, actor, f"{verb}: {reason}" if reason else verb)
+    case.save()
+    record_event(
+        action,
+        actor=actor,
+        obj=case,
+        reason=reason,
+        details={
+            "dataset": case.dataset.slug,
+            "key": case.key,
+            "revision": case.revision,
+            "tier": [previous_tier, tier],
+            "pinned": case.pinned,
+            "contributed_by": case.contributed_by_id,
+        },
+    )
+    return case
 
 
 @transaction.atomic
-def audit_case(case: Case, *, actor: AbstractBaseUser, tier: str | None = None) -> Case:
+def audit_case(case: Case, *, actor: AbstractBaseUser, tier: str | None = None, reason: str = "") -> Case:
     """Audit a draft or in-review case and make it active, optionally in another tier."""
     require_perm(actor, "datasets_app.audit_case", "audit cases")
     case = _locked(case)
@@ -232,31 +288,25 @@ def audit_case(case: Case, *, actor: AbstractBaseUser, tier: str | None = None) 
         raise ValidationError(
             f"Only draft or in-review cases can be audited; this one is {case.get_status_display()}."
         )
-    target_tier = tier or case.tier
-    _check_auditor(case, actor, target_tier)
-    case.tier = target_tier
-    case.status = CaseStatus.ACTIVE
-    case.audited_by = actor
-    case.audited_at = timezone.now()
-    stamp(case, actor, f"audited into {target_tier}")
-    case.save()
-    return case
+    return _activate(case, actor, tier or case.tier, Action.CASE_AUDITED, reason)
 
 
 @transaction.atomic
-def promote_case(case: Case, *, actor: AbstractBaseUser) -> Case:
+def promote_case(case: Case, *, actor: AbstractBaseUser, reason: str = "") -> Case:
     """Move an active monitoring case into the trusted tier: an audit by a second person."""
     require_perm(actor, "datasets_app.audit_case", "promote cases to the trusted tier")
     case = _locked(case)
     if case.status != CaseStatus.ACTIVE or case.tier != Tier.MONITORING:
         raise ValidationError("Only active monitoring cases can be promoted to trusted.")
-    _check_auditor(case, actor, Tier.TRUSTED)
-    case.tier = Tier.TRUSTED
-    case.audited_by = actor
-    case.audited_at = timezone.now()
-    stamp(case, actor, "promoted to trusted")
-    case.save()
-    return case
+    return _activate(case, actor, Tier.TRUSTED, Action.CASE_PROMOTED, reason)
+
+
+def _refuse_if_pinned(case: Case, doing: str) -> None:
+    if case.pinned:
+        raise ValidationError(
+            f"{case.key} is pinned: {doing} it would let a fixed incident stop counting. "
+            "Request the change; a second person (another dataset owner or a gate owner) confirms it."
+        )
 
 
 @transaction.atomic
@@ -266,9 +316,25 @@ def demote_case(case: Case, *, actor: AbstractBaseUser, reason: str = "") -> Cas
     case = _locked(case)
     if case.tier != Tier.TRUSTED:
         raise ValidationError("Only trusted cases can be demoted.")
+    _refuse_if_pinned(case, "demoting")
     case.tier = Tier.MONITORING
     stamp(case, actor, f"demoted to monitoring: {reason}" if reason else "demoted to monitoring")
     case.save()
+    record_event(Action.CASE_DEMOTED, actor=actor, obj=case, reason=reason, details={"key": case.key})
+    return case
+
+
+def set_retired(case: Case, actor: Actor, reason: str) -> Case:
+    """Retire a locked case (no rule checks: callers have made them)."""
+    if case.status == CaseStatus.RETIRED:
+        raise ValidationError("This case is already retired.")
+    previous = case.status
+    case.status = CaseStatus.RETIRED
+    stamp(case, actor, f"retired: {reason}" if reason else "retired")
+    case.save()
+    record_event(
+        Action.CASE_RETIRED, actor=actor, obj=case, reason=reason, details={"key": case.key, "from": previous}
+    )
     return case
 
 
@@ -277,9 +343,23 @@ def retire_case(case: Case, *, actor: Actor, reason: str = "") -> Case:
     """Retire a case: it stops counting in runs and keeps its whole history."""
     require_perm(actor, "datasets_app.retire_case", "retire cases")
     case = _locked(case)
-    if case.status == CaseStatus.RETIRED:
-        raise ValidationError("This case is already retired.")
-    case.status = CaseStatus.RETIRED
-    stamp(case, actor, f"retired: {reason}" if reason else "retired")
+    _refuse_if_pinned(case, "retiring")
+    return set_retired(case, actor, reason)
+
+
+@transaction.atomic
+def restore_case(case: Case, *, actor: AbstractBaseUser, reason: str) -> Case:
+    """Bring a retired case back: it returns to review and counts again once audited."""
+    require_perm(actor, "datasets_app.retire_case", "restore cases")
+    if not reason or not reason.strip():
+        raise ValidationError({"reason": "Say why the case comes back."})
+    case = _locked(case)
+    if case.status != CaseStatus.RETIRED:
+        raise ValidationError("Only retired cases can be restored.")
+    case.status = CaseStatus.IN_REVIEW
+    stamp(case, actor, f"restored to review: {reason.strip()}")
     case.save()
+    record_event(
+        Action.CASE_RESTORED, actor=actor, obj=case, reason=reason.strip(), details={"key": case.key}
+    )
     return case

@@ -1,9 +1,12 @@
 """Bulk import and export of cases: validate every line first, then write once."""
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
+from audit_app.choices import Action
+from audit_app.services import record_event
 from datasets_app.choices import CaseSource, CaseStatus, Tier
 from datasets_app.importers import CaseSpec, ImportFailed, LineError, export_csv, export_jsonl
 from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass
@@ -70,12 +73,16 @@ def import_cases(
     *,
     actor: Actor,
     failure_class: FailureClass | None = None,
+    contributor: AbstractBaseUser | None = None,
+    source_name: str = "",
 ) -> list[Case]:
     """Write parsed cases into ``dataset``, all or nothing, with one history row each.
 
-    Lines without a failure class take ``failure_class``, else the ``unclassified`` class,
-    which the admin flags for triage. Raises ImportFailed listing every line in conflict
-    with the database (existing keys, unknown failure classes, statuses not allowed).
+    The cases are contributed by ``actor`` (or ``contributor``: the issuer of the token they
+    came through), so that person can never audit them into trusted. Lines without a failure
+    class take ``failure_class``, else the ``unclassified`` class, which the admin flags for
+    triage. Raises ImportFailed listing every line in conflict with the database (existing
+    keys, unknown failure classes, statuses not allowed).
     """
     require_perm(actor, "datasets_app.import_cases", "import cases")
     errors = check_import(dataset, specs, actor=actor)
@@ -99,16 +106,29 @@ def import_cases(
             input=s.input,
             expected=s.expected,
             source=CaseSource.IMPORTED,
-            contributed_by=actor,
+            contributed_by=contributor or actor,
             # Importing a case as active is the importer's audit (_check allowed it): record it.
             audited_by=actor if imported_status(s) == CaseStatus.ACTIVE else None,
             audited_at=now if imported_status(s) == CaseStatus.ACTIVE else None,
         )
         for s in specs
     ]
-    return bulk_create_with_history(
+    created = bulk_create_with_history(
         cases, Case, batch_size=1000, default_user=actor, default_change_reason="imported"
     )
+    record_event(
+        Action.CASES_IMPORTED,
+        actor=actor,
+        obj=dataset,
+        details={
+            "cases": len(created),
+            "keys": [c.key for c in created[:50]],
+            "contributed_by": (contributor or actor).pk if (contributor or actor) else None,
+            "source": source_name,
+            "active": sum(1 for c in created if c.status == CaseStatus.ACTIVE),
+        },
+    )
+    return created
 
 
 def export_cases(dataset: Dataset, fmt: str, *, actor: Actor) -> str:

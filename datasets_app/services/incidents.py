@@ -28,8 +28,10 @@ def report_incident(
     failure_class: FailureClass | None = None,
     actor: Actor,
     reported_via: str = "",
+    reporter: AbstractBaseUser | None = None,
 ) -> Incident:
-    """Record what production did wrong; it waits in the admin for triage."""
+    """Record what production did wrong; it waits in the admin for triage. ``reporter``
+    defaults to ``actor`` (for a deploy token: the person who issued it)."""
     require_perm(actor, "datasets_app.add_incident", "report incidents")
     incident = Incident(
         title=title,
@@ -41,7 +43,7 @@ def report_incident(
         source_url=source_url,
         dataset=dataset,
         failure_class=failure_class,
-        reporter=actor,
+        reporter=reporter or actor,
         reported_via=reported_via,
     )
     incident.full_clean()

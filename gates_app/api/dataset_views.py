@@ -2,11 +2,12 @@
 
 import json
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +19,19 @@ from datasets_app.models import Dataset, FailureClass
 from gates_app.api.permissions import deploy_token, require_scope
 from gates_app.api.schema import error_responses
 from gates_app.choices import Scope
+from gates_app.models import DeployToken
+
+
+def token_writer(token: DeployToken) -> AbstractBaseUser:
+    """The person a deploy token's case writes belong to: whoever issued it (so they can never
+    audit those cases into trusted). A token issued from the shell has nobody to answer for
+    its cases, so it may not write them."""
+    if token.created_by is None:
+        raise PermissionDenied(
+            "This token was issued from the server's shell without --as, so its cases would belong "
+            "to nobody; issue one with `manage.py create_token NAME --gate SLUG --as USERNAME`."
+        )
+    return token.created_by
 
 
 def datasets_for(request: Request) -> QuerySet[Dataset]:
@@ -70,7 +84,8 @@ class IncidentCreate(APIView):
         incident = datasets.report_incident(
             **data,
             actor=request.user if request.user.is_authenticated else None,
-            reported_via=f"token {token.name}" if token else "api",
+            reporter=token.created_by if token else None,
+            reported_via=f"token {token.name} ({token.prefix})" if token else "api",
         )
         body = {"id": incident.pk, "status": incident.status, "title": incident.title}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -119,6 +134,7 @@ class DatasetCasesCreate(APIView):
                 raise ValidationError({"failure_class": ["Unknown failure class."]})
         # The same parser and checks as file imports, one "line" per item.
         jsonl = "\n".join(json.dumps(item) for item in items).encode()
+        token = deploy_token(request)
         try:
             specs = parse_cases(jsonl, "jsonl")
             created = datasets.import_cases(
@@ -126,6 +142,8 @@ class DatasetCasesCreate(APIView):
                 specs,
                 failure_class=fallback,
                 actor=request.user if request.user.is_authenticated else None,
+                contributor=token_writer(token) if token else None,
+                source_name=f"api token {token.name} ({token.prefix})" if token else "api",
             )
         except ImportFailed as exc:
             raise ValidationError(_api_errors(exc.errors)) from None

@@ -53,7 +53,9 @@ def _django_validation_details(exc: DjangoValidationError) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Translate every API error, DRF's or our services', into the documented shape."""
     if isinstance(exc, DjangoValidationError):
-        return error_response(400, "Invalid input.", _django_validation_details(exc))
+        # A refusal not tied to a field ("already approved") is the message itself.
+        message = "Invalid input." if hasattr(exc, "error_dict") else " ".join(exc.messages)
+        return error_response(400, message, _django_validation_details(exc))
     if isinstance(exc, DjangoPermissionDenied):
         return error_response(403, str(exc) or "Not allowed.")
     if isinstance(exc, IdempotencyConflict):

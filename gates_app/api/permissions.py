@@ -44,4 +44,4 @@ def visible_gates(request: Request) -> QuerySet[Gate]:
     user = request.user
     if user.has_perm("gates_app.view_gate"):
         return gates
-    return gates.filter(Q(owner=user) | Q(approvers=user)).distinct()
+    return gates.filter(Q(owner=user) | Q(co_owners=user) | Q(approvers=user)).distinct()

@@ -92,6 +92,10 @@ class DecisionSerializer(serializers.Serializer):
 class ApprovalSerializer(serializers.Serializer):
     required = serializers.BooleanField(help_text="The verdict blocks the release until someone decides.")
     warnings_need_approval = serializers.BooleanField()
+    required_approvals = serializers.IntegerField(
+        help_text="Distinct approvers a warn verdict needs (never the requester)."
+    )
+    approvals = serializers.IntegerField(help_text="Distinct people who approved so far.")
     decisions = DecisionSerializer(many=True)
 
 
@@ -159,13 +163,16 @@ class CheckSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ApprovalSerializer)
     def get_approval(self, check: Check) -> dict[str, Any]:
+        # The username as it was when they decided: a rename does not rewrite the trail.
         decisions = [
-            {"kind": d.kind, "by": d.actor.username, "at": d.created_at.isoformat(), "reason": d.reason}
+            {"kind": d.kind, "by": d.actor_username, "at": d.created_at.isoformat(), "reason": d.reason}
             for d in check.decisions.all()
         ]
         return {
             "required": check.verdict not in (Verdict.PASS, Verdict.PENDING) and not check.release_allowed,
             "warnings_need_approval": check.gate.warnings_need_approval,
+            "required_approvals": check.gate.required_approvals,
+            "approvals": len({d.actor_id for d in check.decisions.all() if d.kind == DecisionKind.APPROVE}),
             "decisions": decisions,
         }
 

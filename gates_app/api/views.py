@@ -19,7 +19,7 @@ from gates_app.api.serializers import (
     GateSerializer,
 )
 from gates_app.choices import Scope
-from gates_app.models import Check, CheckDecision, GateRule
+from gates_app.models import Check, GateRule
 
 READ_SCOPES = (Scope.CHECKS_READ, Scope.CHECKS_WRITE)
 
@@ -29,7 +29,7 @@ def checks_for(request: Request) -> QuerySet[Check]:
     return (
         Check.objects.filter(gate__in=visible_gates(request))
         .select_related("gate", "run")
-        .prefetch_related(Prefetch("decisions", queryset=CheckDecision.objects.select_related("actor")))
+        .prefetch_related("decisions")
     )
 
 

@@ -78,7 +78,11 @@ class HumanLabelAdmin(admin.ModelAdmin):
             raise PermissionDenied
         form = LabelForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            grade = Grade.objects.filter(pk=form.cleaned_data["grade"]).first()
+            grade = (
+                Grade.objects.select_related("case_result__case")
+                .filter(pk=form.cleaned_data["grade"])
+                .first()
+            )
             try:
                 if grade is None:
                     raise ValidationError("That result no longer exists.")
@@ -89,7 +93,16 @@ class HumanLabelAdmin(admin.ModelAdmin):
                     score=form.cleaned_data["score"],
                     note=form.cleaned_data["note"],
                 )
-                messages.success(request, "Label saved. Next one:")
+                # Only now, with the label saved, is the judge's answer shown: seeing it first
+                # would anchor the label, and the kappa computed from labels with it.
+                said = "pass" if form.cleaned_data["passed"] else "fail"
+                judge = "pass" if grade.passed else "fail"
+                why = grade.rationale.rstrip(".") or "no rationale"
+                messages.success(
+                    request,
+                    f"Label saved for case {grade.case_result.case.key}: you said {said}; the judge said "
+                    f"{judge} (score {grade.score}): {why}. Next one:",
+                )
             except ValidationError as exc:
                 messages.error(request, "; ".join(exc.messages))
             return redirect("admin:grading_app_humanlabel_review")

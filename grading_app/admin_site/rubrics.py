@@ -33,8 +33,15 @@ class RubricAdmin(GovernedAdmin):
     list_display = ["slug", "name", "owner", "updated_at"]
     list_select_related = ["owner"]
     search_fields = ["slug", "name"]
-    raw_id_fields = ["owner"]
+    autocomplete_fields = ["owner"]
+    filter_horizontal = ["co_owners"]
     inlines = [RubricVersionInline]
+
+    def has_change_permission(self, request: HttpRequest, obj: Rubric | None = None) -> bool:
+        # Who signs off is the owners' to say: others see the rubric read-only.
+        if obj is not None and not request.user.is_superuser and request.user.pk not in obj.owner_ids():
+            return False
+        return super().has_change_permission(request, obj)
 
 
 def _fmt(value: Any) -> str:
@@ -55,6 +62,7 @@ class RubricVersionAdmin(admin.ModelAdmin):
         "author",
         *EDITABLE_FIELDS,
         "events",
+        "sign_off",
         ("calibration", "judge_vs_human"),
         "compare",
     ]
@@ -63,10 +71,21 @@ class RubricVersionAdmin(admin.ModelAdmin):
         js = (embed.PLOTLY_JS,)
 
     def get_readonly_fields(self, request: HttpRequest, obj: RubricVersion | None = None) -> list[str]:
-        always = ["number", "state", "author", "events", "calibration", "judge_vs_human", "compare"]
+        always = [
+            "number",
+            "state",
+            "author",
+            "events",
+            "sign_off",
+            "calibration",
+            "judge_vs_human",
+            "compare",
+        ]
         if obj is None:
             return always
-        if obj.state != RubricState.DRAFT or request.user.pk not in (obj.author_id, obj.rubric.owner_id):
+        if obj.state != RubricState.DRAFT or (
+            request.user.pk != obj.author_id and request.user.pk not in obj.rubric.owner_ids()
+        ):
             return ["rubric", *always, *EDITABLE_FIELDS]  # submitted versions never change
         return ["rubric", *always]
 
@@ -121,6 +140,15 @@ class RubricVersionAdmin(admin.ModelAdmin):
             )
             or "-"
         )
+
+    @admin.display(description="Who signs it off")
+    def sign_off(self, obj: RubricVersion) -> str:
+        if not obj.pk:
+            return "-"
+        if blocker := services.sign_off_blocker(obj):
+            return format_html('<strong style="color:#ba2121">{}</strong>', blocker)
+        names = ", ".join(u.get_username() for u in services.signers(obj))
+        return f"Any owner of the rubric except its author: {names}."
 
     @admin.display(description="Calibration (judge vs people and code)")
     def calibration(self, obj: RubricVersion) -> str:

@@ -91,3 +91,14 @@ class GraderKind:
 
     def grade(self, item: GradingInput, config: dict[str, Any]) -> GradeOutcome | None:
         raise NotImplementedError
+
+    def applies(self, item: GradingInput, config: dict[str, Any]) -> bool:
+        """Whether this kind grades the case at all (reads something of its ``expected``).
+
+        By default, a probe: grade the case against an empty output and see whether the kind
+        answers. A kind that raises on the probe cannot grade the case as written.
+        """
+        try:
+            return self.grade(item, config) is not None
+        except Exception:
+            return False

@@ -38,16 +38,27 @@ class Rubric(models.Model):
         related_name="owned_rubrics",
         help_text="Signs off versions; never their own.",
     )
+    co_owners = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="co_owned_rubrics",
+        help_text="Owners besides the owner (like a CODEOWNERS entry): any owner other than a "
+        "version's author signs it off.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(m2m_fields=[co_owners])
 
     class Meta:
         ordering = ["slug"]
 
     def __str__(self) -> str:
         return self.name
+
+    def owner_ids(self) -> set[int]:
+        """The owner and every co-owner (one query for the co-owners, unless prefetched)."""
+        return {self.owner_id, *(u.pk for u in self.co_owners.all())}
 
 
 class RubricVersionQuerySet(models.QuerySet):
@@ -120,7 +131,7 @@ class RubricVersion(models.Model):
 
 
 class RubricVersionEvent(models.Model):
-    """Every state change of a rubric version: who, when, from what to what, and why."""
+    """Every state change of a rubric version: who, when, from what to what, and why (append-only)."""
 
     version = models.ForeignKey(RubricVersion, on_delete=models.PROTECT, related_name="events")
     from_state = models.CharField(max_length=16, choices=RubricState.choices, blank=True)

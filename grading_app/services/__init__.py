@@ -9,6 +9,8 @@ from grading_app.services.rubrics import (
     reject_rubric_version,
     retire_rubric_version,
     save_rubric,
+    sign_off_blocker,
+    signers,
     submit_rubric_version,
 )
 from grading_app.services.runs import (
@@ -35,6 +37,8 @@ __all__ = [
     "save_grader",
     "save_rubric",
     "save_target",
+    "sign_off_blocker",
+    "signers",
     "snapshot_graders",
     "start_run",
     "submit_rubric_version",

@@ -1,7 +1,9 @@
 """Rubric versions and their sign-off: draft -> submitted -> approved | rejected -> retired.
 
-A submitted version is immutable; the rubric's owner decides, never on their own version;
-every state change is recorded with who, when and a note, in the same transaction.
+A submitted version is immutable. A rubric has an owner and may have co-owners (like a
+CODEOWNERS entry): any owner other than a version's author signs it off, never the author.
+Every state change is recorded with who, when and a note (and an audit event), in the same
+transaction.
 """
 
 from typing import Any
@@ -11,6 +13,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
 
+from audit_app.choices import Action
+from audit_app.services import record_event
 from grading_app.choices import RubricState
 from grading_app.models import Endpoint, Rubric, RubricVersion, RubricVersionEvent
 
@@ -24,21 +28,75 @@ def save_rubric(
     name: str,
     owner: AbstractBaseUser,
     description: str = "",
+    co_owners: list[AbstractBaseUser] | None = None,
     actor: AbstractBaseUser | None = None,
 ) -> Rubric:
-    """Create or update a rubric (its name and owner; versions have their own workflow)."""
-    rubric = Rubric.objects.filter(slug=slug).first() or Rubric(slug=slug)
+    """Create or update a rubric (its name and owners; versions have their own workflow).
+
+    Only an owner (or a superuser) changes an existing rubric: who signs off is theirs to say.
+    """
+    rubric = Rubric.objects.select_for_update().filter(slug=slug).first()
+    if (
+        rubric is not None
+        and actor is not None
+        and not actor.is_superuser
+        and actor.pk not in rubric.owner_ids()
+    ):
+        raise PermissionDenied("Only the rubric's owners change it.")
+    rubric = rubric or Rubric(slug=slug)
     rubric.name, rubric.owner, rubric.description = name, owner, description
     rubric.full_clean()
     rubric._history_user = actor
     rubric.save()
+    if co_owners is not None:
+        rubric.co_owners.set(co_owners)
     return rubric
+
+
+def signers(version: RubricVersion) -> list[AbstractBaseUser]:
+    """Who could sign ``version`` off: the rubric's owners other than its author."""
+    rubric = version.rubric
+    owners = [rubric.owner, *rubric.co_owners.all()]
+    return sorted(
+        {u.pk: u for u in owners if u.pk != version.author_id}.values(), key=lambda u: u.get_username()
+    )
+
+
+def sign_off_blocker(version: RubricVersion) -> str:
+    """Why nobody can sign ``version`` off ("" when someone can): its author is the only owner."""
+    if version.state not in (RubricState.DRAFT, RubricState.SUBMITTED) or signers(version):
+        return ""
+    return (
+        f"Nobody can sign this version off: its author {version.author} is the rubric's only owner, "
+        "and nobody approves their own version. Add a co-owner to the rubric."
+    )
+
+
+AUDIT_ACTIONS = {
+    RubricState.SUBMITTED: Action.RUBRIC_VERSION_SUBMITTED,
+    RubricState.APPROVED: Action.RUBRIC_VERSION_APPROVED,
+    RubricState.REJECTED: Action.RUBRIC_VERSION_REJECTED,
+    RubricState.RETIRED: Action.RUBRIC_VERSION_RETIRED,
+}
 
 
 def _record(version: RubricVersion, from_state: str, actor: AbstractBaseUser, note: str) -> None:
     RubricVersionEvent.objects.create(
         version=version, from_state=from_state, to_state=version.state, actor=actor, note=note
     )
+    if action := AUDIT_ACTIONS.get(version.state):
+        record_event(
+            action,
+            actor=actor,
+            obj=version,
+            reason=note,
+            details={
+                "rubric": version.rubric.slug,
+                "number": version.number,
+                "from": from_state,
+                "author": version.author_id,
+            },
+        )
 
 
 @transaction.atomic
@@ -83,8 +141,8 @@ def edit_rubric_version(version: RubricVersion, *, actor: AbstractBaseUser, **ch
             f"Version {version.number} is {version.get_state_display().lower()} and can no longer change; "
             "create a new version instead."
         )
-    if actor.pk not in (version.author_id, version.rubric.owner_id):
-        raise PermissionDenied("Only the author or the rubric owner can edit a draft version.")
+    if actor.pk != version.author_id and actor.pk not in version.rubric.owner_ids():
+        raise PermissionDenied("Only the author or the rubric's owners can edit a draft version.")
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
@@ -111,17 +169,17 @@ def _transition(
 
 
 def _require_owner(version: RubricVersion, actor: AbstractBaseUser, doing: str) -> None:
-    if actor.pk != version.rubric.owner_id:
-        raise PermissionDenied(f"Only the rubric's owner can {doing}.")
+    if actor.pk not in version.rubric.owner_ids():
+        raise PermissionDenied(f"Only the rubric's owners can {doing}.")
 
 
 @transaction.atomic
 def submit_rubric_version(
     version: RubricVersion, *, actor: AbstractBaseUser, note: str = ""
 ) -> RubricVersion:
-    """Freeze a draft and ask the rubric owner to sign it off."""
-    if actor.pk not in (version.author_id, version.rubric.owner_id):
-        raise PermissionDenied("Only the author or the rubric owner can submit a version.")
+    """Freeze a draft and ask the rubric's owners to sign it off."""
+    if actor.pk != version.author_id and actor.pk not in version.rubric.owner_ids():
+        raise PermissionDenied("Only the author or the rubric's owners can submit a version.")
     return _transition(
         version,
         actor=actor,
@@ -135,10 +193,11 @@ def submit_rubric_version(
 def approve_rubric_version(
     version: RubricVersion, *, actor: AbstractBaseUser, note: str = ""
 ) -> RubricVersion:
-    """The rubric owner signs off a submitted version written by someone else."""
+    """An owner of the rubric signs off a submitted version written by someone else."""
     _require_owner(version, actor, "approve a version")
     if actor.pk == version.author_id:
-        raise PermissionDenied("You wrote this version: someone else must sign it off.")
+        others = ", ".join(u.get_username() for u in signers(version)) or "nobody yet: add a co-owner"
+        raise PermissionDenied(f"You wrote this version: someone else must sign it off ({others}).")
     return _transition(
         version,
         actor=actor,
@@ -150,7 +209,7 @@ def approve_rubric_version(
 
 @transaction.atomic
 def reject_rubric_version(version: RubricVersion, *, actor: AbstractBaseUser, note: str) -> RubricVersion:
-    """The rubric owner sends a submitted version back, saying why."""
+    """An owner of the rubric sends a submitted version back, saying why."""
     _require_owner(version, actor, "reject a version")
     if not note.strip():
         raise ValidationError({"note": "Say why the version is rejected."})

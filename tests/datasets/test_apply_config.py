@@ -30,6 +30,7 @@ CONFIG = {
                 {
                     "key": "refund-01",
                     "tier": "trusted",
+                    "contributed_by": "carol",
                     "failure_class": "factual",
                     "risk": "normal",
                     "pinned": False,
@@ -41,6 +42,7 @@ CONFIG = {
                 {
                     "key": "jailbreak-03",
                     "tier": "trusted",
+                    "contributed_by": "carol",
                     "failure_class": "safety",
                     "risk": "high",
                     "pinned": True,
@@ -50,7 +52,15 @@ CONFIG = {
             ],
         }
     ],
+    # The pinned case must be gradable before a config may make it active.
+    "graders": [{"slug": "refusal", "kind": "refusal", "dimension": "safety"}],
 }
+
+
+@pytest.fixture(autouse=True)
+def carol(db):
+    """The author of the config's trusted cases (the pull request's author)."""
+    return make_user("carol", roles=("Domain expert",))
 
 
 @pytest.fixture
@@ -127,7 +137,7 @@ def test_apply_creates_failure_classes_datasets_and_active_cases_audited_by_the_
         assert {h.history_user for h in model.history.all()} == {alice}
 
 
-def test_the_design_documents_example_applies(tmp_path, alice):
+def test_the_design_documents_example_applies_with_its_trusted_case_waiting_for_an_audit(tmp_path, alice):
     text = """
 failure_classes:
   - {slug: factual, name: Factual correctness, description: "..."}
@@ -147,8 +157,9 @@ datasets:
 """
     apply(write(tmp_path, text), alice)
 
+    # The example names no contributor, so four eyes cannot hold: the case waits in review.
     case = Case.objects.get(dataset__slug="support-bot", key="refund-01")
-    assert (case.tier, case.status, case.audited_by) == ("trusted", "active", alice)
+    assert (case.tier, case.status, case.audited_by) == ("trusted", "in_review", None)
     assert case.expected == {"answer": "No", "must_refuse": False}
 
 
@@ -214,6 +225,7 @@ def test_a_changed_file_updates_objects_with_history_rows_by_the_applying_user(t
     cases = changed["datasets"][0]["cases"]
     cases[0]["expected"] = {"answer": "No, only within 30 days."}  # content: a new revision
     cases[1]["tier"] = "trusted"  # tier only: the same revision, audited again
+    cases[1]["contributed_by"] = "carol"
     cases.append({"key": "refund-04", "failure_class": "factual", "input": MESSAGES})
     before = {model: model.history.count() for model in (FailureClass, Dataset, Case)}
 
@@ -272,7 +284,14 @@ def test_a_case_that_left_the_active_state_is_declared_active_again(tmp_path, al
 def test_cases_file_next_to_the_config_is_loaded(tmp_path, alice):
     (tmp_path / "cases").mkdir()
     rows = [
-        {"key": "file-01", "tier": "trusted", "failure_class": "factual", "input": MESSAGES, "tags": ["a"]},
+        {
+            "key": "file-01",
+            "tier": "trusted",
+            "contributed_by": "carol",
+            "failure_class": "factual",
+            "input": MESSAGES,
+            "tags": ["a"],
+        },
         {"key": "file-02", "failure_class": "safety", "input": MESSAGES, "expected": {"must_refuse": True}},
     ]
     (tmp_path / "cases" / "support.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")

@@ -349,7 +349,7 @@ def test_audit_action_confirms_first_then_activates(client, expert, reviewer):
 
     assert confirm_page.status_code == 200
     assert confirm_page.templates[0].name == "admin/evalgate_confirm_action.html"
-    assert "You cannot audit trusted cases you contributed." in confirm_page.content.decode()
+    assert "You cannot audit trusted cases you contributed or changed" in confirm_page.content.decode()
     case.refresh_from_db()
     assert case.status == CaseStatus.IN_REVIEW
 

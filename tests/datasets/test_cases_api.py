@@ -3,6 +3,7 @@
 import pytest
 
 from datasets_app.models import UNCLASSIFIED, Case, FailureClass
+from gates_app.models import Gate
 from gates_app.tokens import create_token
 from tests.factories import make_case, make_dataset, make_failure_class, make_gate, make_token
 
@@ -67,7 +68,8 @@ def test_deploy_token_with_cases_write_adds_monitoring_drafts(api_client, datase
     a, b = Case.objects.filter(dataset=dataset, key__in=["a", "b"]).order_by("key")
     assert (a.tier, a.status, a.source, a.failure_class) == ("monitoring", "draft", "imported", factual)
     assert (b.tier, b.status) == ("trusted", "draft")
-    assert a.contributed_by is None  # a deploy token acts as no user
+    # A deploy token acts as no user, but its writes belong to whoever issued it.
+    assert a.contributed_by == b.contributed_by == Gate.objects.get(slug="support-release").owner
     assert Case.history.filter(key__in=["a", "b"], history_type="+").count() == 2
 
 
@@ -199,7 +201,7 @@ def test_no_credentials_is_a_401_and_writes_nothing(api_client, dataset):
 
 
 def test_a_personal_token_imports_as_its_user(api_client, dataset, dataset_owner):
-    _, secret = create_token(name="mine", user=dataset_owner)
+    _, secret = create_token(name="mine", user=dataset_owner, actor=dataset_owner)
 
     response = post_cases(api_client, dataset.slug, secret, {"cases": [item("a", failure_class="factual")]})
 
@@ -210,7 +212,7 @@ def test_a_personal_token_imports_as_its_user(api_client, dataset, dataset_owner
 
 
 def test_a_personal_token_of_a_user_without_import_permission_is_forbidden(api_client, dataset, approver):
-    _, secret = create_token(name="mine", user=approver)
+    _, secret = create_token(name="mine", user=approver, actor=approver)
     before = snapshot()
 
     response = post_cases(api_client, dataset.slug, secret, {"cases": [item("a", failure_class="factual")]})

@@ -66,7 +66,8 @@ def test_token_with_incidents_scope_reports_an_incident_that_shows_in_the_admin(
     api_client, client, dataset_owner
 ):
     dataset = make_dataset("support")
-    secret = make_token([make_gate(dataset)], scopes=["incidents:write"])
+    gate = make_gate(dataset)
+    secret = make_token([gate], scopes=["incidents:write"])
 
     response = report(api_client, secret, {**REPORT, "dataset": "support"})
 
@@ -79,7 +80,7 @@ def test_token_with_incidents_scope_reports_an_incident_that_shows_in_the_admin(
     assert stored.input == QUESTION
     assert stored.trace == REPORT["trace"]
     assert stored.dataset == dataset
-    assert stored.reporter is None
+    assert stored.reporter == gate.owner  # the token's writes belong to whoever issued it
     assert stored.reported_via.startswith("token ")
 
     client.force_login(dataset_owner)
@@ -102,7 +103,7 @@ def test_token_without_incidents_scope_gets_403_and_nothing_is_recorded(api_clie
 
 
 def test_user_without_add_incident_permission_gets_403(api_client, reviewer):
-    _, secret = create_token(name="reviewer-laptop", user=reviewer)
+    _, secret = create_token(name="reviewer-laptop", user=reviewer, actor=reviewer)
 
     response = report(api_client, secret)
 
@@ -112,7 +113,7 @@ def test_user_without_add_incident_permission_gets_403(api_client, reviewer):
 
 
 def test_user_with_add_incident_permission_reports_as_themselves(api_client, expert):
-    _, secret = create_token(name="expert-laptop", user=expert)
+    _, secret = create_token(name="expert-laptop", user=expert, actor=expert)
 
     response = report(api_client, secret)
 

@@ -59,6 +59,7 @@ CONFIG = {
                 {
                     "key": "refund-01",
                     "tier": "trusted",
+                    "contributed_by": "carol",
                     "failure_class": "factual",
                     "input": MESSAGES,
                     "expected": {"answer": "No"},
@@ -66,6 +67,7 @@ CONFIG = {
                 {
                     "key": "refund-02",
                     "tier": "trusted",
+                    "contributed_by": "carol",
                     "failure_class": "factual",
                     "input": MESSAGES,
                     "expected": {"answer": "No"},

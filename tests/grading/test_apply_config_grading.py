@@ -389,7 +389,7 @@ def _second_rubric(approved_by: str, author: str = "alice"):
         (
             _second_rubric("carol"),
             "carol",
-            "rubrics[1].versions[1].approved_by: only the rubric owner approves",
+            "rubrics[1].versions[1].approved_by: only an owner of the rubric (owner or co_owners) approves",
         ),
         (
             _second_rubric("bob", author="bob"),

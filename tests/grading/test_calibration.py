@@ -187,6 +187,7 @@ def page_messages(response) -> list[str]:
 def test_reviewer_labels_a_judged_grade_and_the_queue_empties(client, judge, rubric_version, reviewer):
     (result,) = make_results(1)
     grade = judge_grade(result, judge, rubric_version, True)
+    Grade.objects.filter(pk=grade.pk).update(rationale="Polite and cites the 30-day policy.")
     Grade.objects.create(case_result=result, grader=make_grader("answer-exact"), passed=True, score=1.0)
     client.force_login(reviewer)
 
@@ -195,6 +196,9 @@ def test_reviewer_labels_a_judged_grade_and_the_queue_empties(client, judge, rub
     assert page.context["grade"] == grade  # the judged grade, never the code grader's
     assert "1 judged result(s) wait for your label." in page.content.decode()
     assert "Says no to refunds after 30 days." in page.content.decode()  # the judge's rubric
+    # The judge's answer stays hidden until the label is saved: it would anchor the label.
+    assert "Polite and cites the 30-day policy." not in page.content.decode()
+    assert "the judge said" not in page.content.decode()
 
     response = client.post(
         reverse(REVIEW), label_post(grade, "false", score="0.2", note="Misses the 30-day rule."), follow=True
@@ -208,7 +212,10 @@ def test_reviewer_labels_a_judged_grade_and_the_queue_empties(client, judge, rub
         0.2,
         "Misses the 30-day rule.",
     )
-    assert "Label saved. Next one:" in page_messages(response)
+    assert (
+        "Label saved for case c0: you said fail; the judge said pass (score 1.0): "
+        "Polite and cites the 30-day policy. Next one:"
+    ) in page_messages(response)
     assert response.context["grade"] is None
     assert "Nothing to review" in response.content.decode()
 

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from audit_app.context import acting_via
 from datasets_app import config as datasets_config
 from datasets_app.models import FailureClass
 from evalproject.config import ConfigErrors, ConfigFileError, Plan, load_config
@@ -74,11 +75,14 @@ class Command(BaseCommand):
             )
         plan = Plan()
         try:
-            with transaction.atomic():
+            with acting_via(f"manage.py apply_config {options['file']}"), transaction.atomic():
                 datasets_config.apply_failure_classes(failure_classes, actor=actor, plan=plan)
                 datasets_config.apply_datasets(datasets, actor=actor, plan=plan)
                 grading_config.apply(grading, actor=actor, plan=plan)
                 gates_config.apply(gates, actor=actor, plan=plan)
+                # Asked last: a pinned case may be read by a grader this same file declares.
+                if problems := datasets_config.check_pinned_gradable(datasets):
+                    raise ValidationError([f"{path}: {problem}" for path, problem in problems])
                 if options["dry_run"]:
                     raise DryRunRollback
         except DryRunRollback:

@@ -98,7 +98,7 @@ class Command(BaseCommand):
             owner=users["bob"],
             description="Customer-support assistant of Northwind Outfitters (demo).",
         )
-        self._cases(dataset, classes, users)
+        # Graders first: a pinned case is audited only once a grader reads it.
         graders = {
             spec["slug"]: save_grader(
                 slug=spec["slug"],
@@ -109,6 +109,7 @@ class Command(BaseCommand):
             )
             for spec in demo_data.GRADERS
         }
+        self._cases(dataset, classes, users)
         return save_gate(
             slug=GATE_SLUG,
             name="Support bot release",

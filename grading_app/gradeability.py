@@ -1,0 +1,42 @@
+"""Whether any active grader would grade a case: asked before a pinned case is audited, since a
+pinned case no grader reads could never fail (datasets_app.extensions)."""
+
+from typing import Any
+
+from datasets_app import extensions
+from grading_app import graders
+from grading_app.models import Grader
+from grading_app.services.runs import rubric_version_for
+
+
+def applying_graders(case: Any) -> list[str]:
+    """Slugs of the active graders that would grade ``case`` as it is now."""
+    probe = graders.GradingInput(case_input=case.input, expected=case.expected or {}, output="")
+    found = []
+    for grader in Grader.objects.filter(active=True).prefetch_related("failure_classes"):
+        classes = {fc.pk for fc in grader.failure_classes.all()}
+        if classes and case.failure_class_id not in classes:
+            continue
+        kind = graders.get_kind(grader.kind)
+        if kind.needs_rubric:
+            applies = rubric_version_for(grader) is not None  # a judge reads every case it is given
+        else:
+            applies = kind.applies(probe, kind.validate_config(grader.config))
+        if applies:
+            found.append(grader.slug)
+    return found
+
+
+def grading_problem(case: Any) -> str:
+    if applying_graders(case):
+        return ""
+    keys = ", ".join(sorted(case.expected or {})) or "none"
+    return (
+        f"no active grader applies to case {case.key} (its failure class and expected keys: {keys}); "
+        "give it an expectation a grader reads (e.g. expected.answer, contains, must_refuse, tools) "
+        "or a grader for its failure class"
+    )
+
+
+def register_with_datasets() -> None:
+    extensions.register_grading_check(grading_problem)
