@@ -17,7 +17,7 @@ User = get_user_model()
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["id", "created_at", "actor_username", "action", "object_link", "reason_short", "via"]
+    list_display = ["id", "created_at", "actor_username", "action", "object_link", "reason_short"]
     list_filter = ["action", "object_type", ("actor", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["actor_username", "object_id", "object_repr", "reason"]
     date_hierarchy = "created_at"

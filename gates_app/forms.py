@@ -44,6 +44,8 @@ class TokenIssueForm(forms.ModelForm):
     class Meta:
         model = DeployToken
         fields = ["name", "gates"]
+        widgets = {"gates": forms.CheckboxSelectMultiple}
+        help_texts = {"gates": "Deploy tokens: the gates it may use (only gates you own are offered)."}
 
     def __init__(self, *args: Any, actor: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

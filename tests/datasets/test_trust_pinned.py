@@ -264,12 +264,10 @@ def test_the_case_form_cannot_unpin(client, world, dataset_owner):
     assert Case.objects.get(pk=case.pk).pinned is True
 
 
-def test_a_config_cannot_unpin_a_pinned_case(tmp_path, dataset_owner):
-    Group.objects.get(name="Reviewer").user_set.add(dataset_owner)
-    make_user("carol", roles=("Domain expert",))
+def pinned_config(graders: bool) -> dict:
+    """A config declaring one pinned trusted case by carol (with an exact-match grader or not)."""
     config = {
         "failure_classes": [{"slug": "factual", "name": "Factual"}],
-        "graders": [{"slug": "answer-exact", "kind": "exact_match", "dimension": "correctness"}],
         "datasets": [
             {
                 "slug": "support",
@@ -288,6 +286,15 @@ def test_a_config_cannot_unpin_a_pinned_case(tmp_path, dataset_owner):
             }
         ],
     }
+    if graders:
+        config["graders"] = [{"slug": "answer-exact", "kind": "exact_match", "dimension": "correctness"}]
+    return config
+
+
+def test_a_config_cannot_unpin_a_pinned_case(tmp_path, dataset_owner):
+    Group.objects.get(name="Reviewer").user_set.add(dataset_owner)
+    make_user("carol", roles=("Domain expert",))
+    config = pinned_config(graders=True)
     path = tmp_path / "evals.yaml"
     path.write_text(yaml.safe_dump(config))
     call_command("apply_config", str(path), "--as", dataset_owner.username, stdout=StringIO())
@@ -303,26 +310,7 @@ def test_a_config_cannot_unpin_a_pinned_case(tmp_path, dataset_owner):
 
 def test_a_config_cannot_make_an_ungradable_pinned_case_active(tmp_path, dataset_owner):
     make_user("carol", roles=("Domain expert",))
-    config = {
-        "failure_classes": [{"slug": "factual", "name": "Factual"}],
-        "datasets": [
-            {
-                "slug": "support",
-                "name": "Support",
-                "cases": [
-                    {
-                        "key": "incident-1",
-                        "tier": "trusted",
-                        "contributed_by": "carol",
-                        "pinned": True,
-                        "failure_class": "factual",
-                        "input": {"messages": [{"role": "user", "content": "refund?"}]},
-                        "expected": {"answer": "No"},
-                    }
-                ],
-            }
-        ],
-    }
+    config = pinned_config(graders=False)
     path = tmp_path / "evals.yaml"
     path.write_text(yaml.safe_dump(config))
 
