@@ -9,6 +9,8 @@ and keep their state on database rows, so callers never ask the queue how a job 
 
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,18 +66,65 @@ def _enqueue_rq(
     depends_on: Sequence[str],
     description: str,
 ) -> None:
-    import django_rq
-    from rq.job import Dependency
+    """Hand the job to RQ once the transaction commits. When Redis cannot take it, the
+    request that caused it still succeeds (its rows are committed): the job's row says it is
+    queued, and the reaper enqueues it again once Redis is back."""
 
-    queue = django_rq.get_queue(QUEUE_NAME)
-    dependency = Dependency(jobs=list(depends_on), allow_failure=True) if depends_on else None
-    queue.enqueue_call(
-        func,
-        args=tuple(args),
-        job_id=job_id,
-        depends_on=dependency,
-        description=description or job_id,
-    )
+    def push() -> None:
+        import django_rq
+        from rq.job import Dependency
+
+        queue = django_rq.get_queue(QUEUE_NAME, commit_mode="auto")
+        dependency = Dependency(jobs=list(depends_on), allow_failure=True) if depends_on else None
+        try:
+            queue.enqueue_call(
+                func,
+                args=tuple(args),
+                job_id=job_id,
+                depends_on=dependency,
+                description=description or job_id,
+            )
+        except Exception as exc:  # redis.ConnectionError, timeouts: Redis is unreachable
+            logger.warning(
+                "job %s not enqueued, Redis is unreachable (%s): the reaper will retry it", job_id, exc
+            )
+
+    transaction.on_commit(push)
+
+
+def process_identity(pid: int | None = None) -> str:
+    """host:pid:start-time of a process: which in-process (embedded) jobs die with it."""
+    pid = pid or os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_started(pid)}"
+
+
+def _started(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc): a reused pid differs."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # Field 22, counted after the command name (which may hold spaces) closes with ")".
+            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def process_alive(identity: str) -> bool:
+    """Whether the process ``identity`` names still runs. Another host's process cannot be
+    seen from here, so it counts as alive (embedded mode is one machine anyway)."""
+    if not identity:
+        return False
+    host, _, rest = identity.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        pid = int(pid_text)
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return _started(pid) == started
 
 
 def get_redis_connection() -> Any:

@@ -136,9 +136,18 @@ RQ = {"COMMIT_MODE": "on_db_commit", "WORKER_CLASS": "evalproject.worker.Worker"
 EVALGATE_WORKER_HEARTBEAT_S = env_int("EVALGATE_WORKER_HEARTBEAT_S", 30)
 EVALGATE_WORKER_STALE_S = env_int("EVALGATE_WORKER_STALE_S", 3 * EVALGATE_WORKER_HEARTBEAT_S)
 EVALGATE_CHUNK_MAX_ATTEMPTS = env_int("EVALGATE_CHUNK_MAX_ATTEMPTS", 3)
+# A check whose outputs arrive in pages waits this long for the last one, then is inconclusive.
+EVALGATE_UPLOAD_TTL_S = env_int("EVALGATE_UPLOAD_TTL_S", 24 * 3600)
+# Embedded mode: a web process's first request finishes runs whose process was killed.
+EVALGATE_RECOVER_ON_START = env_bool("EVALGATE_RECOVER_ON_START", default=True)
 # The cache holds API rate-limit counters: shared through Redis when there is one.
+# Short socket timeouts: when Redis is gone the API notices at once and counts per process.
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
@@ -176,6 +185,10 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- API ------------------------------------------------------------------------------
+# The largest request body the API reads (compressed, and again once decompressed): larger
+# ones get 413 in the JSON error shape; `evalgate check` then uploads its outputs in pages.
+EVALGATE_MAX_REQUEST_MB = env_int("EVALGATE_MAX_REQUEST_MB", 64)
+DATA_UPLOAD_MAX_MEMORY_SIZE = EVALGATE_MAX_REQUEST_MB * 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "gates_app.api.authentication.BearerTokenAuthentication",
@@ -183,12 +196,15 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["gates_app.api.permissions.IsTokenOrUser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["gates_app.api.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "gates_app.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_CLASSES": ["gates_app.api.throttling.PerClientRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"client": env_str("EVALGATE_API_RATE", "1200/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "client": env_str("EVALGATE_API_RATE", "1200/min"),
+        "anonymous": env_str("EVALGATE_API_ANON_RATE", "120/min"),
+    },
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
 }
@@ -200,6 +216,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gates_app.api.schema.optional_upload",
+    ],
     # Two "severity" choice sets (incidents, gate rules) would otherwise get hashed names.
     "ENUM_NAME_OVERRIDES": {
         "IncidentSeverityEnum": "datasets_app.choices.Severity",
@@ -217,7 +237,7 @@ if env_bool("EVALGATE_BEHIND_TLS_PROXY", default=False):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
     # Load balancers probe /healthz over plain HTTP inside the network: answer, don't redirect.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     if not SECURE_HSTS_PRELOAD:
         # Preloading commits the whole registrable domain in browsers for months and cannot be
         # undone quickly: the operator's call (SECURE_HSTS_PRELOAD=true), so its warning is silenced.

@@ -2,7 +2,8 @@
 
 from django.contrib import admin
 from django.contrib.admin.views.decorators import user_passes_test
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django_rq import stats_views
 from django_rq.urls import get_admin_urlpatterns
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -14,9 +15,19 @@ superuser_required = user_passes_test(lambda u: u.is_active and u.is_superuser, 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path(
         "admin/rq/",
-        include((get_admin_urlpatterns(view_wrapper=superuser_required), "django_rq")),
+        include(
+            (
+                [
+                    *get_admin_urlpatterns(view_wrapper=superuser_required),
+                    # The dashboard links its JSON view; django-rq lists it with its token API.
+                    re_path(r"^stats.json/?$", superuser_required(stats_views.stats_json), name="home_json"),
+                ],
+                "django_rq",
+            )
+        ),
     ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("gates_app.api.urls")),

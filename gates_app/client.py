@@ -5,6 +5,7 @@ approval (or still pending when --wait ran out), 2 usage or connection errors.
 """
 
 import argparse
+import gzip
 import json
 import os
 import sys
@@ -16,23 +17,39 @@ from typing import Any, NoReturn
 
 EXIT_ALLOWED, EXIT_FAIL, EXIT_ERROR, EXIT_UNDECIDED = 0, 1, 2, 3
 POLL_INTERVAL_S = 1.0
+REQUEST_TIMEOUT_S = 120  # a large page of outputs takes a while to validate and store
+PAGE_SHARE = 0.8  # of the server's limit, uncompressed: each page fits once decompressed
 
 
 class ClientError(Exception):
     """A usage, connection or API error: exit code 2 with this message."""
 
 
+class TooLarge(ClientError):
+    """The server refused the body as larger than its limit (HTTP 413)."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+def _encode(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _request(method: str, url: str, token: str, body: Any = None, headers: dict | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
+    """One API call; bodies go gzip-compressed (outputs with traces shrink about tenfold)."""
+    data = gzip.compress(_encode(body), compresslevel=6) if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Authorization", f"Bearer {token}")
     request.add_header("Accept", "application/json")
     if data is not None:
         request.add_header("Content-Type", "application/json")
+        request.add_header("Content-Encoding", "gzip")
     for name, value in (headers or {}).items():
         request.add_header(name, value)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         try:
@@ -42,7 +59,10 @@ def _request(method: str, url: str, token: str, body: Any = None, headers: dict 
         message = error.get("message") or exc.reason
         details = error.get("details")
         suffix = f"\n{json.dumps(details, indent=2)}" if details else ""
-        raise ClientError(f"HTTP {exc.code} from {url}: {message}{suffix}") from None
+        text = f"HTTP {exc.code} from {url}: {message}{suffix}"
+        if exc.code == 413 and isinstance(details, dict) and isinstance(details.get("limit_bytes"), int):
+            raise TooLarge(text, details["limit_bytes"]) from None
+        raise ClientError(text) from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         raise ClientError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
 
@@ -59,7 +79,8 @@ def read_outputs(path: str) -> list[Any]:
     """One JSON object per line (blank lines skipped); errors name the line."""
     outputs = []
     try:
-        with open(path, encoding="utf-8") as handle:
+        # utf-8-sig: a byte-order mark (editors on Windows write one) is not part of the JSON.
+        with open(path, encoding="utf-8-sig", newline="") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
@@ -140,6 +161,41 @@ def _wait(check: dict[str, Any], base: str, token: str, timeout_s: float, quiet:
     return check
 
 
+def pages_of(outputs: list[Any], limit: int) -> list[list[Any]]:
+    """Consecutive pages whose JSON stays under PAGE_SHARE of ``limit`` bytes each."""
+    budget = max(1, int(limit * PAGE_SHARE))
+    pages: list[list[Any]] = [[]]
+    size = 0
+    for item in outputs:
+        item_size = len(_encode(item)) + 1
+        if pages[-1] and size + item_size > budget:
+            pages.append([])
+            size = 0
+        pages[-1].append(item)
+        size += item_size
+    return pages
+
+
+def _post_in_pages(
+    base: str, token: str, gate: str, body: dict, limit: int, headers: dict, quiet: bool
+) -> Any:
+    pages = pages_of(body["outputs"], limit)
+    if len(pages) < 2:
+        raise ClientError(f"one output alone is larger than the server's limit of {limit} bytes")
+    if not quiet:
+        print(f"outputs too large for one request: uploading them in {len(pages)} pages", file=sys.stderr)
+    first = {**body, "outputs": pages[0], "outputs_pages": len(pages)}
+    accepted = _request("POST", f"{base}/api/v1/gates/{gate}/checks/", token, first, headers)
+    for number, page in enumerate(pages[1:], start=2):
+        _request(
+            "POST",
+            f"{base}/api/v1/checks/{accepted['id']}/outputs/",
+            token,
+            {"page": number, "outputs": page},
+        )
+    return accepted
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     base, token = _config()
     body: dict[str, Any] = {"candidate": args.candidate}
@@ -147,14 +203,43 @@ def cmd_check(args: argparse.Namespace) -> int:
         body["outputs"] = read_outputs(args.outputs)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
     gate = urllib.parse.quote(args.gate, safe="")
-    accepted = _request("POST", f"{base}/api/v1/gates/{gate}/checks/", token, body, headers)
+    try:
+        accepted = _request("POST", f"{base}/api/v1/gates/{gate}/checks/", token, body, headers)
+    except TooLarge as exc:
+        if "outputs" not in body:
+            raise
+        accepted = _post_in_pages(base, token, gate, body, exc.limit, headers, args.json)
+    if not args.json:
+        print(f"check {accepted['id']}: {accepted.get('url', '')}", file=sys.stderr)
     check = _request("GET", f"{base}/api/v1/checks/{accepted['id']}/", token)
     if args.wait:
         check = _wait(check, base, token, args.timeout, args.json)
+    return _show(check, args)
+
+
+def _show(check: dict[str, Any], args: argparse.Namespace) -> int:
     print(json.dumps(check, indent=2) if args.json else render_table(check))
     if check.get("status") != "done" and not args.json:
         print(f"check {check['id']} is still {check.get('status')}; ask again with --wait", file=sys.stderr)
     return exit_code_for(check)
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    """Read an existing check (a CI re-run, another job's check), waiting for its verdict."""
+    base, token = _config()
+    check = _request("GET", f"{base}/api/v1/checks/{args.check_id}/", token)
+    return _show(_wait(check, base, token, args.timeout, args.json), args)
+
+
+def cmd_verdict(args: argparse.Namespace) -> int:
+    """The latest check of a candidate on a gate, as it stands (or once decided, with --wait)."""
+    base, token = _config()
+    gate = urllib.parse.quote(args.gate, safe="")
+    candidate = urllib.parse.quote(args.candidate, safe="")
+    check = _request("GET", f"{base}/api/v1/gates/{gate}/verdict/?candidate={candidate}", token)
+    if args.wait:
+        check = _wait(check, base, token, args.timeout, args.json)
+    return _show(check, args)
 
 
 def _decide(args: argparse.Namespace, action: str) -> int:
@@ -178,6 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--idempotency-key", help="retry-safe key for this request")
     check.add_argument("--json", action="store_true", help="print the check as JSON")
     check.set_defaults(func=cmd_check)
+    wait = sub.add_parser("wait", help="wait for an existing check's verdict")
+    wait.add_argument("check_id", type=int)
+    wait.add_argument("--timeout", type=float, default=900, help="seconds to wait (default 900)")
+    wait.add_argument("--json", action="store_true", help="print the check as JSON")
+    wait.set_defaults(func=cmd_wait)
+    verdict = sub.add_parser("verdict", help="the latest check of a candidate on a gate")
+    verdict.add_argument("gate", help="gate slug")
+    verdict.add_argument("--candidate", required=True, help="release id, e.g. a git sha")
+    verdict.add_argument("--wait", action="store_true", help="poll until the verdict is decided")
+    verdict.add_argument("--timeout", type=float, default=900, help="seconds to wait (default 900)")
+    verdict.add_argument("--json", action="store_true", help="print the check as JSON")
+    verdict.set_defaults(func=cmd_verdict)
     for action, text in (
         ("approve", "acknowledge a warn verdict"),
         ("override", "owner: release a failed verdict"),

@@ -208,6 +208,9 @@ class Check(models.Model):
     # Derived from the verdict and the decisions, kept on the row by the services that
     # change either, so baselines and the API read it without replaying decisions.
     release_allowed = models.BooleanField(default=False)
+    # Outputs too large for one request arrive in this many pages (0: in the request itself);
+    # the run starts with the last one (gates_app.uploads).
+    pages_expected = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 
@@ -254,6 +257,30 @@ class CheckDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.actor_id}"
+
+
+class CheckUploadPage(models.Model):
+    """One received page of a check's outputs: its number and fingerprint (the outputs
+    themselves went straight into the run), so a page sent twice is recognised."""
+
+    gate_check = models.ForeignKey(Check, on_delete=models.CASCADE, related_name="pages")
+    number = models.PositiveIntegerField()
+    fingerprint = models.CharField(max_length=64)
+    outputs = models.PositiveIntegerField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["gate_check", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gate_check", "number"],
+                name="check_upload_page_unique",
+                violation_error_message="This page of the check's outputs was already received.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"page {self.number} of check {self.gate_check_id}"
 
 
 class DeployTokenQuerySet(models.QuerySet):

@@ -17,13 +17,13 @@ from audit_app.services import record_event
 from evalproject.queues import enqueue
 from gates_app.choices import CheckStatus, DecisionKind, Verdict
 from gates_app.evaluation import RuleSpec, evaluate, trace_deltas
-from gates_app.models import Check, CheckDecision, DeployToken, Gate, GateRule
+from gates_app.models import Check, CheckDecision, CheckUploadPage, DeployToken, Gate, GateRule
 from grading_app.calibration import cohen_kappa, human_pairs
 from grading_app.choices import RunStatus
 from grading_app.models import RubricVersion, Run
 from grading_app.outputs import parse_outputs
 from grading_app.results import load_case_rows, load_pinned_not_run
-from grading_app.services import cancel_run, start_run
+from grading_app.services import add_outputs, cancel_run, open_run, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +52,16 @@ def request_check(
     body_fingerprint: str = "",
     token: DeployToken | None = None,
     actor: AbstractBaseUser | None = None,
+    outputs_pages: int = 0,
 ) -> tuple[Check, bool]:
     """Start a check of ``candidate`` on ``gate``; returns (check, created).
 
     With ``outputs`` the run grades them; without, the gate's default target produces them.
-    With an idempotency key, a repeat with the same body returns the first check; a repeat
-    with another body raises IdempotencyConflict; while the first is still being processed,
-    IdempotencyInFlight. The run's jobs start after commit.
+    With ``outputs_pages`` (2 or more), ``outputs`` is the first page of that many: the run
+    starts once gates_app.uploads has received the others. With an idempotency key, a repeat
+    with the same body returns the first check; a repeat with another body raises
+    IdempotencyConflict; while the first is still being processed, IdempotencyInFlight. The
+    run's jobs start after commit.
     """
     if idempotency_key:  # cheap answer for retries, before validating the body again
         existing = Check.objects.filter(gate=gate, idempotency_key=idempotency_key).first()
@@ -68,6 +71,10 @@ def request_check(
             return existing, False
     if outputs is None and gate.default_target is None:
         raise ValidationError({"outputs": "This gate has no target to run: submit outputs."})
+    if outputs_pages and outputs is None:
+        raise ValidationError(
+            {"outputs": "outputs_pages says the outputs come in pages: send the first one."}
+        )
     items = parse_outputs(outputs) if outputs is not None else None
     try:
         with transaction.atomic():
@@ -78,13 +85,17 @@ def request_check(
                     if existing.request_fingerprint != body_fingerprint:
                         raise IdempotencyConflict(idempotency_key)
                     return existing, False
-            run = start_run(
-                dataset=gate.dataset,
-                candidate=candidate,
-                outputs=items,
-                target=None if items is not None else gate.default_target,
-                actor=actor,
-            )
+            if outputs_pages:
+                run = open_run(dataset=gate.dataset, candidate=candidate, actor=actor)
+                add_outputs(run, items)
+            else:
+                run = start_run(
+                    dataset=gate.dataset,
+                    candidate=candidate,
+                    outputs=items,
+                    target=None if items is not None else gate.default_target,
+                    actor=actor,
+                )
             check = Check.objects.create(
                 gate=gate,
                 candidate=candidate,
@@ -94,7 +105,12 @@ def request_check(
                 request_fingerprint=body_fingerprint,
                 requested_by_token=token,
                 requested_by_user=actor,
+                pages_expected=outputs_pages,
             )
+            if outputs_pages:
+                CheckUploadPage.objects.create(
+                    gate_check=check, number=1, fingerprint=fingerprint(outputs), outputs=len(items)
+                )
             record_event(
                 Action.CHECK_REQUESTED,
                 actor=actor,
@@ -104,6 +120,7 @@ def request_check(
                     "candidate": candidate,
                     "run": run.pk,
                     "outputs": len(items) if items is not None else None,
+                    "pages": outputs_pages or None,
                     "request_fingerprint": body_fingerprint,
                     "idempotency_key": idempotency_key,
                     "token": token.identity() if token else None,

@@ -16,6 +16,7 @@ class Dimension(models.TextChoices):
 
 
 class RunStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting for its outputs"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"

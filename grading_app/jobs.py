@@ -83,9 +83,13 @@ def _finalise_if_settled(chunk: RunChunk) -> None:
         if not is_settled(*c)
     ]
     if not pending:
-        enqueue(
-            finalise_run, chunk.run_id, job_id=f"run-{chunk.run_id}-finalise-c{chunk.index}-a{chunk.attempts}"
-        )
+        enqueue_finaliser(chunk.run_id, f"run-{chunk.run_id}-finalise-c{chunk.index}-a{chunk.attempts}")
+
+
+def enqueue_finaliser(run_id: int, job_id: str) -> None:
+    """Enqueue another finaliser for the run and remember its id, so the reaper judges it."""
+    Run.objects.filter(pk=run_id).update(finaliser_job_id=job_id)
+    enqueue(finalise_run, run_id, job_id=job_id)
 
 
 def _write_chunk(chunk_id: int, results: list[CaseResult], grades: dict[int, list[Grade]]) -> None:

@@ -28,6 +28,22 @@ class OutputItem:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+# What the result columns hold: PositiveIntegerField is 0..2**31-1 everywhere Django runs;
+# durations and costs are finite floats, bounded so a typo is refused, not stored.
+MAX_COUNT = 2**31 - 1
+MAX_QUANTITY = 1e12  # ms (about 31 years) or USD
+
+
+def _out_of_range(name: str, value: float) -> str:
+    if value < 0:
+        return "Must not be negative."
+    if METRIC_TYPES[name] == (int,) and value > MAX_COUNT:
+        return f"Must be at most {MAX_COUNT:,}."
+    if value != value or value > MAX_QUANTITY:  # NaN compares unequal to itself
+        return f"Must be a finite number at most {MAX_QUANTITY:g}."
+    return ""
+
+
 def _check_metrics(metrics: Any, path: str, errors: dict[str, str]) -> None:
     if not isinstance(metrics, dict):
         errors[path] = "Metrics must be an object."
@@ -41,8 +57,12 @@ def _check_metrics(metrics: Any, path: str, errors: dict[str, str]) -> None:
         ):
             kind = "true or false" if bool in types else "a number"
             errors[f"{path}.{name}"] = f"Must be {kind}."
-        elif isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-            errors[f"{path}.{name}"] = "Must not be negative."
+        elif (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (problem := _out_of_range(name, value))
+        ):
+            errors[f"{path}.{name}"] = problem
 
 
 def parse_outputs(raw: Any, *, path: str = "outputs") -> list[OutputItem]:

@@ -17,7 +17,9 @@ from datasets_app.choices import CaseStatus, Severity
 from datasets_app.importers import ImportFailed, LineError, parse_cases
 from datasets_app.models import Dataset, FailureClass
 from gates_app.api.permissions import deploy_token, require_scope
+from gates_app.api.query import StrictQueryParams
 from gates_app.api.schema import error_responses
+from gates_app.api.serializers import StrictCharField
 from gates_app.choices import Scope
 from gates_app.models import DeployToken
 
@@ -43,7 +45,7 @@ def datasets_for(request: Request) -> QuerySet[Dataset]:
 
 
 class IncidentSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=300)
+    title = StrictCharField(max_length=300)
     severity = serializers.ChoiceField(choices=Severity.choices, default=Severity.MEDIUM)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     input = serializers.DictField(required=False, default=dict)
@@ -60,7 +62,7 @@ class IncidentAcceptedSerializer(serializers.Serializer):
     title = serializers.CharField()
 
 
-class IncidentCreate(APIView):
+class IncidentCreate(StrictQueryParams, APIView):
     @extend_schema(
         request=IncidentSerializer, responses={201: IncidentAcceptedSerializer, **error_responses()}
     )
@@ -110,7 +112,7 @@ def _api_errors(errors: list[LineError]) -> dict[str, list[str]]:
     return details
 
 
-class DatasetCasesCreate(APIView):
+class DatasetCasesCreate(StrictQueryParams, APIView):
     @extend_schema(
         request=CasesRequestSerializer, responses={201: CasesCreatedSerializer, **error_responses()}
     )

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -10,7 +11,10 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from gates_app.api.parsers import RequestTooLarge, request_limit
+from gates_app.api.throttling import FailedAuthThrottle
 from gates_app.services import IdempotencyConflict, IdempotencyInFlight
+from gates_app.uploads import PageConflict
 
 CODES = {
     400: "invalid",
@@ -20,6 +24,7 @@ CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "in_flight",
+    413: "request_too_large",
     415: "unsupported_media_type",
     422: "idempotency_key_reused",
     429: "throttled",
@@ -52,6 +57,11 @@ def _django_validation_details(exc: DjangoValidationError) -> dict[str, Any]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Translate every API error, DRF's or our services', into the documented shape."""
+    if isinstance(exc, RequestTooLarge | RequestDataTooBig):
+        limit = request_limit()
+        return error_response(
+            413, str(RequestTooLarge(limit).detail), {"limit_bytes": limit}, "request_too_large"
+        )
     if isinstance(exc, DjangoValidationError):
         # A refusal not tied to a field ("already approved") is the message itself.
         message = "Invalid input." if hasattr(exc, "error_dict") else " ".join(exc.messages)
@@ -64,6 +74,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             "This Idempotency-Key was already used with a different request body.",
             {"idempotency_key": str(exc)},
         )
+    if isinstance(exc, PageConflict):
+        return error_response(
+            422,
+            f"Page {exc} was already received with other outputs: pages are never replaced.",
+            {"page": exc.args[0]},
+            "page_conflict",
+        )
     if isinstance(exc, IdempotencyInFlight):
         return error_response(
             409,
@@ -72,6 +89,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed) and context.get(
+        "request"
+    ):
+        throttle = FailedAuthThrottle()
+        if not throttle.allow_request(context["request"], context.get("view")):
+            exc = exceptions.Throttled(throttle.wait())
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # unexpected: let Django turn it into a 500 and log it

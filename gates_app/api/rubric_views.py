@@ -7,6 +7,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 
 from gates_app.api.permissions import deploy_token
+from gates_app.api.query import StrictQueryParams
 from gates_app.api.schema import error_responses
 from grading_app.choices import RubricState
 from grading_app.models import Rubric, RubricVersion
@@ -56,10 +57,11 @@ class RubricSerializer(serializers.ModelSerializer):
 
 
 @extend_schema(responses={200: RubricSerializer(many=True), **error_responses()})
-class RubricList(generics.ListAPIView):
+class RubricList(StrictQueryParams, generics.ListAPIView):
     """Rubrics with their versions; users only (personal token or session), with view rights."""
 
     serializer_class = RubricSerializer
+    query_params_allowed = ("page",)
 
     def get_queryset(self) -> QuerySet[Rubric]:
         request: Request = self.request

@@ -2,13 +2,16 @@
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from gates_app.choices import CheckStatus, DecisionKind, Outcome, Severity, Verdict
+from gates_app.api.schema import OUTPUT_ITEM_SCHEMA, TRACE_DELTAS_SCHEMA
+from gates_app.choices import CheckStatus, DecisionKind, Direction, Outcome, RuleMode, Severity, Verdict
 from gates_app.models import Check, Gate, GateRule
 from gates_app.services import check_status
+from gates_app.uploads import upload_state
 
 
 class RuleSerializer(serializers.ModelSerializer):
@@ -42,12 +45,40 @@ class GateSerializer(serializers.ModelSerializer):
         read_only_fields = fields  # output only: the schema then marks every field as always present
 
 
+class StrictCharField(serializers.CharField):
+    """Text only: DRF's CharField would take 42 as "42"; and never only whitespace (the schema
+    says so with a pattern, so a client knows before it asks)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators.append(RegexValidator(r"\S", "Must not be blank."))
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be text.")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "array", "items": OUTPUT_ITEM_SCHEMA})
+class OutputsField(serializers.ListField):
+    """The submitted outputs; each item is validated by grading_app.outputs (paths named)."""
+
+    child = serializers.JSONField()
+
+
 class CheckRequestSerializer(serializers.Serializer):
     """The body of POST /gates/{slug}/checks/. Output items are validated by grading_app."""
 
-    candidate = serializers.CharField(max_length=200, trim_whitespace=True)
-    outputs = serializers.ListField(child=serializers.JSONField(), required=False, allow_null=False)
+    candidate = StrictCharField(max_length=200, trim_whitespace=True)
+    outputs = OutputsField(required=False, allow_null=False)
     metadata = serializers.DictField(required=False, default=dict)
+    outputs_pages = serializers.IntegerField(
+        required=False,
+        min_value=2,
+        max_value=100_000,
+        help_text="Outputs too large for one request: `outputs` is page 1 of this many; send the "
+        "others to POST /checks/{id}/outputs/. The run starts with the last page.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
@@ -56,13 +87,24 @@ class CheckRequestSerializer(serializers.Serializer):
         return attrs
 
 
+class UploadSerializer(serializers.Serializer):
+    pages = serializers.IntegerField(help_text="Pages the outputs come in.")
+    received = serializers.IntegerField(help_text="Pages received so far.")
+    complete = serializers.BooleanField(help_text="All pages arrived: the run has started.")
+
+
 class CheckAcceptedSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
+    upload = serializers.SerializerMethodField(required=False)
 
     class Meta:
         model = Check
-        fields = ["id", "status", "verdict", "url"]
+        fields = ["id", "status", "verdict", "url", "upload"]
         read_only_fields = fields
+
+    @extend_schema_field(UploadSerializer(allow_null=True))
+    def get_upload(self, check: Check) -> dict[str, Any] | None:
+        return upload_state(check)
 
     def get_url(self, check: Check) -> str:
         return self.context["request"].build_absolute_uri(reverse("api:check-detail", args=[check.pk]))
@@ -70,6 +112,8 @@ class CheckAcceptedSerializer(serializers.ModelSerializer):
     def to_representation(self, check: Check) -> dict[str, Any]:
         data = super().to_representation(check)
         data["status"] = check_status(check)
+        if data["upload"] is None:
+            del data["upload"]  # only a check whose outputs come in pages has one
         return data
 
 
@@ -103,6 +147,14 @@ class RuleResultSerializer(serializers.Serializer):
     name = serializers.CharField()
     metric = serializers.CharField()
     severity = serializers.ChoiceField(choices=Severity.choices)
+    mode = serializers.ChoiceField(choices=RuleMode.choices)
+    grader = serializers.CharField(allow_null=True)
+    scope = serializers.DictField(help_text="tier, failure_class, risk, tags")
+    direction = serializers.ChoiceField(choices=Direction.choices)
+    margin = serializers.FloatField(allow_null=True, help_text="no_regression rules: allowed drop.")
+    missing = serializers.IntegerField(help_text="Cases in scope without an output (or not run).")
+    errored = serializers.IntegerField(help_text="Cases in scope whose measurement errored.")
+    note = serializers.CharField(allow_blank=True, help_text="Why the rule is undecided, or what failed.")
     outcome = serializers.ChoiceField(choices=Outcome.choices)
     value = serializers.FloatField(allow_null=True)
     baseline = serializers.FloatField(allow_null=True)
@@ -115,6 +167,17 @@ class RuleResultSerializer(serializers.Serializer):
         help_text="95%: [lo, hi].",
     )
     n = serializers.IntegerField(help_text="Cases measured.")
+    paired_difference = serializers.FloatField(
+        required=False, help_text="no_regression rules: mean paired difference (improvement > 0)."
+    )
+    cases_failing = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="pinned_pass: pinned cases that failed."
+    )
+    cases_undecided = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="pinned_pass: pinned cases that cannot be graded.",
+    )
 
 
 @extend_schema_field(RuleResultSerializer(many=True))
@@ -122,14 +185,21 @@ class RuleResultsField(serializers.JSONField):
     """The stored rule table, passed through as gates_app.evaluation wrote it."""
 
 
+@extend_schema_field(TRACE_DELTAS_SCHEMA)
+class TraceDeltasField(serializers.JSONField):
+    """Trace deltas as gates_app.evaluation.trace_deltas wrote them."""
+
+
 class CheckSerializer(serializers.ModelSerializer):
     gate = serializers.CharField(source="gate.slug", read_only=True)
+    trace_deltas = TraceDeltasField(read_only=True)
     status = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     rules = RuleResultsField(source="rule_results", read_only=True)
     run = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     approval = serializers.SerializerMethodField()
     admin_url = serializers.SerializerMethodField()
+    upload = serializers.SerializerMethodField()
 
     class Meta:
         model = Check
@@ -149,8 +219,13 @@ class CheckSerializer(serializers.ModelSerializer):
             "baseline",
             "created_at",
             "decided_at",
+            "upload",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(UploadSerializer(allow_null=True))
+    def get_upload(self, check: Check) -> dict[str, Any] | None:
+        return upload_state(check)
 
     @extend_schema_field(serializers.ChoiceField(choices=CheckStatus.choices))
     def get_status(self, check: Check) -> str:

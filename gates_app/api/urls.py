@@ -1,6 +1,21 @@
-from django.urls import path, re_path
+from django.urls import path, re_path, register_converter
 
 from gates_app.api import dataset_views, errors, rubric_views, views
+
+
+class CheckIdConverter:
+    """A check id the database can hold (a bigint): longer digit strings are simply not found."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(CheckIdConverter, "check_id")
 
 app_name = "api"
 
@@ -8,10 +23,11 @@ urlpatterns = [
     path("gates/", views.GateList.as_view(), name="gate-list"),
     path("gates/<slug:slug>/checks/", views.CheckCreate.as_view(), name="check-create"),
     path("gates/<slug:slug>/verdict/", views.GateVerdict.as_view(), name="gate-verdict"),
-    path("checks/<int:pk>/", views.CheckDetail.as_view(), name="check-detail"),
-    path("checks/<int:pk>/approve/", views.CheckApprove.as_view(), name="check-approve"),
-    path("checks/<int:pk>/override/", views.CheckOverride.as_view(), name="check-override"),
-    path("checks/<int:pk>/cancel/", views.CheckCancel.as_view(), name="check-cancel"),
+    path("checks/<check_id:pk>/", views.CheckDetail.as_view(), name="check-detail"),
+    path("checks/<check_id:pk>/approve/", views.CheckApprove.as_view(), name="check-approve"),
+    path("checks/<check_id:pk>/override/", views.CheckOverride.as_view(), name="check-override"),
+    path("checks/<check_id:pk>/cancel/", views.CheckCancel.as_view(), name="check-cancel"),
+    path("checks/<check_id:pk>/outputs/", views.CheckOutputsPage.as_view(), name="check-outputs"),
     path("rubrics/", rubric_views.RubricList.as_view(), name="rubric-list"),
     path("incidents/", dataset_views.IncidentCreate.as_view(), name="incident-create"),
     path("datasets/<slug:slug>/cases/", dataset_views.DatasetCasesCreate.as_view(), name="dataset-cases"),

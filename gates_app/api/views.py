@@ -11,15 +11,19 @@ from rest_framework.views import APIView
 
 from gates_app import services
 from gates_app.api.permissions import deploy_token, require_scope, visible_gates
+from gates_app.api.query import StrictQueryParams
 from gates_app.api.schema import error_responses
 from gates_app.api.serializers import (
     CheckAcceptedSerializer,
     CheckRequestSerializer,
     CheckSerializer,
     GateSerializer,
+    OutputsField,
+    StrictCharField,
 )
 from gates_app.choices import Scope
 from gates_app.models import Check, GateRule
+from gates_app.uploads import add_outputs_page
 
 READ_SCOPES = (Scope.CHECKS_READ, Scope.CHECKS_WRITE)
 
@@ -34,8 +38,9 @@ def checks_for(request: Request) -> QuerySet[Check]:
 
 
 @extend_schema(responses={200: GateSerializer(many=True), **error_responses()})
-class GateList(generics.ListAPIView):
+class GateList(StrictQueryParams, generics.ListAPIView):
     serializer_class = GateSerializer
+    query_params_allowed = ("page",)
 
     def get_queryset(self) -> QuerySet:
         require_scope(self.request, *READ_SCOPES)
@@ -47,10 +52,10 @@ class GateList(generics.ListAPIView):
         )
 
 
-class CheckCreate(APIView):
+class CheckCreate(StrictQueryParams, APIView):
     @extend_schema(
         request=CheckRequestSerializer,
-        responses={202: CheckAcceptedSerializer, **error_responses(409, 422)},
+        responses={202: CheckAcceptedSerializer, **error_responses(409, 413, 422)},
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
     )
     def post(self, request: Request, slug: str) -> Response:
@@ -67,14 +72,44 @@ class CheckCreate(APIView):
             body_fingerprint=services.fingerprint(request.data),
             token=deploy_token(request),
             actor=request.user if request.user.is_authenticated else None,
+            outputs_pages=serializer.validated_data.get("outputs_pages", 0),
         )
         check = checks_for(request).get(pk=check.pk)
         body = CheckAcceptedSerializer(check, context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
+class OutputsPageSerializer(serializers.Serializer):
+    page = serializers.IntegerField(
+        min_value=1, max_value=100_000, help_text="Page number, 2 to outputs_pages."
+    )
+    outputs = OutputsField(allow_empty=True)
+
+
+class CheckOutputsPage(StrictQueryParams, APIView):
+    """One more page of a paged check's outputs (see outputs_pages); the last starts the run."""
+
+    @extend_schema(
+        request=OutputsPageSerializer, responses={200: CheckAcceptedSerializer, **error_responses(413, 422)}
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        require_scope(request, Scope.CHECKS_WRITE)
+        check = get_object_or_404(checks_for(request), pk=pk)
+        serializer = OutputsPageSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        add_outputs_page(
+            check,
+            number=serializer.validated_data["page"],
+            outputs=serializer.validated_data["outputs"],
+            token=deploy_token(request),
+            actor=request.user if request.user.is_authenticated else None,
+        )
+        check = checks_for(request).get(pk=pk)
+        return Response(CheckAcceptedSerializer(check, context={"request": request}).data)
+
+
 @extend_schema(responses={200: CheckSerializer, **error_responses()})
-class CheckDetail(generics.RetrieveAPIView):
+class CheckDetail(StrictQueryParams, generics.RetrieveAPIView):
     serializer_class = CheckSerializer
 
     def get_queryset(self) -> QuerySet:
@@ -82,7 +117,9 @@ class CheckDetail(generics.RetrieveAPIView):
         return checks_for(self.request)
 
 
-class GateVerdict(APIView):
+class GateVerdict(StrictQueryParams, APIView):
+    query_params_allowed = ("candidate",)
+
     @extend_schema(
         responses={200: CheckSerializer, **error_responses()},
         parameters=[OpenApiParameter("candidate", str, required=True)],
@@ -102,10 +139,10 @@ class GateVerdict(APIView):
 
 
 class DecisionRequestSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=5000, trim_whitespace=True)
+    reason = StrictCharField(max_length=5000, trim_whitespace=True)
 
 
-class _CheckDecision(APIView):
+class _CheckDecision(StrictQueryParams, APIView):
     """POST a decision on a check as a user; deploy tokens can never decide."""
 
     decide = None
@@ -134,7 +171,7 @@ class CancelRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
-class CheckCancel(APIView):
+class CheckCancel(StrictQueryParams, APIView):
     """Stop a running check: its verdict becomes inconclusive."""
 
     @extend_schema(request=CancelRequestSerializer, responses={200: CheckSerializer, **error_responses()})

@@ -37,6 +37,12 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The latest finaliser job enqueued for the run, when it is not the first one (a retried
+    # chunk and the reaper enqueue new ones): the reaper judges that one, by its heartbeat.
+    finaliser_job_id = models.CharField(max_length=200, blank=True)
+    # Embedded mode: the process whose memory holds the run's jobs (host:pid:start time). When
+    # that process is gone, so are the jobs, and the reaper runs them again.
+    inline_owner = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -14,22 +14,28 @@ from grading_app.services.rubrics import (
     submit_rubric_version,
 )
 from grading_app.services.runs import (
+    add_outputs,
     cancel_run,
     chunk_job_id,
+    dispatch_run,
     finalise_job_id,
+    open_run,
     rubric_version_for,
     snapshot_graders,
     start_run,
 )
 
 __all__ = [
+    "add_outputs",
     "approve_rubric_version",
     "cancel_run",
     "chunk_job_id",
     "create_rubric_version",
+    "dispatch_run",
     "edit_rubric_version",
     "finalise_job_id",
     "label_grade",
+    "open_run",
     "reject_rubric_version",
     "retire_rubric_version",
     "rubric_version_for",

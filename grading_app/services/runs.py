@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from datasets_app.models import Case, Dataset
-from evalproject.queues import cancel_jobs, enqueue
+from evalproject.queues import cancel_jobs, enqueue, process_identity, uses_redis
 from grading_app.choices import RubricState, RunStatus, TargetKind
 from grading_app.models import Grader, RubricVersion, Run, RunChunk, SubmittedOutput, Target
 from grading_app.outputs import OutputItem
@@ -50,6 +50,9 @@ def snapshot_graders() -> list[dict[str, Any]]:
     return snapshot
 
 
+KEY_BATCH = 10_000
+
+
 def chunk_job_id(run_id: int, index: int, attempt: int = 1) -> str:
     """Job ids name their run and chunk; a retry gets its own id (the dead attempt's job may
     still sit in an RQ registry, and must not be confused with the new one)."""
@@ -59,6 +62,11 @@ def chunk_job_id(run_id: int, index: int, attempt: int = 1) -> str:
 
 def finalise_job_id(run_id: int) -> str:
     return f"run-{run_id}-finalise"
+
+
+def current_finaliser_job_id(run: Run) -> str:
+    """The job id of the run's latest finaliser (the first one unless another was enqueued)."""
+    return run.finaliser_job_id or finalise_job_id(run.pk)
 
 
 @transaction.atomic
@@ -81,31 +89,76 @@ def start_run(
     """
     if (outputs is None) == (target is None or target.kind == TargetKind.SUBMITTED):
         raise ValidationError({"outputs": "Submit outputs, or run a target that produces them (not both)."})
-    outputs = outputs or []
-    from grading_app import jobs  # jobs import services' helpers; keep the cycle lazy
+    run = open_run(dataset=dataset, candidate=candidate, target=target, tier=tier, actor=actor)
+    add_outputs(run, outputs or [])
+    return dispatch_run(run, chunk_size=chunk_size)
 
-    cases = Case.objects.filter(dataset=dataset).active().in_tier(tier or None)
-    case_ids = list(cases.order_by("pk").values_list("pk", flat=True))
-    known_keys = set(Case.objects.filter(dataset=dataset).values_list("key", flat=True))
-    unknown = [item.case for item in outputs if item.case not in known_keys]
-    if unknown:
-        raise ValidationError(
-            {"outputs": f"Unknown case key(s) in dataset {dataset.slug}: {', '.join(unknown[:20])}"}
-        )
-    run = Run.objects.create(
+
+def open_run(
+    *,
+    dataset: Dataset,
+    candidate: str,
+    target: Target | None = None,
+    tier: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> Run:
+    """A run waiting for its outputs (submitted in pages); dispatch_run starts it."""
+    return Run.objects.create(
         dataset=dataset,
         tier=tier,
         candidate=candidate,
         target_kind=target.kind if target else TargetKind.SUBMITTED,
         target=target,
-        grader_snapshot=snapshot_graders(),
-        total_cases=len(case_ids),
+        status=RunStatus.WAITING,
         created_by=actor,
     )
+
+
+@transaction.atomic
+def add_outputs(run: Run, outputs: list[OutputItem]) -> None:
+    """Store submitted outputs of a waiting run; each names a case of its dataset, at most once
+    in the whole run (an earlier page included). Raises ValidationError naming the keys."""
+    keys = [item.case for item in outputs]
+    known: set[str] = set()
+    again: list[str] = []
+    for start in range(0, len(keys), KEY_BATCH):  # SQLite caps the parameters of one query
+        batch = keys[start : start + KEY_BATCH]
+        known |= set(
+            Case.objects.filter(dataset_id=run.dataset_id, key__in=batch).values_list("key", flat=True)
+        )
+        again += SubmittedOutput.objects.filter(run=run, case_key__in=batch).values_list(
+            "case_key", flat=True
+        )
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        raise ValidationError(
+            {"outputs": f"Unknown case key(s) in dataset {run.dataset.slug}: {', '.join(unknown[:20])}"}
+        )
+    if again:
+        raise ValidationError(
+            {"outputs": f"Output(s) already submitted for case(s): {', '.join(sorted(again)[:20])}"}
+        )
     SubmittedOutput.objects.bulk_create(
         SubmittedOutput(run=run, case_key=i.case, output=i.output, trace=i.trace, metrics=i.metrics)
         for i in outputs
     )
+
+
+@transaction.atomic
+def dispatch_run(run: Run, *, chunk_size: int | None = None) -> Run:
+    """Start a waiting run: pin the graders, chunk the active cases, enqueue after commit."""
+    from grading_app import jobs  # jobs import services' helpers; keep the cycle lazy
+
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    if run.status != RunStatus.WAITING:
+        raise ValidationError(f"Run {run.pk} is already {run.get_status_display().lower()}.")
+    cases = Case.objects.filter(dataset_id=run.dataset_id).active().in_tier(run.tier or None)
+    case_ids = list(cases.order_by("pk").values_list("pk", flat=True))
+    run.status = RunStatus.QUEUED
+    run.grader_snapshot = snapshot_graders()
+    run.total_cases = len(case_ids)
+    run.inline_owner = "" if uses_redis() else process_identity()
+    run.save(update_fields=["status", "grader_snapshot", "total_cases", "inline_owner"])
     size = chunk_size or settings.EVALGATE_CHUNK_SIZE
     chunks = RunChunk.objects.bulk_create(
         RunChunk(run=run, index=n, case_ids=case_ids[start : start + size], job_id=chunk_job_id(run.pk, n))
