@@ -22,13 +22,14 @@ from evalproject.wsgi import application
 from gates_app.choices import Scope
 from tests.factories import make_scenario, make_token, outputs_for
 
-# About 1,700 requests in all, ~40 s: `-m "not fuzz"` skips them in a quick local loop.
+# 50 examples per operation with a deploy token of every scope, 25 with a personal token and
+# with none: about 1 minute; `-m "not fuzz"` skips them in a quick local loop.
 pytestmark = pytest.mark.fuzz
 
 CONFIG = schemathesis.Config.from_dict(
     {
         "seed": 20250601,
-        "generation": {"max-examples": 25, "deterministic": True, "database": "none"},
+        "generation": {"max-examples": 50, "deterministic": True, "database": "none"},
     }
 )
 # Loaded eagerly at collection, through the real WSGI app: the document clients download is
@@ -117,6 +118,7 @@ def call(case: schemathesis.Case, secret: str | None) -> None:
 
 # The scenario is set up once per operation and shared by its examples, on purpose.
 FUZZ = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ_LIGHT = settings(FUZZ, max_examples=25)
 
 
 @schema.parametrize()
@@ -128,7 +130,7 @@ def test_api_with_a_deploy_token_of_all_scopes(
 
 
 @schema.parametrize()
-@FUZZ
+@FUZZ_LIGHT
 def test_api_with_the_gate_owners_personal_token(
     case: schemathesis.Case, scenario: dict, in_process_app: None
 ) -> None:
@@ -136,6 +138,6 @@ def test_api_with_the_gate_owners_personal_token(
 
 
 @schema.parametrize()
-@FUZZ
+@FUZZ_LIGHT
 def test_api_without_credentials(case: schemathesis.Case, scenario: dict, in_process_app: None) -> None:
     call(case, None)
