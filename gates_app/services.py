@@ -14,13 +14,14 @@ from django.utils import timezone
 
 from audit_app.choices import Action
 from audit_app.services import record_event
+from datasets_app.models import Case
 from evalproject.queues import enqueue
 from gates_app.choices import CheckStatus, DecisionKind, Verdict
 from gates_app.evaluation import RuleSpec, evaluate, trace_deltas
 from gates_app.models import Check, CheckDecision, CheckUploadPage, DeployToken, Gate, GateRule
 from grading_app.calibration import cohen_kappa, human_pairs
 from grading_app.choices import RunStatus
-from grading_app.models import RubricVersion, Run
+from grading_app.models import Grader, HumanLabel, RubricVersion, RubricVersionEvent, Run
 from grading_app.outputs import parse_outputs
 from grading_app.results import load_case_rows, load_pinned_not_run
 from grading_app.services import add_outputs, cancel_run, open_run, start_run
@@ -42,6 +43,57 @@ def fingerprint(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def request_fingerprint(candidate: str, outputs: Any, metadata: dict | None, outputs_pages: int = 0) -> str:
+    """What a check request asks, hashed: the same question gives the same fingerprint
+    whether it came through the API (with or without an empty metadata) or a service call."""
+    return fingerprint(
+        {
+            "candidate": candidate,
+            "outputs": outputs,
+            "metadata": metadata or {},
+            "outputs_pages": outputs_pages or 0,
+        }
+    )
+
+
+def answered_check(gate: Gate, candidate: str, body_fingerprint: str) -> Check | None:
+    """The latest decided check that answered exactly this request, if its answer still stands.
+
+    It stands when its run succeeded (an infrastructure failure deserves a new try) and nothing
+    that decides a verdict changed since it was requested: the gate and its rules, the
+    dataset's cases, the graders, rubric sign-offs and human labels (calibration rules).
+    """
+    check = (
+        Check.objects.filter(
+            gate=gate,
+            candidate=candidate,
+            request_fingerprint=body_fingerprint,
+            status=CheckStatus.DONE,
+            run__status=RunStatus.SUCCEEDED,
+            pages_expected=0,
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if check is None:
+        return None
+    since = check.created_at
+    changed = (
+        Gate.history.filter(id=gate.pk, history_date__gt=since).exists()
+        or GateRule.history.filter(gate_id=gate.pk, history_date__gt=since).exists()
+        or Case.history.filter(dataset_id=gate.dataset_id, history_date__gt=since).exists()
+        or Grader.history.filter(history_date__gt=since).exists()
+        or RubricVersionEvent.objects.filter(created_at__gt=since).exists()
+        or (
+            GateRule.objects.filter(gate=gate)
+            .filter(Q(min_kappa__isnull=False) | Q(min_labels__isnull=False))
+            .exists()
+            and HumanLabel.objects.filter(created_at__gt=since).exists()
+        )
+    )
+    return None if changed else check
+
+
 def request_check(
     *,
     gate: Gate,
@@ -49,7 +101,6 @@ def request_check(
     outputs: Any,
     metadata: dict[str, Any] | None = None,
     idempotency_key: str = "",
-    body_fingerprint: str = "",
     token: DeployToken | None = None,
     actor: AbstractBaseUser | None = None,
     outputs_pages: int = 0,
@@ -62,13 +113,20 @@ def request_check(
     with the same body returns the first check; a repeat with another body raises
     IdempotencyConflict; while the first is still being processed, IdempotencyInFlight. The
     run's jobs start after commit.
+
+    A request the gate has answered already (same candidate, outputs and metadata, a run that
+    succeeded, and nothing that decides the verdict changed since) returns that decided check,
+    approvals included: a CI job re-run after an approval is allowed without asking again.
     """
+    body_fingerprint = request_fingerprint(candidate, outputs, metadata, outputs_pages)
     if idempotency_key:  # cheap answer for retries, before validating the body again
         existing = Check.objects.filter(gate=gate, idempotency_key=idempotency_key).first()
         if existing is not None:
             if existing.request_fingerprint != body_fingerprint:
                 raise IdempotencyConflict(idempotency_key)
             return existing, False
+    if outputs is not None and (answered := answered_check(gate, candidate, body_fingerprint)) is not None:
+        return answered, False
     if outputs is None and gate.default_target is None:
         raise ValidationError({"outputs": "This gate has no target to run: submit outputs."})
     if outputs_pages and outputs is None:

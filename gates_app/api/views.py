@@ -69,7 +69,6 @@ class CheckCreate(StrictQueryParams, APIView):
             outputs=serializer.validated_data.get("outputs"),
             metadata=serializer.validated_data["metadata"],
             idempotency_key=request.headers.get("Idempotency-Key", "").strip()[:200],
-            body_fingerprint=services.fingerprint(request.data),
             token=deploy_token(request),
             actor=request.user if request.user.is_authenticated else None,
             outputs_pages=serializer.validated_data.get("outputs_pages", 0),
