@@ -22,7 +22,7 @@ from datasets_app.forms import CaseForm
 from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass, Incident, PinnedCaseRequest
 from datasets_app.views import convert_incident_view, import_cases_view
 from evalproject.admin_actions import GovernedAdmin, confirm_action, run_each
-from evalproject.charts import PLOTLY_JS, empty, render
+from evalproject.charts import empty, render
 
 
 def _short(value: Any) -> str:
@@ -56,8 +56,6 @@ class DatasetAdmin(GovernedAdmin):
     chart_fields = ["case_chart", "growth_chart", "incident_chart"]
     actions = ["export_jsonl", "export_csv"]
 
-    class Media:
-        js = (PLOTLY_JS,)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Dataset | None = None) -> list[str]:
         # Charts only for a dataset that exists: the add page has nothing to draw.

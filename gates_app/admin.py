@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from evalproject.admin_actions import GovernedAdmin, ReadOnlyInline, confirm_action
-from evalproject.charts import PLOTLY_JS, empty, render
+from evalproject.charts import empty, render
 from gates_app import charts, services, tokens
 from gates_app.choices import CheckStatus
 from gates_app.forms import TokenIssueForm
@@ -63,8 +63,6 @@ class GateAdmin(GovernedAdmin):
     inlines = [GateRuleInline]
     chart_fields = ["verdict_history_chart", "rule_trends_chart"]
 
-    class Media:
-        js = (PLOTLY_JS,)
 
     def has_change_permission(self, request: HttpRequest, obj: Gate | None = None) -> bool:
         return owns(request, obj) and super().has_change_permission(request, obj)
@@ -177,8 +175,6 @@ class CheckAdmin(admin.ModelAdmin):
     inlines = [CheckDecisionInline]
     show_full_result_count = False
 
-    class Media:
-        js = (PLOTLY_JS,)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -3,9 +3,7 @@
 from typing import Any
 
 from django import template
-from django.templatetags.static import static
 
-from evalproject.charts import PLOTLY_JS
 from gates_app.dashboard import dashboard_context
 
 register = template.Library()
@@ -13,4 +11,4 @@ register = template.Library()
 
 @register.inclusion_tag("admin/gates_app/dashboard.html", takes_context=True)
 def evalgate_dashboard(context: template.Context) -> dict[str, Any]:
-    return {**dashboard_context(context["request"].user), "plotly_js": static(PLOTLY_JS)}
+    return dashboard_context(context["request"].user)

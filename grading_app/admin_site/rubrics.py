@@ -67,8 +67,6 @@ class RubricVersionAdmin(admin.ModelAdmin):
         "compare",
     ]
 
-    class Media:
-        js = (embed.PLOTLY_JS,)
 
     def get_readonly_fields(self, request: HttpRequest, obj: RubricVersion | None = None) -> list[str]:
         always = [

@@ -82,8 +82,6 @@ class RunAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = ["live_progress", "pass_rate_chart", "latency_chart", "cost_chart"]
 
-    class Media:
-        js = (embed.PLOTLY_JS,)
 
     def get_urls(self) -> list:
         return [

@@ -157,3 +157,16 @@ def test_runs_in_flight_counts_beyond_the_rows_shown(superuser_client, checked):
     html = page(superuser_client, reverse("admin:index"))
     assert f"Runs in flight: {RUNS_SHOWN + 2}" in html
     assert RunStatus.QUEUED.label in html
+
+
+def test_plotly_loads_once_on_pages_with_charts_and_never_on_pages_without(superuser_client, checked):
+    gate_page = superuser_client.get(reverse("admin:gates_app_gate_change", args=[checked["gate"].pk]))
+    check_page = superuser_client.get(reverse("admin:gates_app_check_change", args=[checked["slow"].pk]))
+    case_list = superuser_client.get(reverse("admin:datasets_app_case_changelist"))
+    check_list = superuser_client.get(reverse("admin:gates_app_check_changelist"))
+
+    assert gate_page.content.decode().count(CHART) == 2
+    assert gate_page.content.decode().count(PLOTLY_SCRIPT) == 1
+    assert check_page.content.decode().count(PLOTLY_SCRIPT) == 1
+    assert PLOTLY_SCRIPT not in case_list.content.decode()
+    assert PLOTLY_SCRIPT not in check_list.content.decode()
