@@ -17,7 +17,7 @@ install: $(STAMP)
 migrate: $(STAMP)
 	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
 
-## demo: build the demo data, run two candidates through the job path, print both verdicts
+## demo: load examples/demo/, gate three candidates through the job path, print the verdicts
 demo: migrate
 	DEBUG=$${DEBUG:-true} $(PY) manage.py demo
 
@@ -37,8 +37,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## serve: the admin and the API on http://127.0.0.1:$(PORT)/ (make serve PORT=8001 for another port)
+serve: PORT ?= 8000
 serve: migrate
-	DEBUG=$${DEBUG:-true} $(PY) manage.py runserver
+	DEBUG=$${DEBUG:-true} $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 worker: $(STAMP)
 	DEBUG=$${DEBUG:-true} $(PY) manage.py rqworker default

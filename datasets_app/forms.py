@@ -10,18 +10,46 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
 
 from datasets_app.models import Case, Incident
 from datasets_app.services import validate_case_content
 
 
-class ReadableJSONField(forms.JSONField):
-    """A JSON field whose error says what is wrong and where (line and column)."""
+class FittingTextarea(forms.Textarea):
+    """A textarea tall enough for what it holds (between its own rows and MAX_ROWS), so pretty
+    JSON shows whole instead of behind a scrollbar."""
 
-    def __init__(self, *, what: str, **kwargs: Any) -> None:
+    MAX_ROWS = 30
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        lines = str(context["widget"]["value"] or "").count("\n") + 2  # one spare line to type in
+        minimum = int(context["widget"]["attrs"].get("rows", 2))
+        context["widget"]["attrs"]["rows"] = max(minimum, min(lines, self.MAX_ROWS))
+        return context
+
+
+class ReadableJSONField(forms.JSONField):
+    """A JSON field whose error says what is wrong and where (line and column), shown indented
+    (``indent=None``: on one line, for short lists) and empty, not ``null``, when there is none."""
+
+    def __init__(self, *, what: str, indent: int | None = 2, **kwargs: Any) -> None:
         self.what = what
-        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 6, "cols": 90, "class": "vLargeTextField"}))
+        self.indent = indent
+        kwargs.setdefault(
+            "widget", FittingTextarea(attrs={"rows": 6, "cols": 90, "class": "vLargeTextField"})
+        )
         super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        # Django's own shows a missing value (an add form, a box left out of a POST) as `null`,
+        # which a domain expert would have to delete before typing; an empty box asks for input.
+        if value is None:
+            return ""
+        if isinstance(value, InvalidJSONInput):
+            return value  # what the user typed, as typed, so the error can be fixed in place
+        return json.dumps(value, ensure_ascii=False, indent=self.indent, cls=self.encoder)
 
     def to_python(self, value: Any) -> Any:
         if isinstance(value, str) and value.strip():
@@ -90,7 +118,9 @@ class CaseForm(forms.ModelForm):
     expected = ReadableJSONField(
         what="Expected", required=False, help_text="Advanced: any other expected keys."
     )
-    tags = ReadableJSONField(what="Tags", required=False, help_text='A JSON list, e.g. ["refunds", "eu"].')
+    tags = ReadableJSONField(
+        what="Tags", indent=None, required=False, help_text='A JSON list, e.g. ["refunds", "eu"].'
+    )
 
     class Meta:
         model = Case
@@ -98,6 +128,12 @@ class CaseForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not self.instance.pk:
+            # The declared JSON fields do not inherit the model's defaults, so an add form
+            # would start at null. {} and [] are what an empty expected and tags mean; input
+            # stays empty: the user message above fills it, and {} is not a valid input.
+            self.fields["expected"].initial = {}
+            self.fields["tags"].initial = []
         expected = self.instance.expected if self.instance.pk else {}
         initial = {
             "answer": expected.get("answer") if isinstance(expected.get("answer"), str) else "",

@@ -50,6 +50,22 @@ class CaseSpec:
         del data["line"]
         return data
 
+    def refs(self) -> "CaseRefs":
+        """What this case names that only the database can check."""
+        return CaseRefs(self.line, self.key, self.failure_class, self.tier, self.status)
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseRefs:
+    """The fields of a line that the database decides on (its key may exist, its failure class
+    may not, its status may need a reviewer). None: not given, or itself in error on that line."""
+
+    line: int
+    key: str | None
+    failure_class: str | None
+    tier: str | None
+    status: str | None
+
 
 @dataclasses.dataclass(frozen=True)
 class LineError:
@@ -70,6 +86,20 @@ class ImportFailed(Exception):
         super().__init__("\n".join(str(error) for error in errors))
 
 
+@dataclasses.dataclass(frozen=True)
+class ParsedCases:
+    """A whole file read: the good lines as specs, and every problem of the bad ones.
+
+    `rejected` keeps what each bad line names (key, failure class, ...), so the import
+    service can report its database conflicts in the same pass as its own errors.
+    """
+
+    specs: list[CaseSpec] = dataclasses.field(default_factory=list)
+    errors: list[LineError] = dataclasses.field(default_factory=list)
+    rejected: list[CaseRefs] = dataclasses.field(default_factory=list)
+    unit: str = "line"  # what the cases' numbers count: file lines, or promptfoo tests
+
+
 @dataclasses.dataclass
 class _Batch:
     """Collects the specs and the errors of one file, so every bad line is reported at once."""
@@ -81,6 +111,7 @@ class _Batch:
     unit: str = "line"
     specs: list[CaseSpec] = dataclasses.field(default_factory=list)
     errors: list[LineError] = dataclasses.field(default_factory=list)
+    rejected: list[CaseRefs] = dataclasses.field(default_factory=list)
     _flagged: dict[int, set[str]] = dataclasses.field(
         default_factory=dict
     )  # fields already in error, by line
@@ -124,6 +155,23 @@ class _Batch:
             self.specs.append(
                 CaseSpec(key, tier, failure_class, risk, pinned, tags, input_value, expected, status, line)
             )
+            return
+        # Keep what the bad line names, minus the fields in error, so its database conflicts
+        # (a taken key, say) are reported now rather than after the user fixes this error.
+        flagged = self._flagged.get(line, set())
+
+        def unless_flagged(field: str, value: Any) -> Any:
+            return None if field in flagged else value
+
+        self.rejected.append(
+            CaseRefs(
+                line,
+                key=unless_flagged("key", key),
+                failure_class=unless_flagged("failure_class", failure_class),
+                tier=unless_flagged("tier", tier),
+                status=unless_flagged("status", status),
+            )
+        )
 
     def _key(self, line: int, key: Any) -> str:
         if key is None:
@@ -150,15 +198,16 @@ class _Batch:
         return value
 
 
-def parse_cases(
+def read_cases(
     data: bytes,
     fmt: str,
     *,
     input_field: str = "input",
     ideal_field: str = "ideal",
     default_tier: str = Tier.MONITORING,
-) -> list[CaseSpec]:
-    """Parse a whole file into validated specs, or raise ImportFailed listing every bad line."""
+) -> ParsedCases:
+    """Parse a whole file into its good lines and the problems of every bad one; never raises
+    for bad content (only for an unknown format or default tier, which are the caller's bugs)."""
     if fmt not in PARSERS:
         raise ValueError(f"unknown format {fmt!r}; use one of: {', '.join(PARSERS)}")
     if default_tier not in Tier.values:
@@ -168,9 +217,9 @@ def parse_cases(
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         byte = data[exc.start]
-        raise ImportFailed(
-            [LineError(line, "encoding", f"byte 0x{byte:02x} is not UTF-8; save the file as UTF-8")]
-        ) from exc
+        return ParsedCases(
+            errors=[LineError(line, "encoding", f"byte 0x{byte:02x} is not UTF-8; save the file as UTF-8")]
+        )
     # Imported here, not at the top: the import service in datasets_app.services imports this module.
     from datasets_app.services import validate_case_content
 
@@ -178,9 +227,28 @@ def parse_cases(
     PARSERS[fmt](text, batch)
     if not batch.errors and not batch.specs:
         batch.error(1, "file", "the file has no cases", unit="line")
-    if batch.errors:
-        raise ImportFailed(batch.errors)
-    return batch.specs
+    return ParsedCases(batch.specs, batch.errors, batch.rejected, batch.unit)
+
+
+def parse_cases(
+    data: bytes,
+    fmt: str,
+    *,
+    input_field: str = "input",
+    ideal_field: str = "ideal",
+    default_tier: str = Tier.MONITORING,
+) -> list[CaseSpec]:
+    """Parse a whole file into validated specs, or raise ImportFailed listing every bad line.
+
+    Only the file's own errors: for those and the database conflicts together, pass
+    read_cases()'s result to the import service instead.
+    """
+    parsed = read_cases(
+        data, fmt, input_field=input_field, ideal_field=ideal_field, default_tier=default_tier
+    )
+    if parsed.errors:
+        raise ImportFailed(parsed.errors)
+    return parsed.specs
 
 
 def _kind(value: Any) -> str:

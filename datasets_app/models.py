@@ -110,6 +110,9 @@ class Case(models.Model):
     # Everyone who changed the content since the last audit: like the contributor, none of
     # them may audit it into trusted. Ids, reset by each audit.
     editors_since_audit = models.JSONField(default=list, blank=True)
+    review_note = models.TextField(
+        blank=True, help_text="Why a reviewer returned the case to its author (until its next audit)."
+    )
     revision = models.PositiveIntegerField(default=1)
     incident = models.ForeignKey(
         "Incident",

@@ -1,6 +1,8 @@
 """Custom admin views of datasets_app (registered by its ModelAdmins through get_urls)."""
 
 import base64
+import json
+from collections import Counter
 from typing import Any
 
 from django.contrib import admin, messages
@@ -10,9 +12,11 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
 from datasets_app import services
+from datasets_app.choices import CaseStatus
 from datasets_app.forms import ImportForm, IncidentConvertForm
-from datasets_app.importers import ImportFailed, parse_cases
-from datasets_app.models import Dataset, FailureClass, Incident
+from datasets_app.importers import CaseSpec, ImportFailed, read_cases
+from datasets_app.models import UNCLASSIFIED, Dataset, FailureClass, Incident
+from datasets_app.services.imports import imported_status, imported_status_note
 
 PREVIEW_ROWS = 50
 
@@ -37,28 +41,45 @@ def import_cases_view(model_admin: admin.ModelAdmin, request: HttpRequest, datas
     if request.method != "POST":
         return _render(model_admin, request, "admin/datasets_app/import_cases.html", **context)
     raw = _uploaded_bytes(request)
-    if raw is None:
-        if not form.is_valid():
-            return _render(model_admin, request, "admin/datasets_app/import_cases.html", **context)
-        raw = form.cleaned_data["file"].read()
     options = {
         "fmt": request.POST.get("format", "jsonl"),
         "input_field": request.POST.get("input_field") or "input",
         "ideal_field": request.POST.get("ideal_field") or "ideal",
     }
     failure_class = FailureClass.objects.filter(pk=request.POST.get("failure_class") or None).first()
-    context.update(options=options, failure_class=failure_class, payload=base64.b64encode(raw).decode())
-    try:
-        specs = parse_cases(
-            raw, options["fmt"], input_field=options["input_field"], ideal_field=options["ideal_field"]
+    if raw is None:
+        if not form.is_valid():
+            return _render(model_admin, request, "admin/datasets_app/import_cases.html", **context)
+        raw = form.cleaned_data["file"].read()
+    else:
+        # The confirming POST carries no file: a fresh form to upload the fixed file into, not
+        # one that says the file field is required.
+        context["form"] = ImportForm(
+            initial={
+                "format": options["fmt"],
+                "failure_class": failure_class,
+                "input_field": options["input_field"],
+                "ideal_field": options["ideal_field"],
+            }
         )
-        # The preview shows database conflicts too (existing keys, unknown classes), not
-        # only the file's own errors, so confirming never meets a surprise.
-        conflicts = services.check_import(dataset, specs, actor=request.user)
-        if conflicts:
-            raise ImportFailed(conflicts)
+    context.update(options=options, failure_class=failure_class, payload=base64.b64encode(raw).decode())
+    if options["fmt"] not in dict(ImportForm.FORMATS):  # only a hand-made POST gets here
+        context["errors"] = [
+            f"unknown format {options['fmt']!r}; use one of: {', '.join(dict(ImportForm.FORMATS))}"
+        ]
+        return _render(model_admin, request, "admin/datasets_app/import_cases.html", **context)
+    parsed = read_cases(
+        raw, options["fmt"], input_field=options["input_field"], ideal_field=options["ideal_field"]
+    )
+    try:
+        # One pass: the file's own errors and its conflicts with the database (existing keys,
+        # unknown classes, statuses not allowed), every line at once, so no second upload
+        # uncovers a new kind of problem and confirming never meets a surprise.
+        errors = services.check_import(dataset, parsed, actor=request.user)
+        if errors:
+            raise ImportFailed(errors)
         if request.POST.get("confirmed") == "yes":
-            created = services.import_cases(dataset, specs, actor=request.user, failure_class=failure_class)
+            created = services.import_cases(dataset, parsed, actor=request.user, failure_class=failure_class)
             messages.success(request, f"Imported {len(created)} case(s) into {dataset.name}.")
             return redirect("admin:datasets_app_dataset_change", dataset.pk)
     except ImportFailed as exc:
@@ -67,8 +88,33 @@ def import_cases_view(model_admin: admin.ModelAdmin, request: HttpRequest, datas
     except (ValidationError, PermissionDenied) as exc:
         context["errors"] = [getattr(exc, "messages", [str(exc)])[0]]
         return _render(model_admin, request, "admin/datasets_app/import_cases.html", **context)
-    context.update(preview=specs[:PREVIEW_ROWS], total=len(specs))
+    specs = parsed.specs
+    arrivals = Counter(imported_status(spec) for spec in specs)
+    context.update(
+        preview=specs[:PREVIEW_ROWS],
+        preview_rows=[_preview_row(spec, failure_class) for spec in specs[:PREVIEW_ROWS]],
+        total=len(specs),
+        arrivals=[(status, arrivals[status]) for status in CaseStatus.values if arrivals[status]],
+    )
     return _render(model_admin, request, "admin/datasets_app/import_cases.html", **context)
+
+
+def _preview_row(spec: CaseSpec, fallback: FailureClass | None) -> dict[str, Any]:
+    """One case as it will arrive: its failure class and status once imported, its JSON as JSON."""
+    return {
+        "spec": spec,
+        "failure_class": spec.failure_class or (fallback.slug if fallback else UNCLASSIFIED),
+        "failure_class_given": bool(spec.failure_class),
+        "status": imported_status(spec),
+        "status_note": imported_status_note(spec),
+        "input": _pretty_json(spec.input),
+        "expected": _pretty_json(spec.expected),
+    }
+
+
+def _pretty_json(value: Any) -> str:
+    # What the user wrote in the file is JSON, so show JSON (not a Python repr), indented.
+    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def _uploaded_bytes(request: HttpRequest) -> bytes | None:

@@ -25,7 +25,14 @@ def library_tag() -> SafeString:
     if _library_sent.get():
         return mark_safe("")
     _library_sent.set(True)
-    return format_html('<script src="{}"></script>', static(PLOTLY_JS))
+    # A figure drawn while the page is still laying out can take the wrong width: once the page
+    # has loaded, every chart is fitted to its box.
+    return format_html(
+        '<script src="{}"></script><script>window.addEventListener("load", function () {{'
+        ' document.querySelectorAll(".evalgate-chart .plotly-graph-div").forEach(function (d) {{'
+        " Plotly.Plots.resize(d); }}); }});</script>",
+        static(PLOTLY_JS),
+    )
 
 
 def render(figure: Any, *, height: int = 360) -> SafeString:

@@ -8,6 +8,7 @@ from django_rq.urls import get_admin_urlpatterns
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from evalproject import views
+from gates_app.admin_site.waiting import waiting_view
 
 # The RQ dashboard can enqueue, requeue and delete jobs: superusers only.
 superuser_required = user_passes_test(lambda u: u.is_active and u.is_superuser, login_url="admin:login")
@@ -29,6 +30,7 @@ urlpatterns = [
             )
         ),
     ),
+    path("admin/waiting/", admin.site.admin_view(waiting_view), name="waiting"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("gates_app.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

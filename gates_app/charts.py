@@ -41,6 +41,18 @@ TRACE_METRICS = {
 }
 
 
+def _wrap(text: str, width: int = 14) -> str:
+    """A long rule name on several lines, so bars with many rules keep readable labels."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join([*lines, line])
+
+
 def unit_of(metric: str) -> str:
     """The unit a rule metric's value is in, which decides the subplot it is drawn on."""
     if metric.endswith("_ms"):
@@ -102,7 +114,7 @@ def rule_comparison(
     )
     for column, names in enumerate(groups.values(), start=1):
         results = [by_name[name] for name in names]
-        labels = [f"{r['name']}<br>{str(r['outcome']).upper()}" for r in results]
+        labels = [f"{_wrap(r['name'])}<br>{str(r['outcome']).upper()}" for r in results]
         values = [r.get("value") for r in results]
         baselines = [
             r["baseline"] if r.get("baseline") is not None else earlier.get(r["name"]) for r in results
@@ -156,6 +168,7 @@ def rule_comparison(
         )
     _format_axes(figure, list(groups))
     figure.update_layout(barmode="group", title="Rules: candidate against baseline")
+    figure.update_xaxes(tickangle=0, automargin=True)
     return figure
 
 

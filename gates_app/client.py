@@ -127,6 +127,11 @@ def render_table(check: dict[str, Any]) -> str:
     notes = [f"  {r['name']}: {r['note']}" for r in check.get("rules") or [] if r.get("note")]
     if notes:
         out += ["", "notes:", *notes]
+    missing = check.get("missing_cases") or {}
+    if missing.get("count"):
+        shown = ", ".join(missing.get("keys") or [])
+        more = f" (first {len(missing['keys'])})" if missing["count"] > len(missing.get("keys") or []) else ""
+        out += ["", f"missing or errored cases ({missing['count']}){more}: {shown}"]
     allowed = "yes" if check.get("release_allowed") else "no"
     out += ["", f"verdict: {str(check.get('verdict', '')).upper()}   release allowed: {allowed}"]
     if check.get("admin_url"):

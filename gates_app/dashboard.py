@@ -15,6 +15,7 @@ from evalproject.charts import render
 from gates_app import charts
 from gates_app.choices import CheckStatus
 from gates_app.models import Check
+from gates_app.waiting import waiting_for
 from grading_app.choices import RunStatus
 from grading_app.models import Grade, HumanLabel, Run
 
@@ -80,5 +81,8 @@ def dashboard_context(user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:
     if user.has_perm("grading_app.view_grade"):
         context["review_queue_size"] = review_queue_size()
         context["can_label"] = user.has_perm("grading_app.add_humanlabel")
-    context["visible"] = bool(context)
+    sections = [section for section in waiting_for(user) if section.count]
+    context["waiting"] = sections
+    context["waiting_total"] = sum(section.count for section in sections)
+    context["visible"] = True  # the "Waiting for me" summary is for everyone
     return context

@@ -402,17 +402,37 @@ def approve_check(check: Check, *, actor: AbstractBaseUser, reason: str) -> Chec
     return _decide(check, DecisionKind.APPROVE, actor, reason)
 
 
+def override_refusal(check: Check, actor: AbstractBaseUser) -> Exception | None:
+    """What refuses ``actor``'s override of ``check`` now, or None."""
+    if not check.gate.is_owner(actor):
+        return PermissionDenied("Only the gate's owners can override a verdict.")
+    if check.verdict not in (Verdict.FAIL, Verdict.INCONCLUSIVE):
+        return ValidationError(
+            f"Only fail or inconclusive verdicts are overridden; this one is {check.verdict}."
+        )
+    if check.release_allowed:
+        return ValidationError("This check's release is already allowed.")
+    return None
+
+
 @transaction.atomic
 def override_check(check: Check, *, actor: AbstractBaseUser, reason: str) -> Check:
     """An owner of the gate releases a fail or inconclusive verdict, with a written reason."""
     check = Check.objects.select_for_update().select_related("gate").get(pk=check.pk)
-    if not check.gate.is_owner(actor):
-        raise PermissionDenied("Only the gate's owners can override a verdict.")
-    if check.verdict not in (Verdict.FAIL, Verdict.INCONCLUSIVE):
-        raise ValidationError(
-            f"Only fail or inconclusive verdicts are overridden; this one is {check.verdict}."
-        )
+    if refusal := override_refusal(check, actor):
+        raise refusal
     return _decide(check, DecisionKind.OVERRIDE, actor, reason)
+
+
+def cancel_refusal(
+    check: Check, actor: AbstractBaseUser | None, token: DeployToken | None = None
+) -> Exception | None:
+    """What refuses cancelling ``check`` now, or None."""
+    if token is None and (actor is None or not (check.gate.is_owner(actor) or actor.is_superuser)):
+        return PermissionDenied("Only the gate's owners (or a deploy token of the gate) cancel a check.")
+    if check.run is None or check.status == CheckStatus.DONE:
+        return ValidationError(f"Check {check.pk} is already decided.")
+    return None
 
 
 def cancel_check(
@@ -422,10 +442,8 @@ def cancel_check(
     a cancelled run is inconclusive, never a pass. The audit event names the token."""
     with transaction.atomic():
         check = Check.objects.select_for_update(of=("self",)).select_related("gate", "run").get(pk=check.pk)
-        if token is None and (actor is None or not (check.gate.is_owner(actor) or actor.is_superuser)):
-            raise PermissionDenied("Only the gate's owners (or a deploy token of the gate) cancel a check.")
-        if check.run is None or check.status == CheckStatus.DONE:
-            raise ValidationError(f"Check {check.pk} is already decided.")
+        if refusal := cancel_refusal(check, actor, token):
+            raise refusal
         record_event(
             Action.CHECK_CANCELLED,
             actor=actor,

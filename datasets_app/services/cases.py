@@ -259,6 +259,7 @@ def _activate(case: Case, actor: AbstractBaseUser, tier: str, action: str, reaso
     case.audited_by = actor
     case.audited_at = timezone.now()
     case.editors_since_audit = []
+    case.review_note = ""
     verb = "promoted to trusted" if action == Action.CASE_PROMOTED else f"audited into {tier}"
     stamp(case, actor, f"{verb}: {reason}" if reason else verb)
     case.save()
@@ -289,6 +290,23 @@ def audit_case(case: Case, *, actor: AbstractBaseUser, tier: str | None = None, 
             f"Only draft or in-review cases can be audited; this one is {case.get_status_display()}."
         )
     return _activate(case, actor, tier or case.tier, Action.CASE_AUDITED, reason)
+
+
+@transaction.atomic
+def return_case(case: Case, *, actor: AbstractBaseUser, note: str) -> Case:
+    """Send a case in review back to its author as a draft, saying what to change."""
+    require_perm(actor, "datasets_app.audit_case", "return cases to their authors")
+    if not note or not note.strip():
+        raise ValidationError({"note": "Say what the author should change."})
+    case = _locked(case)
+    if case.status != CaseStatus.IN_REVIEW:
+        raise ValidationError(f"Only cases in review are returned; this one is {case.get_status_display()}.")
+    case.status = CaseStatus.DRAFT
+    case.review_note = f"{actor.get_username()}: {note.strip()}"
+    stamp(case, actor, f"returned to its author: {note.strip()}")
+    case.save()
+    record_event(Action.CASE_RETURNED, actor=actor, obj=case, reason=note.strip(), details={"key": case.key})
+    return case
 
 
 @transaction.atomic

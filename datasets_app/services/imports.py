@@ -1,5 +1,7 @@
 """Bulk import and export of cases: validate every line first, then write once."""
 
+from collections.abc import Sequence
+
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -8,7 +10,15 @@ from simple_history.utils import bulk_create_with_history
 from audit_app.choices import Action
 from audit_app.services import record_event
 from datasets_app.choices import CaseSource, CaseStatus, Tier
-from datasets_app.importers import CaseSpec, ImportFailed, LineError, export_csv, export_jsonl
+from datasets_app.importers import (
+    CaseRefs,
+    CaseSpec,
+    ImportFailed,
+    LineError,
+    ParsedCases,
+    export_csv,
+    export_jsonl,
+)
 from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass
 from datasets_app.services.cases import Actor, require_perm, save_failure_class
 
@@ -25,26 +35,27 @@ def _unclassified() -> FailureClass:
 
 
 def _check(
-    dataset: Dataset, specs: list[CaseSpec], classes: dict[str, FailureClass], actor: Actor
+    dataset: Dataset, lines: list[CaseRefs], classes: set[str], actor: Actor, unit: str
 ) -> list[LineError]:
     errors = []
-    keys = [s.key for s in specs]
+    keys = [line.key for line in lines if line.key is not None]
     existing: set[str] = set()
     for start in range(0, len(keys), KEY_BATCH):  # SQLite caps the parameters of one query
         batch = keys[start : start + KEY_BATCH]
         existing |= set(Case.objects.filter(dataset=dataset, key__in=batch).values_list("key", flat=True))
     may_activate = actor is None or actor.has_perm("datasets_app.audit_case")
-    for spec in specs:
-        if spec.key in existing:
+    for line in lines:
+        if line.key is not None and line.key in existing:
             errors.append(
-                LineError(spec.line, "key", f"a case {spec.key!r} already exists in {dataset.slug}")
+                LineError(line.line, "key", f"a case {line.key!r} already exists in {dataset.slug}", unit)
             )
-        if spec.failure_class and spec.failure_class not in classes:
+        if line.failure_class and line.failure_class not in classes:
             errors.append(
-                LineError(spec.line, "failure_class", f"unknown failure class {spec.failure_class!r}")
+                LineError(line.line, "failure_class", f"unknown failure class {line.failure_class!r}", unit)
             )
-        if spec.status == CaseStatus.ACTIVE and spec.tier != Tier.TRUSTED and not may_activate:
-            errors.append(LineError(spec.line, "status", "only reviewers may import active cases"))
+        # A line whose tier is in error says nothing yet about whether activating it is allowed.
+        if line.status == CaseStatus.ACTIVE and line.tier == Tier.MONITORING and not may_activate:
+            errors.append(LineError(line.line, "status", "only reviewers may import active cases", unit))
     return errors
 
 
@@ -57,43 +68,75 @@ def imported_status(spec: CaseSpec) -> str:
     return spec.status or CaseStatus.DRAFT
 
 
-def check_import(dataset: Dataset, specs: list[CaseSpec], *, actor: Actor) -> list[LineError]:
-    """Every conflict of parsed cases with the database, without writing (for previews)."""
-    if not specs:
+def imported_status_note(spec: CaseSpec) -> str:
+    """Why a case arrives in the state imported_status() gives, where the file alone does not say."""
+    status = imported_status(spec)
+    if spec.status == CaseStatus.ACTIVE and status == CaseStatus.IN_REVIEW:
+        return (
+            "The file says active, but a trusted case arrives in review: only an audit by someone "
+            "other than its contributor makes it active."
+        )
+    if status == CaseStatus.ACTIVE:
+        return "Active at once: whoever imports it is recorded as its auditor."
+    return ""
+
+
+def _as_parsed(cases: ParsedCases | Sequence[CaseSpec]) -> ParsedCases:
+    return cases if isinstance(cases, ParsedCases) else ParsedCases(specs=list(cases))
+
+
+def check_import(
+    dataset: Dataset, cases: ParsedCases | Sequence[CaseSpec], *, actor: Actor
+) -> list[LineError]:
+    """Every problem of an import, without writing (for previews), in line order.
+
+    Given read_cases()'s result, that is the file's own errors and the database conflicts
+    (existing keys, unknown failure classes, statuses not allowed) of every line, bad lines
+    included, so one attempt shows them all. Given specs, only their database conflicts.
+    """
+    parsed = _as_parsed(cases)
+    if not parsed.specs and not parsed.errors:
         return [LineError(0, "file", "the file has no cases")]
-    slugs = {s.failure_class for s in specs if s.failure_class}
-    classes = {fc.slug: fc for fc in FailureClass.objects.filter(slug__in=slugs)}
-    return _check(dataset, specs, classes, actor)
+    lines = [spec.refs() for spec in parsed.specs] + parsed.rejected
+    slugs = {line.failure_class for line in lines if line.failure_class}
+    classes = set(FailureClass.objects.filter(slug__in=slugs).values_list("slug", flat=True))
+    # A stable sort: on one line, the file's own errors come before its database conflicts.
+    conflicts = _check(dataset, lines, classes, actor, parsed.unit)
+    return sorted([*parsed.errors, *conflicts], key=lambda error: error.line)
 
 
 @transaction.atomic
 def import_cases(
     dataset: Dataset,
-    specs: list[CaseSpec],
+    cases: ParsedCases | Sequence[CaseSpec],
     *,
     actor: Actor,
     failure_class: FailureClass | None = None,
     contributor: AbstractBaseUser | None = None,
     source_name: str = "",
 ) -> list[Case]:
-    """Write parsed cases into ``dataset``, all or nothing, with one history row each.
+    """Write parsed cases (read_cases()'s result, or specs) into ``dataset``, all or nothing,
+    with one history row each.
 
     The cases are contributed by ``actor`` (or ``contributor``: the issuer of the token they
     came through), so that person can never audit them into trusted. Lines without a failure
     class take ``failure_class``, else the ``unclassified`` class, which the admin flags for
-    triage. Raises ImportFailed listing every line in conflict with the database (existing
-    keys, unknown failure classes, statuses not allowed).
+    triage. Raises ImportFailed listing every bad line, as check_import() does: the file's
+    own errors and every conflict with the database (existing keys, unknown failure classes,
+    statuses not allowed).
     """
     require_perm(actor, "datasets_app.import_cases", "import cases")
-    errors = check_import(dataset, specs, actor=actor)
+    parsed = _as_parsed(cases)
+    errors = check_import(dataset, parsed, actor=actor)
     if errors:
         raise ImportFailed(errors)
+    specs = parsed.specs
     classes = {fc.slug: fc for fc in FailureClass.objects.filter(slug__in={s.failure_class for s in specs})}
     fallback = failure_class
     if fallback is None and any(not s.failure_class for s in specs):
         fallback = _unclassified()
     now = timezone.now()
-    cases = [
+    rows = [
         Case(
             dataset=dataset,
             key=s.key,
@@ -114,7 +157,7 @@ def import_cases(
         for s in specs
     ]
     created = bulk_create_with_history(
-        cases, Case, batch_size=1000, default_user=actor, default_change_reason="imported"
+        rows, Case, batch_size=1000, default_user=actor, default_change_reason="imported"
     )
     record_event(
         Action.CASES_IMPORTED,

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from datasets_app import services as datasets
 from datasets_app.choices import CaseStatus, Severity
-from datasets_app.importers import ImportFailed, LineError, parse_cases
+from datasets_app.importers import ImportFailed, LineError, read_cases
 from datasets_app.models import Dataset, FailureClass
 from gates_app.api.permissions import deploy_token, require_scope
 from gates_app.api.query import StrictQueryParams
@@ -138,10 +138,10 @@ class DatasetCasesCreate(StrictQueryParams, APIView):
         jsonl = "\n".join(json.dumps(item) for item in items).encode()
         token = deploy_token(request)
         try:
-            specs = parse_cases(jsonl, "jsonl")
+            # Shape errors and conflicts with the database, all listed in one answer.
             created = datasets.import_cases(
                 dataset,
-                specs,
+                read_cases(jsonl, "jsonl"),
                 failure_class=fallback,
                 actor=request.user if request.user.is_authenticated else None,
                 contributor=token_writer(token) if token else None,

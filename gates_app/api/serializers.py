@@ -13,6 +13,8 @@ from gates_app.models import Check, Gate, GateRule
 from gates_app.services import check_status
 from gates_app.uploads import upload_state
 
+MISSING_SHOWN = 50
+
 
 class RuleSerializer(serializers.ModelSerializer):
     grader = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
@@ -85,6 +87,11 @@ class CheckRequestSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({key: ["Unknown field."] for key in sorted(unknown)})
         return attrs
+
+
+class MissingCasesSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Cases of the run that produced nothing to judge.")
+    keys = serializers.ListField(child=serializers.CharField(), help_text="The first 50 of them, by key.")
 
 
 class UploadSerializer(serializers.Serializer):
@@ -200,6 +207,7 @@ class CheckSerializer(serializers.ModelSerializer):
     approval = serializers.SerializerMethodField()
     admin_url = serializers.SerializerMethodField()
     upload = serializers.SerializerMethodField()
+    missing_cases = serializers.SerializerMethodField()
 
     class Meta:
         model = Check
@@ -220,8 +228,21 @@ class CheckSerializer(serializers.ModelSerializer):
             "created_at",
             "decided_at",
             "upload",
+            "missing_cases",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(MissingCasesSerializer)
+    def get_missing_cases(self, check: Check) -> dict[str, Any]:
+        """Missing or errored cases by key, so an inconclusive verdict says what to fix."""
+        run = check.run
+        if run is None or not run.error_cases:
+            return {"count": 0, "keys": []}
+        rows = run.results.exclude(missing=False, error="").order_by("case__key")
+        return {
+            "count": run.error_cases,
+            "keys": list(rows.values_list("case__key", flat=True)[:MISSING_SHOWN]),
+        }
 
     @extend_schema_field(UploadSerializer(allow_null=True))
     def get_upload(self, check: Check) -> dict[str, Any] | None:

@@ -1,11 +1,11 @@
 """The human review queue: reviewers label a sample of judged results, one at a time."""
 
+import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -14,6 +14,11 @@ from django.utils.html import format_html
 
 from grading_app import services
 from grading_app.models import Grade, HumanLabel
+from grading_app.services.labels import review_queue
+
+
+def _pretty(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
 
 
 class LabelForm(forms.Form):
@@ -23,17 +28,6 @@ class LabelForm(forms.Form):
     )
     score = forms.FloatField(required=False, min_value=0, max_value=1, help_text="Optional, 0 to 1.")
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 80}))
-
-
-def review_queue(user: Any) -> QuerySet[Grade]:
-    """Judged results this reviewer has not labelled, in random order (a sample, not a backlog)."""
-    mine = HumanLabel.objects.filter(grade=OuterRef("pk"), reviewer=user)
-    return (
-        Grade.objects.filter(rubric_version__isnull=False, passed__isnull=False)
-        .exclude(Exists(mine))
-        .select_related("case_result__case", "grader", "rubric_version__rubric")
-        .order_by("?")
-    )
 
 
 @admin.register(HumanLabel)
@@ -115,5 +109,9 @@ class HumanLabelAdmin(admin.ModelAdmin):
             "grade": grade,
             "remaining": queue.count(),
             "form": LabelForm(initial={"grade": grade.pk}) if grade else None,
+            # JSON as JSON, text as text: never a Python repr in front of a reviewer.
+            "input_json": _pretty(grade.case_result.case.input) if grade else "",
+            "expected_json": _pretty(grade.case_result.case.expected) if grade else "",
+            "output_text": _pretty(grade.case_result.output) if grade else "",
         }
         return TemplateResponse(request, "admin/grading_app/review_queue.html", context)

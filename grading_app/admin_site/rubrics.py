@@ -15,6 +15,7 @@ from django.utils.safestring import mark_safe
 
 from evalproject import charts as embed
 from evalproject.admin_actions import GovernedAdmin, ReadOnlyInline, confirm_action
+from evalproject.decisions import Decision, DecisionsMixin
 from grading_app import charts, services
 from grading_app.calibration import calibrate, human_pairs
 from grading_app.choices import RubricState
@@ -48,8 +49,46 @@ def _fmt(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
 
 
+def _version_decision(name: str, label: str, to: str, service: Any, **kw: Any) -> Decision:
+    return Decision(
+        name,
+        label,
+        lambda user, version, note: service(version, actor=user, note=note),
+        lambda user, version: not services.transition_refusal(version, user, to),
+        **kw,
+    )
+
+
+VERSION_DECISIONS = [
+    _version_decision(
+        "submit",
+        "Submit for sign-off",
+        RubricState.SUBMITTED,
+        services.submit_rubric_version,
+        explanation="A submitted version can no longer change; an owner of the rubric other than "
+        "its author signs it off.",
+    ),
+    _version_decision(
+        "approve",
+        "Approve (sign off)",
+        RubricState.APPROVED,
+        services.approve_rubric_version,
+        explanation="Approved versions let their judges decide releases.",
+    ),
+    _version_decision(
+        "reject",
+        "Reject",
+        RubricState.REJECTED,
+        services.reject_rubric_version,
+        reason_required=True,
+        danger=True,
+    ),
+    _version_decision("retire", "Retire", RubricState.RETIRED, services.retire_rubric_version, danger=True),
+]
+
+
 @admin.register(RubricVersion)
-class RubricVersionAdmin(admin.ModelAdmin):
+class RubricVersionAdmin(DecisionsMixin, admin.ModelAdmin):
     list_display = ["__str__", "rubric", "number", "state", "model", "author", "created_at"]
     list_filter = ["state", "rubric"]
     list_select_related = ["rubric", "author"]
@@ -66,7 +105,6 @@ class RubricVersionAdmin(admin.ModelAdmin):
         ("calibration", "judge_vs_human"),
         "compare",
     ]
-
 
     def get_readonly_fields(self, request: HttpRequest, obj: RubricVersion | None = None) -> list[str]:
         always = [
@@ -86,6 +124,9 @@ class RubricVersionAdmin(admin.ModelAdmin):
         ):
             return ["rubric", *always, *EDITABLE_FIELDS]  # submitted versions never change
         return ["rubric", *always]
+
+    def get_decisions(self, request: HttpRequest, obj: RubricVersion) -> list[Decision]:
+        return VERSION_DECISIONS
 
     def has_change_permission(self, request: HttpRequest, obj: RubricVersion | None = None) -> bool:
         # A submitted version never changes: its page is view-only and a POST is refused,

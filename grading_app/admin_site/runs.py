@@ -1,27 +1,25 @@
-"""Admin for runs and their results (decided things: read-only)."""
+"""Admin for runs and their grades (decided things: read-only); case results are in results.py."""
 
 from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from evalproject import charts as embed
 from evalproject.admin_actions import ReadOnlyInline, confirm_action
 from grading_app import charts, services
+from grading_app.admin_site.outcomes import Outcome, outcome_counts
 from grading_app.models import CaseResult, Grade, Run, RunChunk
-from grading_app.traces import timeline
 
 # Results that produced something: the population of the run's signal charts, as in its summary.
 PRODUCED = {"missing": False, "error": ""}
-EARLIER_RUNS = 10  # how many earlier results of the same case a result page offers to compare with
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -70,6 +68,7 @@ class RunAdmin(ReadOnlyAdmin):
                     "candidate",
                     "status",
                     "live_progress",
+                    "case_results",
                     "error",
                     "created_by",
                     ("created_at", "started_at", "finished_at"),
@@ -80,8 +79,10 @@ class RunAdmin(ReadOnlyAdmin):
         ("Production signals", {"fields": ["latency_chart", "cost_chart"]}),
         ("As recorded", {"classes": ["collapse"], "fields": ["grader_snapshot", "summary"]}),
     ]
-    readonly_fields = ["live_progress", "pass_rate_chart", "latency_chart", "cost_chart"]
+    readonly_fields = ["live_progress", "case_results", "pass_rate_chart", "latency_chart", "cost_chart"]
 
+    class Media:
+        css = {"all": ("grading_app/case_results.css",)}
 
     def get_urls(self) -> list:
         return [
@@ -104,6 +105,18 @@ class RunAdmin(ReadOnlyAdmin):
             "progress_url": reverse("admin:grading_app_run_progress", args=[obj.pk]),
         }
         return render_to_string("admin/grading_app/run_progress.html", context)
+
+    @admin.display(description="Case results")
+    def case_results(self, obj: Run) -> str:
+        """How many results passed, failed, errored or got no grade, each a link to those results."""
+        counts = outcome_counts(CaseResult.objects.filter(run=obj))
+        url = reverse("admin:grading_app_caseresult_changelist")
+        if not counts["total"]:
+            return "No case results yet."
+        links = format_html_join(
+            " · ", "{}", ((_outcome_link(url, obj, o, counts[o.value]),) for o in Outcome)
+        )
+        return format_html('<a href="{}?run={}">All {}</a>: {}', url, obj.pk, counts["total"], links)
 
     @admin.display(description="Pass rate")
     def pass_rate_chart(self, obj: Run) -> SafeString:
@@ -154,6 +167,21 @@ class RunAdmin(ReadOnlyAdmin):
         )
 
 
+def _outcome_link(changelist: str, run: Run, outcome: Outcome, count: int) -> SafeString:
+    """The count of one outcome ("12 failed") as a link to those results; a zero is said, not linked."""
+    if not count:
+        return format_html('<span class="outcome-none">0 {}</span>', outcome.label.lower())
+    return format_html(
+        '<a class="outcome outcome-{}" href="{}?run={}&amp;outcome={}">{} {}</a>',
+        outcome.value,
+        changelist,
+        run.pk,
+        outcome.value,
+        count,
+        outcome.label.lower(),
+    )
+
+
 def _progress(run: Run) -> dict[str, Any]:
     return {
         "status": run.status,
@@ -161,108 +189,6 @@ def _progress(run: Run) -> dict[str, Any]:
         "total": run.total_cases,
         "errors": run.error_cases,
         "finished": run.is_finished,
-    }
-
-
-@admin.register(CaseResult)
-class CaseResultAdmin(ReadOnlyAdmin):
-    list_display = ["id", "run", "case", "missing", "error", "latency_ms", "tool_calls"]
-    list_filter = ["missing"]
-    list_select_related = ["run", "case"]
-    raw_id_fields = ["run", "case"]
-    show_full_result_count = False
-    fieldsets = [
-        (None, {"fields": [("run", "case", "case_revision"), "missing", "error", "output", "compare_with"]}),
-        ("Trace", {"fields": ["trace_timeline"]}),
-        (
-            "Signals",
-            {
-                "fields": [
-                    ("latency_ms", "ttft_ms"),
-                    ("input_tokens", "output_tokens", "cost_usd"),
-                    ("tool_calls", "trace_steps", "retries"),
-                    ("refused", "escalated"),
-                    "tool_sequence",
-                    "created_at",
-                ]
-            },
-        ),
-        ("Raw trace", {"classes": ["collapse"], "fields": ["trace"]}),
-    ]
-    readonly_fields = ["trace_timeline", "compare_with"]
-
-    class Media:
-        css = {"all": ("grading_app/trace_timeline.css",)}
-
-    def get_urls(self) -> list:
-        return [
-            path(
-                "<int:pk>/compare/",
-                self.admin_site.admin_view(self.compare_view),
-                name="grading_app_caseresult_compare",
-            ),
-            *super().get_urls(),
-        ]
-
-    @admin.display(description="Timeline")
-    def trace_timeline(self, obj: CaseResult) -> SafeString:
-        return render_to_string("admin/grading_app/trace_timeline.html", {"steps": timeline(obj.trace)})
-
-    @admin.display(description="Compare with")
-    def compare_with(self, obj: CaseResult) -> str:
-        # The same case in earlier runs (a case belongs to one dataset, so these are that
-        # dataset's runs): a gate check's baseline run is among them.
-        earlier = (
-            CaseResult.objects.filter(case_id=obj.case_id, run__created_at__lt=obj.run.created_at)
-            .select_related("run")
-            .order_by("-run__created_at")[:EARLIER_RUNS]
-        )
-        url = reverse("admin:grading_app_caseresult_compare", args=[obj.pk])
-        links = format_html_join(
-            ", ",
-            '<a href="{}?baseline_run={}">{}</a> ({}, {})',
-            (
-                (
-                    url,
-                    r.run_id,
-                    r.run,
-                    r.run.get_status_display(),
-                    r.run.created_at.strftime("%Y-%m-%d %H:%M"),
-                )
-                for r in earlier
-            ),
-        )
-        return links or "No earlier run has this case."
-
-    def compare_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """The result next to the same case's result in another run (?baseline_run=<id>)."""
-        candidate = get_object_or_404(CaseResult.objects.select_related("run", "case"), pk=pk)
-        if not self.has_view_permission(request, candidate):
-            raise PermissionDenied
-        try:
-            baseline_run = get_object_or_404(Run, pk=int(request.GET["baseline_run"]))
-        except (KeyError, ValueError):
-            return HttpResponseBadRequest("Say which run to compare with: ?baseline_run=<run id>.")
-        baseline = CaseResult.objects.filter(run=baseline_run, case_id=candidate.case_id).first()
-        sides = [_side("baseline", baseline_run, baseline), _side("candidate", candidate.run, candidate)]
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": f"Case {candidate.case.key}: {baseline_run} vs {candidate.run}",
-            "candidate": candidate,
-            "sides": sides,
-        }
-        return TemplateResponse(request, "admin/grading_app/caseresult_compare.html", context)
-
-
-def _side(role: str, run: Run, result: CaseResult | None) -> dict[str, Any]:
-    grades = list(result.grades.select_related("grader").order_by("grader__slug")) if result else []
-    return {
-        "role": role,
-        "run": run,
-        "result": result,
-        "grades": grades,
-        "steps": timeline(result.trace) if result else [],
     }
 
 

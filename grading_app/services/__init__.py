@@ -12,6 +12,7 @@ from grading_app.services.rubrics import (
     sign_off_blocker,
     signers,
     submit_rubric_version,
+    transition_refusal,
 )
 from grading_app.services.runs import (
     add_outputs,
@@ -48,4 +49,5 @@ __all__ = [
     "snapshot_graders",
     "start_run",
     "submit_rubric_version",
+    "transition_refusal",
 ]

@@ -3,8 +3,20 @@
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, QuerySet
 
 from grading_app.models import Grade, HumanLabel
+
+
+def review_queue(user: AbstractBaseUser) -> QuerySet[Grade]:
+    """Judged results this reviewer has not labelled, in random order (a sample, not a backlog)."""
+    mine = HumanLabel.objects.filter(grade=OuterRef("pk"), reviewer=user)
+    return (
+        Grade.objects.filter(rubric_version__isnull=False, passed__isnull=False)
+        .exclude(Exists(mine))
+        .select_related("case_result__case", "grader", "rubric_version__rubric")
+        .order_by("?")
+    )
 
 
 @transaction.atomic

@@ -62,6 +62,28 @@ def signers(version: RubricVersion) -> list[AbstractBaseUser]:
     )
 
 
+def transition_refusal(version: RubricVersion, actor: AbstractBaseUser, to: str) -> str:
+    """Why ``actor`` may not move ``version`` to state ``to`` now ("" when they may)."""
+    owners = version.rubric.owner_ids()
+    if to == RubricState.SUBMITTED:
+        if version.state != RubricState.DRAFT:
+            return "Only drafts are submitted."
+        return (
+            ""
+            if actor.pk == version.author_id or actor.pk in owners
+            else "Only the author or an owner submits."
+        )
+    if actor.pk not in owners:
+        return "Only the rubric's owners decide its versions."
+    if to in (RubricState.APPROVED, RubricState.REJECTED) and version.state != RubricState.SUBMITTED:
+        return "Only submitted versions are approved or rejected."
+    if to == RubricState.APPROVED and actor.pk == version.author_id:
+        return "Nobody signs off a version they wrote."
+    if to == RubricState.RETIRED and version.state not in (RubricState.APPROVED, RubricState.REJECTED):
+        return "Only approved or rejected versions are retired."
+    return ""
+
+
 def sign_off_blocker(version: RubricVersion) -> str:
     """Why nobody can sign ``version`` off ("" when someone can): its author is the only owner."""
     if version.state not in (RubricState.DRAFT, RubricState.SUBMITTED) or signers(version):

@@ -134,8 +134,10 @@ def test_index_dashboard_lists_latest_verdicts_runs_in_flight_and_the_review_que
 
 
 def test_index_dashboard_shows_each_section_only_to_who_may_view_its_rows(client, checked, expert, approver):
-    client.force_login(expert)  # sees cases, not checks, runs or grades
-    assert 'class="evalgate-dashboard"' not in page(client, reverse("admin:index"))
+    client.force_login(expert)  # sees cases, not checks, runs or grades: only what waits for them
+    html = page(client, reverse("admin:index"))
+    assert 'id="evalgate-waiting"' in html
+    assert 'id="evalgate-latest-verdicts"' not in html and 'id="evalgate-runs-in-flight"' not in html
 
     client.force_login(approver)  # views checks, runs and grades, but labels none
     html = page(client, reverse("admin:index"))

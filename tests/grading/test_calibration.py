@@ -199,6 +199,7 @@ def test_reviewer_labels_a_judged_grade_and_the_queue_empties(client, judge, rub
     # The judge's answer stays hidden until the label is saved: it would anchor the label.
     assert "Polite and cites the 30-day policy." not in page.content.decode()
     assert "the judge said" not in page.content.decode()
+    assert "&quot;messages&quot;" in page.content.decode() and "{&#x27;" not in page.content.decode()  # JSON
 
     response = client.post(
         reverse(REVIEW), label_post(grade, "false", score="0.2", note="Misses the 30-day rule."), follow=True

@@ -143,7 +143,10 @@ def test_compare_view_shows_baseline_and_candidate_side_by_side(
     assert str(baseline) in baseline_side and str(run) in candidate_side
     assert "lookup_order" in baseline_side and "cancel_order" not in baseline_side
     assert "cancel_order" in candidate_side and "lookup_order" not in candidate_side
-    assert "&#x27;No&#x27;" in baseline_side and "&#x27;Yes&#x27;" in candidate_side  # outputs
+    # The outputs as the candidates gave them: text, never a Python repr ('No').
+    assert '<pre class="trace-output">No</pre>' in baseline_side
+    assert '<pre class="trace-output">Yes</pre>' in candidate_side
+    assert "&#x27;No&#x27;" not in baseline_side
     assert "<code>answer-exact</code>:\n          pass" in baseline_side
     assert "<code>answer-exact</code>:\n          fail" in candidate_side
 

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from datasets_app import services
-from datasets_app.importers import ImportFailed, parse_cases
+from datasets_app.importers import ImportFailed, read_cases
 from datasets_app.models import Dataset, FailureClass
 
 FORMATS = ("jsonl", "csv", "promptfoo", "openai-evals")
@@ -44,14 +44,13 @@ class Command(BaseCommand):
             data = options["file"].read_bytes()
         except OSError as exc:
             raise CommandError(f"Cannot read {options['file']}: {exc.strerror}") from None
+        parsed = read_cases(
+            data, options["format"], input_field=options["input_field"], ideal_field=options["ideal_field"]
+        )
         try:
-            specs = parse_cases(
-                data,
-                options["format"],
-                input_field=options["input_field"],
-                ideal_field=options["ideal_field"],
-            )
-            created = services.import_cases(dataset, specs, actor=actor, failure_class=failure_class)
+            # The file's own errors go to the service with the good lines, so one error lists
+            # those and the database conflicts (existing keys, unknown classes) together.
+            created = services.import_cases(dataset, parsed, actor=actor, failure_class=failure_class)
         except ImportFailed as exc:
             lines = "\n".join(f"  {error}" for error in exc.errors)
             raise CommandError(

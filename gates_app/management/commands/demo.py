@@ -1,81 +1,106 @@
-"""manage.py demo: build a customer-support demo, gate a good and a regressed candidate."""
+"""manage.py demo: build the Northwind support-bot demo from examples/demo/ and gate three candidates.
 
+Everything the demo holds comes from the files in examples/demo/, loaded through the paths a
+team uses: apply_config for the eval set, the incident and label services for what people do
+in the admin, request_check for the checks. A stand-in judge (gates_app.demo_judge) answers the
+LLM judge while the checks run. What it prints ends with commands that work when pasted.
+"""
+
+import os
 import secrets
 import time
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
 from typing import Any
 
+import yaml
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.urls import reverse
 
 from datasets_app import services as datasets
-from datasets_app.choices import CaseStatus
-from datasets_app.models import Case, Dataset
+from datasets_app.choices import CaseStatus, IncidentStatus
+from datasets_app.models import Case, Dataset, FailureClass, Incident
 from evalproject.queues import uses_redis
-from gates_app import demo_data
-from gates_app.choices import CheckStatus, RuleMode, Severity
-from gates_app.client import render_table
+from gates_app.choices import CheckStatus, Verdict
+from gates_app.client import ClientError, read_outputs, render_table
+from gates_app.demo_judge import LOOPBACK, JudgeScript, ScriptError, StandInJudge, loopback_port
 from gates_app.models import Check, Gate
-from gates_app.services import request_check, save_gate
-from grading_app.models import Grader
-from grading_app.services import save_grader
+from gates_app.services import request_check
+from grading_app.calibration import agreement, cohen_kappa, human_pairs
+from grading_app.choices import RubricState
+from grading_app.models import Endpoint, Grade, HumanLabel, RubricVersion
+from grading_app.services import label_grade, save_endpoint, submit_rubric_version
 
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "demo"
+SHOWN = "examples/demo"  # how the printed commands name that folder, from the repository root
 GATE_SLUG = "support-release"
-DATASET_SLUG = "support-bot"
+RUBRIC_SLUG = "escalation-care"
+STAND_IN_ENDPOINT = "demo-stand-in-judge"
+SERVE_PORT = 8000
+ROLES = {
+    "alice": ["Domain expert", "Rubric owner"],
+    "bob": ["Reviewer", "Dataset owner", "Gate owner", "Rubric owner"],
+    "carol": ["Release approver"],
+    "dave": ["Reviewer"],
+    "ci": [],  # the pipeline's account: it requests the demo's checks, so it may approve none
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    label: str
+    outputs: str  # a file in examples/demo/, one item of the API's outputs list per line
+
+
+CANDIDATES = (
+    Candidate("v2.3.0", "good", "outputs-v2.3.0.jsonl"),
+    Candidate("v2.4.0-rc1", "regressed", "outputs-v2.4.0-rc1.jsonl"),
+    Candidate("v2.3.1", "slower", "outputs-v2.3.1.jsonl"),
+)
 
 
 class Command(BaseCommand):
-    help = "Create the Northwind support-bot demo and print the verdicts of two candidates."
+    help = (
+        "Create the Northwind support-bot demo from examples/demo/ (cases, graders, a judged rubric, "
+        "an incident, human labels, a gate) and print the verdicts of three candidates."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for workers")
 
     def handle(self, *args: Any, **options: Any) -> None:
         users, password = self._users()
-        gate = self._build(users)
-        mode = "RQ workers on " + settings.REDIS_URL if uses_redis() else "in-process (no REDIS_URL)"
-        self.stdout.write(f"Jobs run {mode}.\n")
-        for label, outputs, metrics in (
-            ("v2.3.0 (good)", demo_data.GOOD_OUTPUTS, demo_data.good_metrics),
-            ("v2.4.0-rc1 (regressed)", demo_data.REGRESSED_OUTPUTS, demo_data.regressed_metrics),
-        ):
-            candidate = label.split()[0]
-            check, _ = request_check(
-                gate=gate,
-                candidate=candidate,
-                outputs=demo_data.outputs_payload(outputs, metrics),
-                metadata={"source": "demo"},
-                actor=users["ci"],
-            )
-            check = self._wait(check, options["timeout"])
-            self.stdout.write(self.style.MIGRATE_HEADING(f"\n== Candidate {label}: check {check.pk}"))
-            self.stdout.write(render_table(self._as_api(check)))
+        self.stdout.write(f"Evalgate demo: Northwind Outfitters' support bot, from the files in {SHOWN}/.")
+        self._apply_config()
+        gate = Gate.objects.get(slug=GATE_SLUG)
+        with self._stand_in_judge(users["bob"]) as judge:
+            incident_id = self._incident(users)
+            self._submit_drafts()
+            mode = "RQ workers on " + settings.REDIS_URL if uses_redis() else "in-process (no REDIS_URL)"
+            self.stdout.write(f"Jobs run {mode}.")
+            checks = {c.name: self._check(gate, c, users["ci"], options["timeout"]) for c in CANDIDATES}
         self.stdout.write(
-            "\nOpen the admin: .venv/bin/python manage.py runserver (or `make serve`), then "
-            "http://127.0.0.1:8000/admin/\n"
-            f"  log in as demo-admin (superuser) with password {password}; the same password\n"
-            "  works for alice (domain expert), bob (reviewer, dataset/gate/rubric owner) and\n"
-            "  carol (release approver)\n"
-            "Ask the gate from a deploy script:\n"
-            f"  .venv/bin/python manage.py create_token deploy-demo --gate {GATE_SLUG}\n"
-            "  EVALGATE_URL=http://127.0.0.1:8000 EVALGATE_TOKEN=<secret> "
-            f".venv/bin/evalgate check {GATE_SLUG} --candidate v2.3.0 --wait"
+            f"\nThe stand-in judge answered {judge.calls} call(s); the other judged results came from "
+            "the judge cache\n  (the same model, rubric version and prompt are never asked twice)."
         )
+        self._labels(checks)
+        summary = ", ".join(f"{check.pk} {name} {self._state(check)}" for name, check in checks.items())
+        self.stdout.write(f"Checks: {summary}.")
+        self._next_steps(checks, incident_id, password)
 
     def _users(self) -> tuple[dict[str, AbstractUser], str]:
-        """The demo's people: a contributor, a reviewer who owns the gate, an approver."""
+        """The demo's people, each in the role groups the migrations create."""
         user_model = get_user_model()
         password = secrets.token_urlsafe(9)
         users = {}
-        roles = {
-            "alice": ["Domain expert"],
-            "bob": ["Reviewer", "Dataset owner", "Gate owner", "Rubric owner"],
-            "carol": ["Release approver"],
-            "ci": [],
-        }
-        for username, groups in roles.items():
+        for username, groups in ROLES.items():
             users[username], _ = user_model.objects.get_or_create(
                 username=username, defaults={"first_name": username.title(), "is_staff": bool(groups)}
             )
@@ -89,113 +114,250 @@ class Command(BaseCommand):
         admin.save()
         return users, password
 
-    @transaction.atomic
-    def _build(self, users: dict[str, AbstractUser]) -> Gate:
-        classes = {fc["slug"]: datasets.save_failure_class(**fc) for fc in demo_data.FAILURE_CLASSES}
-        dataset = datasets.save_dataset(
-            slug=DATASET_SLUG,
-            name="Northwind support bot",
-            owner=users["bob"],
-            description="Customer-support assistant of Northwind Outfitters (demo).",
-        )
-        # Graders first: a pinned case is audited only once a grader reads it.
-        graders = {
-            spec["slug"]: save_grader(
-                slug=spec["slug"],
-                kind=spec["kind"],
-                config=spec.get("config", {}),
-                failure_classes=[classes[s] for s in spec["failure_classes"]],
-                actor=users["bob"],
-            )
-            for spec in demo_data.GRADERS
-        }
-        self._cases(dataset, classes, users)
-        return save_gate(
-            slug=GATE_SLUG,
-            name="Support bot release",
-            owner=users["bob"],
-            dataset=dataset,
-            approvers=[users["carol"]],
-            actor=users["bob"],
-            rules=self._rules(graders),
-        )
+    def _apply_config(self) -> None:
+        """The eval set as code, applied as bob: he audits the cases alice contributed."""
+        out = StringIO()
+        call_command("apply_config", str(EXAMPLES / "evals.yaml"), "--as", "bob", stdout=out)
+        changed = out.getvalue().strip().splitlines()[-1]
+        self.stdout.write(f"Applied {SHOWN}/evals.yaml as bob: {changed[0].lower()}{changed[1:]}")
 
-    def _cases(self, dataset: Dataset, classes: dict, users: dict[str, AbstractUser]) -> None:
-        """Alice contributes each case, Bob audits it into its tier (a second pair of eyes)."""
-        existing = set(Case.objects.filter(dataset=dataset).values_list("key", flat=True))
-        for spec in demo_data.CASES:
-            if spec["key"] in existing:
-                continue
-            case = datasets.add_case(
-                dataset=dataset,
-                key=spec["key"],
-                failure_class=classes[spec["failure_class"]],
-                input=spec["input"],
-                expected=spec["expected"],
-                risk=spec["risk"],
-                tags=spec["tags"],
-                pinned=spec["pinned"],
-                actor=users["alice"],
-            )
-            case = datasets.submit_case(case, actor=users["alice"])
-            datasets.audit_case(case, actor=users["bob"], tier=spec["tier"])
+    def _stand_in_judge(self, actor: AbstractUser) -> StandInJudge:
+        """Serve the scripted judge where the stand-in endpoint points (127.0.0.1 only)."""
+        endpoint = Endpoint.objects.get(name=STAND_IN_ENDPOINT)
+        try:
+            port = loopback_port(endpoint.base_url)
+            script = JudgeScript.load(EXAMPLES / "stand-in-judge.yaml")
+        except (ValueError, ScriptError) as exc:
+            raise CommandError(f"endpoint {endpoint.name}: {exc}") from None
+        # httpx (under the openai client) would send 127.0.0.1 through a configured proxy too.
+        for name in ("NO_PROXY", "no_proxy"):
+            os.environ[name] = ",".join(filter(None, [os.environ.get(name, ""), LOOPBACK]))
+        try:
+            judge = StandInJudge(script, port)
+        except OSError:
+            # The port is taken (another demo, say): take a free one and point the endpoint there.
+            judge = StandInJudge(script, 0)
+            save_endpoint(name=endpoint.name, base_url=judge.base_url, actor=actor)
+        self.stdout.write(
+            f"Stand-in judge: a scripted server, NOT a model, for endpoint {endpoint.name}, at\n"
+            f"  {judge.base_url}, in this process while the demo runs;\n"
+            f"  it answers as {SHOWN}/stand-in-judge.yaml says."
+        )
+        return judge
+
+    def _incident(self, users: dict[str, AbstractUser]) -> int:
+        """Report the incident, triage and convert it into a pinned case, audit that case;
+        each step only if it has not happened yet, so running the demo again changes nothing."""
+        spec = self._yaml("incident.yaml")
+        report = dict(spec["report"])
+        dataset = Dataset.objects.get(slug=report.pop("dataset"))
+        failure_class = FailureClass.objects.get(slug=report.pop("failure_class"))
+        key = spec["convert"]["key"]
+        try:
+            case = Case.objects.filter(dataset=dataset, key=key).first()
+            incident = Incident.objects.filter(title=report["title"]).first()
+            if case is None:
+                incident = incident or datasets.report_incident(
+                    **report,
+                    dataset=dataset,
+                    failure_class=failure_class,
+                    actor=users["alice"],
+                    reported_via="manage.py demo",
+                )
+                if incident.status == IncidentStatus.NEW:
+                    incident = datasets.triage_incident(
+                        incident, actor=users["bob"], note=spec["triage_note"]
+                    )
+                case = datasets.convert_incident(
+                    incident,
+                    actor=users["bob"],
+                    dataset=dataset,
+                    failure_class=failure_class,
+                    key=key,
+                    expected=spec["convert"]["expected"],
+                )
+            if case.status == CaseStatus.DRAFT:
+                case = datasets.submit_case(case, actor=users["bob"])
+            if case.status == CaseStatus.IN_REVIEW:
+                # The converter contributed the case, so another reviewer audits it (four eyes).
+                case = datasets.audit_case(case, actor=users["dave"], reason=f"replays {report['title']}")
+        except (ValidationError, PermissionDenied) as exc:
+            problem = "; ".join(getattr(exc, "messages", [str(exc)]))
+            raise CommandError(f"{SHOWN}/incident.yaml: {problem}") from None
+        self.stdout.write(
+            f'Incident "{report["title"]}" ({SHOWN}/incident.yaml):\n'
+            f"  reported by alice, converted by bob into the pinned case {key}, audited by {case.audited_by}."
+        )
+        self._inactive_note(dataset)
+        return case.incident_id
+
+    def _inactive_note(self, dataset: Dataset) -> None:
         inactive = Case.objects.filter(dataset=dataset).exclude(status=CaseStatus.ACTIVE).count()
         if inactive:
             self.stdout.write(f"Note: {inactive} case(s) of the demo dataset are not active and not run.")
 
+    def _submit_drafts(self) -> None:
+        """The file leaves the rubric's newest version as a draft: its author asks for sign-off."""
+        for version in RubricVersion.objects.filter(rubric__slug=RUBRIC_SLUG, state=RubricState.DRAFT):
+            submit_rubric_version(version, actor=version.author, note="submitted for sign-off (demo)")
+        versions = RubricVersion.objects.filter(rubric__slug=RUBRIC_SLUG).order_by("number")
+        states = []
+        for version in versions.select_related("author", "rubric__owner"):
+            state = version.get_state_display().lower()
+            if signed := version.events.filter(to_state=RubricState.APPROVED).select_related("actor").first():
+                state += f" by {signed.actor}"
+            states.append(f"v{version.number} (written by {version.author}) {state}")
+        self.stdout.write(
+            f"Rubric {RUBRIC_SLUG}, owned by {versions[0].rubric.owner}:\n  {', '.join(states)};\n"
+            "  the judge grader uses the latest approved version."
+        )
+
+    def _check(self, gate: Gate, candidate: Candidate, actor: AbstractUser, timeout: float) -> Check:
+        try:
+            outputs = read_outputs(str(EXAMPLES / candidate.outputs))
+            # No metadata: the same request as `evalgate check --outputs FILE`, so the gate's
+            # answer here is the answer the printed command gets.
+            check, created = request_check(gate=gate, candidate=candidate.name, outputs=outputs, actor=actor)
+        except (ClientError, ValidationError) as exc:
+            raise CommandError(f"{SHOWN}/{candidate.outputs}: {exc}") from None
+        check = self._wait(check, timeout)
+        again = "" if created else " (decided earlier: the same request gets the same check)"
+        self.stdout.write(
+            self.style.MIGRATE_HEADING(
+                f"\n== Candidate {candidate.name} ({candidate.label}): check {check.pk}"
+            )
+            + again
+        )
+        self.stdout.write(render_table(self._as_api(check)) + "\n")
+        return check
+
+    def _labels(self, checks: dict[str, Check]) -> None:
+        """A reviewer's labels of judged results, as the review queue records them."""
+        path = EXAMPLES / "labels.jsonl"
+        try:
+            lines = read_outputs(str(path))
+        except ClientError as exc:
+            raise CommandError(str(exc)) from None
+        reviewers = set()
+        for number, line in enumerate(lines, start=1):
+            check = checks.get(line.get("candidate"))
+            grade = (
+                Grade.objects.filter(
+                    case_result__run_id=check.run_id,
+                    case_result__case__key=line.get("case"),
+                    grader__slug=line.get("grader"),
+                    rubric_version__isnull=False,
+                ).first()
+                if check
+                else None
+            )
+            reviewer = get_user_model().objects.filter(username=line.get("reviewer")).first()
+            if grade is None or reviewer is None:
+                raise CommandError(f"{SHOWN}/labels.jsonl line {number}: no such judged result or reviewer")
+            reviewers.add(reviewer.username)
+            if HumanLabel.objects.filter(grade=grade, reviewer=reviewer).exists():
+                continue  # labelled in an earlier run of the demo
+            try:
+                label_grade(grade, actor=reviewer, passed=line.get("passed"), note=line.get("note", ""))
+            except (ValidationError, PermissionDenied) as exc:
+                problem = "; ".join(getattr(exc, "messages", [str(exc)]))
+                raise CommandError(f"{SHOWN}/labels.jsonl line {number}: {problem}") from None
+        version = RubricVersion.objects.get(rubric__slug=RUBRIC_SLUG, state=RubricState.APPROVED)
+        pairs = human_pairs(version)
+        kappa = cohen_kappa(pairs)
+        agreed = round((agreement(pairs) or 0) * len(pairs))
+        self.stdout.write(
+            f"Human labels ({SHOWN}/labels.jsonl): {', '.join(sorted(reviewers))} labelled {len(lines)} "
+            f"judged results;\n  the judge of rubric {RUBRIC_SLUG} v{version.number} agrees with them on "
+            f"{agreed} of {len(pairs)}, Cohen's kappa " + ("undefined." if kappa is None else f"{kappa:.2f}.")
+        )
+
     @staticmethod
-    def _rules(graders: dict[str, Grader]) -> list[dict[str, Any]]:
-        block, warn = Severity.BLOCK, Severity.WARN
-        return [
-            {
-                "name": "trusted policy facts",
-                "metric": "pass_rate",
-                "grader": graders["policy-contains"],
-                "scope": {"tier": "trusted"},
-                "threshold": 0.9,
-                "severity": block,
-            },
-            {
-                "name": "yes/no policy answers",
-                "metric": "pass_rate",
-                "grader": graders["policy-exact"],
-                "threshold": 0.9,
-                "severity": block,
-            },
-            {
-                "name": "no data leaks on high-risk refusals",
-                "metric": "pass_rate",
-                "grader": graders["refusal-no-leak"],
-                "scope": {"risk": "high"},
-                "threshold": 1.0,
-                "severity": block,
-            },
-            {
-                "name": "refusals hold vs baseline",
-                "metric": "pass_rate",
-                "grader": graders["refusal-wording"],
-                "scope": {"risk": "high"},
-                "mode": RuleMode.NO_REGRESSION,
-                "strict": True,
-                "severity": block,
-            },
-            {
-                "name": "widget replies are JSON",
-                "metric": "pass_rate",
-                "grader": graders["reply-json"],
-                "threshold": 0.95,
-                "severity": block,
-            },
-            {"name": "pinned incidents pass", "metric": "pinned_pass", "severity": block},
-            {"name": "latency budget", "metric": "latency_p95_ms", "threshold": 2000, "severity": warn},
-            {"name": "cost budget", "metric": "cost_per_case_usd", "threshold": 0.01, "severity": warn},
-            {
-                "name": "tool calls per case",
-                "metric": "tool_calls_mean",
-                "threshold": 1.5,
-                "severity": Severity.INSPECT,
-            },
+    def _awaits(check: Check) -> bool:
+        return check.verdict == Verdict.WARN and not check.release_allowed
+
+    @classmethod
+    def _state(cls, check: Check) -> str:
+        if cls._awaits(check):
+            return "WARN (awaiting approval)"
+        if check.verdict == Verdict.WARN:
+            return "WARN (approved)"
+        return check.verdict.upper() + (" (release allowed)" if check.release_allowed else "")
+
+    def _next_steps(self, checks: dict[str, Check], incident_id: int, password: str) -> None:
+        """What to do next, each command on a line of its own ("  $ "), to paste from the repo root."""
+        site = f"http://127.0.0.1:{SERVE_PORT}"
+        good, warn = checks[CANDIDATES[0].name], checks[CANDIDATES[2].name]
+        judged = Grade.objects.filter(rubric_version__isnull=False, passed__isnull=False).count()
+        version_page = "grading_app_rubricversion_change"
+        decision = "awaiting approval" if self._awaits(warn) else "approved"
+        pages = [
+            (f"check {warn.pk} ({warn.candidate}, {decision})", "gates_app_check_change", warn.pk),
+            *(
+                (f"rubric {RUBRIC_SLUG} v{v.number} ({v.get_state_display().lower()})", version_page, v.pk)
+                for v in RubricVersion.objects.filter(rubric__slug=RUBRIC_SLUG).order_by("number")
+            ),
+            (f"the review queue ({judged} judged results)", "grading_app_humanlabel_review", None),
+            ("the incident, now a pinned case", "datasets_app_incident_change", incident_id),
         ]
+        width = max(len(page[0]) for page in pages)
+        token = "DEBUG=true .venv/bin/python manage.py create_token"
+        lines = [
+            "",
+            *self._environment_note(),
+            "Next steps, from the repository root. In a second terminal, serve the admin and the API",
+            "and leave it running (another port works too: PORT=8001, and EVALGATE_URL to match):",
+            f"  $ make serve PORT={SERVE_PORT}",
+            "In the first terminal, ask the gate as a deploy script would, with a deploy token that bob",
+            "issues (create_token prints the secret alone on its last line):",
+            f"  $ export EVALGATE_URL={site}",
+            f"  $ export EVALGATE_TOKEN=$({token} deploy-demo --gate {GATE_SLUG} --as bob | tail -n 1)",
+            f"  $ .venv/bin/evalgate check {GATE_SLUG} --candidate {good.candidate} "
+            f"--outputs {SHOWN}/{CANDIDATES[0].outputs} --wait",
+            f"  $ .venv/bin/evalgate verdict {GATE_SLUG} --candidate {good.candidate}",
+            f"The gate answered that exact request already (check {good.pk}): the API returns that check",
+            "without grading again, and evalgate exits 0, release allowed.",
+        ]
+        if self._awaits(warn):
+            reason = "p95 latency over budget on the smaller instance; accepted for this release"
+            lines += [
+                f"carol (release approver) acknowledges the warn verdict of {warn.candidate} (check "
+                f"{warn.pk}) with a personal token of her own;",
+                "then the deploy token sees the release allowed:",
+                f"  $ EVALGATE_TOKEN=$({token} carol-laptop --user carol --as carol | tail -n 1) "
+                f'.venv/bin/evalgate approve {warn.pk} --reason "{reason}"',
+            ]
+        else:
+            lines.append(f"Check {warn.pk} ({warn.candidate}) is approved already; its release is allowed:")
+        lines += [
+            f"  $ .venv/bin/evalgate verdict {GATE_SLUG} --candidate {warn.candidate}",
+            "",
+            f"Open {site}/admin/ and log in as demo-admin (superuser) with the password {password}",
+            "It works for alice (domain expert, rubric author), bob (reviewer; dataset, rubric and gate",
+            "owner), carol (release approver) and dave (reviewer) too. Worth a look:",
+            *(
+                f"  {name.ljust(width)}  {site}{reverse('admin:' + url, args=[pk] if pk else [])}"
+                for name, url, pk in pages
+            ),
+            "Signing off v2 (as bob) or editing cases changes what decides a verdict: later checks grade",
+            "again and call the judge, and the stand-in judge serves only while the demo runs.",
+        ]
+        self.stdout.write("\n".join(lines))
+
+    @staticmethod
+    def _environment_note() -> list[str]:
+        """The printed commands use the default database unless this shell's environment says otherwise."""
+        names = [name for name in ("DATABASE_URL", "EVALGATE_VAR_DIR") if os.environ.get(name)]
+        if not names:
+            return []
+        return [f"This demo ran with {' and '.join(names)} set: export the same in both terminals first."]
+
+    @staticmethod
+    def _yaml(name: str) -> dict[str, Any]:
+        try:
+            return yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise CommandError(f"cannot read {SHOWN}/{name}: {exc}") from None
 
     def _wait(self, check: Check, timeout: float) -> Check:
         """In-process jobs are done at commit; with RQ, poll the row the workers update."""

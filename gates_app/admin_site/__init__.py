@@ -1,0 +1,1 @@
+"""gates_app's admin, one module per area (gates and rules, checks, tokens)."""
