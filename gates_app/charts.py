@@ -41,7 +41,7 @@ TRACE_METRICS = {
 }
 
 
-def _wrap(text: str, width: int = 14) -> str:
+def _wrap(text: str, width: int = 11) -> str:
     """A long rule name on several lines, so bars with many rules keep readable labels."""
     lines, line = [], ""
     for word in text.split():
@@ -168,7 +168,7 @@ def rule_comparison(
         )
     _format_axes(figure, list(groups))
     figure.update_layout(barmode="group", title="Rules: candidate against baseline")
-    figure.update_xaxes(tickangle=0, automargin=True)
+    figure.update_xaxes(tickangle=0, automargin=True, tickfont={"size": 10})
     return figure
 
 

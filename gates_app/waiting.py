@@ -126,7 +126,7 @@ def warns_to_approve(user: Any) -> Section | None:
 
 def blocked_checks(user: Any) -> Section | None:
     """The latest fail or inconclusive check of each candidate of the gates this person owns."""
-    if not user.has_perm("gates_app.view_check"):
+    if not user.has_perm("gates_app.view_check") or not Gate.objects.owned_by(user).exists():
         return None
     newer = Check.objects.filter(
         gate=OuterRef("gate"), candidate=OuterRef("candidate"), created_at__gt=OuterRef("created_at")
