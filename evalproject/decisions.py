@@ -98,3 +98,10 @@ class DecisionsMixin:
             "allowed": decision.allowed(request.user, obj),
         }
         return TemplateResponse(request, "admin/evalgate_confirm_decision.html", context)
+
+
+def actions_for(
+    actions: dict[str, Any], allowed: dict[str, Callable[[Any], bool]], user: Any
+) -> dict[str, Any]:
+    """A changelist's actions without those this person could never take (ModelAdmin.get_actions)."""
+    return {name: action for name, action in actions.items() if allowed.get(name, lambda u: True)(user)}

@@ -18,7 +18,7 @@ from datasets_app.forms import CaseForm
 from datasets_app.models import UNCLASSIFIED, Case, PinnedCaseRequest
 from datasets_app.services import pinned
 from evalproject.admin_actions import GovernedAdmin, confirm_action, run_each
-from evalproject.decisions import Decision, DecisionsMixin
+from evalproject.decisions import Decision, DecisionsMixin, actions_for
 
 
 def _short(value: Any) -> str:
@@ -136,6 +136,22 @@ CASE_DECISIONS = [
 ]
 
 
+def _perm(codename: str) -> Any:
+    return lambda user: user.has_perm(f"datasets_app.{codename}")
+
+
+CASE_ACTION_PERMS = {
+    "submit_for_review": _perm("submit_case"),
+    "audit_and_activate": _perm("audit_case"),
+    "promote_to_trusted": _perm("audit_case"),
+    "demote": _perm("retire_case"),
+    "retire": _perm("retire_case"),
+    "restore": _perm("retire_case"),
+    "ask_to_retire_pinned": _perm("retire_case"),
+    "ask_to_unpin": _perm("retire_case"),
+}
+
+
 @admin.register(Case)
 class CaseAdmin(DecisionsMixin, GovernedAdmin):
     form = CaseForm
@@ -222,6 +238,10 @@ class CaseAdmin(DecisionsMixin, GovernedAdmin):
 
     def get_decisions(self, request: HttpRequest, obj: Case) -> list[Decision]:
         return CASE_DECISIONS
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Offer an action only to people whose role allows it: no refusal after a confirmation.
+        return actions_for(super().get_actions(request), CASE_ACTION_PERMS, request.user)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Case | None = None) -> list[str]:
         readonly = ["conversation", "expected_summary", *self.governance]

@@ -12,10 +12,10 @@ from django.utils.safestring import SafeString
 from audit_app.services import events_for
 from evalproject.admin_actions import confirm_action
 from evalproject.charts import empty, render
-from evalproject.decisions import Decision, DecisionsMixin
+from evalproject.decisions import Decision, DecisionsMixin, actions_for
 from gates_app import charts, services
 from gates_app.admin_site import check_page
-from gates_app.models import Check
+from gates_app.models import Check, Gate
 
 
 def _approve(user: Any, check: Check, reason: str) -> Any:
@@ -121,6 +121,15 @@ class CheckAdmin(DecisionsMixin, admin.ModelAdmin):
 
     def get_decisions(self, request: HttpRequest, obj: Check) -> list[Decision]:
         return DECISIONS
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Approving is for approvers and owners of some gate, overriding for owners only.
+        owners = Gate.objects.owned_by(request.user)
+        allowed = {
+            "approve": lambda user: owners.exists() or Gate.objects.filter(approvers=user).exists(),
+            "override": lambda user: owners.exists(),
+        }
+        return actions_for(super().get_actions(request), allowed, request.user)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -15,7 +15,7 @@ from django.utils.safestring import mark_safe
 
 from evalproject import charts as embed
 from evalproject.admin_actions import GovernedAdmin, ReadOnlyInline, confirm_action
-from evalproject.decisions import Decision, DecisionsMixin
+from evalproject.decisions import Decision, DecisionsMixin, actions_for
 from grading_app import charts, services
 from grading_app.calibration import calibrate, human_pairs
 from grading_app.choices import RubricState
@@ -127,6 +127,12 @@ class RubricVersionAdmin(DecisionsMixin, admin.ModelAdmin):
 
     def get_decisions(self, request: HttpRequest, obj: RubricVersion) -> list[Decision]:
         return VERSION_DECISIONS
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Deciding versions is for the owners of some rubric (the service checks which).
+        owns = Rubric.objects.filter(Q(owner=request.user) | Q(co_owners=request.user)).exists()
+        allowed = {name: (lambda user: owns) for name in ("approve", "reject", "retire")}
+        return actions_for(super().get_actions(request), allowed, request.user)
 
     def has_change_permission(self, request: HttpRequest, obj: RubricVersion | None = None) -> bool:
         # A submitted version never changes: its page is view-only and a POST is refused,

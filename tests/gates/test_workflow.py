@@ -683,6 +683,7 @@ def test_admin_override_by_someone_other_than_the_owner_shows_an_error_and_recor
 ):
     s = make_scenario()
     s["gate"].approvers.add(approver)
+    make_gate(make_dataset(), owner=approver)  # an owner of another gate: the action is offered
     check = decided(s["gate"], outputs_for(s["cases"], "Yes"), django_capture_on_commit_callbacks)
     client.force_login(approver)
 
@@ -695,6 +696,22 @@ def test_admin_override_by_someone_other_than_the_owner_shows_an_error_and_recor
     check.refresh_from_db()
     assert check.release_allowed is False
     assert not CheckDecision.objects.exists()
+
+
+def test_admin_override_is_not_offered_to_someone_who_owns_no_gate(
+    client, approver, django_capture_on_commit_callbacks
+):
+    s = make_scenario()
+    s["gate"].approvers.add(approver)
+    check = decided(s["gate"], outputs_for(s["cases"], "Yes"), django_capture_on_commit_callbacks)
+    client.force_login(approver)
+
+    changelist = client.get(reverse("admin:gates_app_check_changelist"))
+    offered = [name for name, _ in changelist.context["action_form"].fields["action"].choices]
+    assert "approve" in offered and "override" not in offered
+    admin_action(client, "override", check, confirmed="yes", reason="ship it anyway")  # a raw POST
+    check.refresh_from_db()
+    assert check.release_allowed is False and not CheckDecision.objects.exists()
 
 
 def test_admin_a_gate_owner_cannot_add_a_rule_to_someone_elses_gate(client, gate_owner):
