@@ -58,13 +58,20 @@ class GateRuleForm(forms.ModelForm):
         }
 
 
-class GateRuleInline(admin.TabularInline):
+class GateRuleInline(admin.StackedInline):
+    """One rule per block, its fields on three lines: as wide as the page, not three pages."""
+
     model = GateRule
     form = GateRuleForm
+    fieldsets = [
+        (None, {"fields": [("position", "name", "severity"), ("metric", "grader", "scope")]}),
+        (None, {"fields": [("mode", "threshold", "direction", "margin", "strict", "decide_on")]}),
+        ("Judge calibration", {"classes": ["collapse"], "fields": [("min_kappa", "min_labels")]}),
+    ]
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        # The add / change / view icons beside each row's grader widen the table for nothing.
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        # The add / change / view icons beside each rule's grader are noise here.
         widget = getattr(field, "widget", None)
         for flag in ("can_add_related", "can_change_related", "can_view_related", "can_delete_related"):
             if hasattr(widget, flag):
@@ -80,7 +87,6 @@ class GateRuleInline(admin.TabularInline):
     def has_delete_permission(self, request: HttpRequest, obj: Gate | None = None) -> bool:
         return owns(request, obj) and super().has_delete_permission(request, obj)
 
-    fields = RULE_FIELDS
     extra = 0
 
 
