@@ -53,4 +53,6 @@ unset REDIS_URL  # unit tests run jobs in-process; integration tests opt in to R
 .venv/bin/ruff check .
 .venv/bin/python manage.py check --fail-level WARNING
 .venv/bin/python manage.py makemigrations --check --dry-run
-exec .venv/bin/pytest "$@"
+# Test files are spread over one process per core (pytest-xdist; each gets its own test
+# database and Redis database); a file's tests stay together so module fixtures are built once.
+exec .venv/bin/pytest -n "${EVALGATE_TEST_PROCESSES:-auto}" --dist loadfile "$@"

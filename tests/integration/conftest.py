@@ -39,10 +39,22 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
+def _per_worker(url: str) -> str:
+    """Parallel test processes (pytest-xdist gw0, gw1, ...) each get a Redis database of their
+    own, counting down from the configured one, so one's flushdb never touches another's jobs."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parsed = urlparse(url)
+    base = int(parsed.path.lstrip("/") or 0)
+    number = (base - int(worker[2:])) % 16
+    return parsed._replace(path=f"/{number}").geturl()
+
+
 @pytest.fixture
 def redis_url(settings) -> Iterator[str]:
     """A Redis database of its own, flushed before and after; jobs go through RQ from here on."""
-    url = os.environ.get("EVALGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    url = _per_worker(os.environ.get("EVALGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
     _require(_reachable(url, 6379), f"Redis is not reachable at {url}")
     import redis
 
