@@ -53,6 +53,8 @@ unset REDIS_URL  # unit tests run jobs in-process; integration tests opt in to R
 .venv/bin/ruff check .
 .venv/bin/python manage.py check --fail-level WARNING
 .venv/bin/python manage.py makemigrations --check --dry-run
-# Test files are spread over one process per core (pytest-xdist; each gets its own test
-# database and Redis database); a file's tests stay together so module fixtures are built once.
-exec .venv/bin/pytest -n "${EVALGATE_TEST_PROCESSES:-auto}" --dist loadfile "$@"
+# Tests are spread over one process per core (pytest-xdist; each gets its own test database
+# and Redis database). `--dist load` hands tests out in pytest-django's order, transactional
+# tests last: they empty the tables as they finish (serialized rollback restores the migrated
+# rows, such as the role groups, only at the start of the next one), so nothing may run after.
+exec .venv/bin/pytest -n "${EVALGATE_TEST_PROCESSES:-auto}" --dist load "$@"

@@ -192,7 +192,9 @@ def test_models_endpoint_lists_one_model(fake_openai):
 
 
 def test_parallel_requests_overlap_under_latency(fake_openai):
-    fake_openai.latency_s = 0.1
+    # Long enough that all eight are in flight together even on a loaded machine (the suite
+    # runs on every core), short enough to show they overlapped: serial would take 4 s.
+    fake_openai.latency_s = 0.5
     fake_openai.default("ok")
     client = client_for(fake_openai)
 
@@ -204,7 +206,7 @@ def test_parallel_requests_overlap_under_latency(fake_openai):
     assert answers == ["ok"] * 8
     assert fake_openai.calls == 8
     assert fake_openai.max_in_flight == 8
-    assert elapsed < 0.6  # serial would take 8 * 0.1 s
+    assert elapsed < 2.5  # serial would take 8 * 0.5 s
 
 
 def injected_faults(fake: FakeOpenAI, seed: int, count: int = 30) -> list[str | None]:
