@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "audit_app",
     "datasets_app",
     "grading_app",
+    "monitoring_app",
     "gates_app",
 ]
 
@@ -139,6 +140,10 @@ EVALGATE_WORKER_STALE_S = env_int("EVALGATE_WORKER_STALE_S", 3 * EVALGATE_WORKER
 EVALGATE_CHUNK_MAX_ATTEMPTS = env_int("EVALGATE_CHUNK_MAX_ATTEMPTS", 3)
 # A check whose outputs arrive in pages waits this long for the last one, then is inconclusive.
 EVALGATE_UPLOAD_TTL_S = env_int("EVALGATE_UPLOAD_TTL_S", 24 * 3600)
+# Production traces are kept this many days unless their source says otherwise; OTLP spans
+# whose trace's root span never arrived are assembled as they are after this many seconds.
+EVALGATE_TRACE_RETENTION_DAYS = env_int("EVALGATE_TRACE_RETENTION_DAYS", 30)
+EVALGATE_OTLP_ASSEMBLY_WAIT_S = env_int("EVALGATE_OTLP_ASSEMBLY_WAIT_S", 300)
 # Embedded mode: a web process's first request finishes runs whose process was killed.
 EVALGATE_RECOVER_ON_START = env_bool("EVALGATE_RECOVER_ON_START", default=True)
 # The cache holds API rate-limit counters: shared through Redis when there is one.

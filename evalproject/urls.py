@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from evalproject import views
 from gates_app.admin_site.waiting import waiting_view
+from gates_app.api.trace_views import OtlpTraces
 
 # The RQ dashboard can enqueue, requeue and delete jobs: superusers only.
 superuser_required = user_passes_test(lambda u: u.is_active and u.is_superuser, login_url="admin:login")
@@ -33,6 +34,8 @@ urlpatterns = [
     path("admin/waiting/", admin.site.admin_view(waiting_view), name="waiting"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("gates_app.api.urls")),
+    # OTEL_EXPORTER_OTLP_ENDPOINT=https://evalgate.example.com/otlp: exporters append /v1/traces.
+    path("otlp/v1/traces", OtlpTraces.as_view(), name="otlp-traces"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -56,3 +56,4 @@ class Scope(models.TextChoices):
     CHECKS_READ = "checks:read", "Read checks and gates"
     INCIDENTS_WRITE = "incidents:write", "Report incidents"
     CASES_WRITE = "cases:write", "Add draft cases"
+    TRACES_WRITE = "traces:write", "Send production traces"

@@ -59,6 +59,13 @@ class Gate(models.Model):
         related_name="gates",
         help_text="Produces the outputs when a check is requested without them.",
     )
+    sources = models.ManyToManyField(
+        "monitoring_app.Source",
+        blank=True,
+        related_name="gates",
+        help_text="Production trace sources serving this gate's releases: the gate's deploy tokens "
+        "with traces:write send to them, and its production rules read them.",
+    )
     webhook_url = models.URLField(
         max_length=500, blank=True, help_text="Optional: POSTed the check as JSON on each final verdict."
     )

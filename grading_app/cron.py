@@ -1,10 +1,8 @@
-"""Periodic jobs for `manage.py rqcron grading_app.cron` (django-rq's cron scheduler).
+"""Periodic jobs of the run pipeline (scheduled by gates_app.cron for `manage.py rqcron`).
 
 One scheduler process per deployment runs the reaper every minute on the default queue,
 so lost chunks are found in minutes without anyone watching.
 """
-
-from rq import cron
 
 
 def reap_runs() -> str:
@@ -13,5 +11,3 @@ def reap_runs() -> str:
 
     return str(reap())
 
-
-cron.register(reap_runs, "default", interval=60, name="reap_runs")

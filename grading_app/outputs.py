@@ -44,7 +44,7 @@ def _out_of_range(name: str, value: float) -> str:
     return ""
 
 
-def _check_metrics(metrics: Any, path: str, errors: dict[str, str]) -> None:
+def check_metrics(metrics: Any, path: str, errors: dict[str, str]) -> None:
     if not isinstance(metrics, dict):
         errors[path] = "Metrics must be an object."
         return
@@ -97,7 +97,7 @@ def parse_outputs(raw: Any, *, path: str = "outputs") -> list[OutputItem]:
         except ValidationError as exc:
             errors.update({k: "; ".join(v) for k, v in exc.message_dict.items()})
         metrics = entry.get("metrics") or {}
-        _check_metrics(metrics, f"{where}.metrics", errors)
+        check_metrics(metrics, f"{where}.metrics", errors)
         if not errors:
             items.append(OutputItem(key, entry.get("output"), trace, metrics))
     if errors:

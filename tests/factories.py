@@ -172,3 +172,20 @@ def make_rubric_version(
         version = grading.submit_rubric_version(version, actor=author)
         version = grading.approve_rubric_version(version, actor=owner)
     return version
+
+
+def make_source(
+    slug: str = "", *, gates: tuple[Gate, ...] = (), owner: AbstractUser | None = None, **fields: Any
+):
+    """A production trace source, linked to ``gates`` (whose deploy tokens may then send to it)."""
+    from monitoring_app.models import Source
+
+    source = Source.objects.create(
+        slug=slug or f"source{next(_seq)}",
+        name="Support bot (production)",
+        owner=owner or make_user(),
+        **fields,
+    )
+    for gate in gates:
+        gate.sources.add(source)
+    return source

@@ -1,4 +1,5 @@
-"""The design's one-way imports (gates_app -> grading_app -> datasets_app -> audit_app) and settings rules."""
+"""The design's one-way imports (gates_app -> monitoring_app -> grading_app -> datasets_app -> audit_app)
+and settings rules."""
 
 import ast
 import os
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LAYERS = {"audit_app": 0, "datasets_app": 1, "grading_app": 2, "gates_app": 3}
+LAYERS = {"audit_app": 0, "datasets_app": 1, "grading_app": 2, "monitoring_app": 3, "gates_app": 4}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -38,7 +38,7 @@ def request_limit() -> int:
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
-def _decompress(data: bytes, encoding: str) -> bytes:
+def decompress(data: bytes, encoding: str) -> bytes:
     """gzip (or deflate) bodies, decompressed no further than the request limit."""
     limit = request_limit()
     wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(
@@ -117,7 +117,7 @@ class SafeJSONParser(JSONParser):
             (request.META.get("HTTP_CONTENT_ENCODING", "") if request is not None else "").strip().lower()
         )
         if encoding and encoding != "identity":
-            data = _decompress(data, encoding)
+            data = decompress(data, encoding)
         elif len(data) > request_limit():
             raise RequestTooLarge(request_limit())
         try:

@@ -29,6 +29,7 @@ ERROR_DESCRIPTIONS = {
     404: "No such object among those the credentials can see.",
     409: "A request with the same Idempotency-Key is still being processed; retry later.",
     413: "The body is larger than the server's request limit (details.limit_bytes), compressed or not.",
+    415: "The body's Content-Type is not one this endpoint reads.",
     422: "The Idempotency-Key was already used with a different request body.",
     429: "Rate limited: retry after the Retry-After header's seconds.",
 }

@@ -1,6 +1,6 @@
 from django.urls import path, re_path, register_converter
 
-from gates_app.api import dataset_views, errors, rubric_views, views
+from gates_app.api import dataset_views, errors, rubric_views, trace_views, views
 
 
 class CheckIdConverter:
@@ -29,6 +29,7 @@ urlpatterns = [
     path("checks/<check_id:pk>/cancel/", views.CheckCancel.as_view(), name="check-cancel"),
     path("checks/<check_id:pk>/outputs/", views.CheckOutputsPage.as_view(), name="check-outputs"),
     path("rubrics/", rubric_views.RubricList.as_view(), name="rubric-list"),
+    path("traces/", trace_views.TraceBatchCreate.as_view(), name="trace-batch"),
     path("incidents/", dataset_views.IncidentCreate.as_view(), name="incident-create"),
     path("datasets/<slug:slug>/cases/", dataset_views.DatasetCasesCreate.as_view(), name="dataset-cases"),
     # Last: only paths ending in "/", so CommonMiddleware still redirects "gates" to "gates/".

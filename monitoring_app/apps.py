@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MonitoringAppConfig(AppConfig):
+    name = "monitoring_app"
+    verbose_name = "Production monitoring"
