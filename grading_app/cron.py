@@ -10,4 +10,3 @@ def reap_runs() -> str:
     from grading_app.reaper import reap
 
     return str(reap())
-

@@ -13,4 +13,3 @@ def purge_expired_traces() -> str:
     from monitoring_app.ingest import purge_expired_traces as purge
 
     return str(purge())
-
