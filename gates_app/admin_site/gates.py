@@ -97,7 +97,7 @@ class GateAdmin(GovernedAdmin):
     search_fields = ["slug", "name"]
     raw_id_fields = ["baseline_check"]
     autocomplete_fields = ["owner"]
-    filter_horizontal = ["co_owners", "approvers"]
+    filter_horizontal = ["co_owners", "approvers", "sources"]
     inlines = [GateRuleInline]
     chart_fields = ["verdict_history_chart", "rule_trends_chart"]
 

@@ -225,3 +225,21 @@ def test_without_credentials_nothing_is_stored(api_client, gate):
     make_source(gates=(gate,))
     assert api_client.post(URL, {"traces": [record("t-1")]}, format="json").status_code == 401
     assert Trace.objects.count() == 0
+
+
+def test_a_stored_trace_reads_in_the_admin_and_cannot_be_edited(api_client, gate, client):
+    make_source(gates=(gate,))
+    transcript = [{"type": "tool_call", "name": "lookup_order", "arguments": {"id": 7}, "result": "41 days"}]
+    body = {"traces": [record("t-1", trace=transcript, feedback={"thumbs": "down", "comment": "wrong"})]}
+    assert post(api_client, make_token([gate], scopes=["traces:write"]), body).status_code == 200
+    trace = Trace.objects.get()
+    client.force_login(make_user(is_superuser=True, is_staff=True))
+    page = client.get(f"/admin/monitoring_app/trace/{trace.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "lookup_order" in html and "latency 812.5 ms" in html and "Thumbs down" in html
+    assert 'name="_save"' not in html
+    listing = client.get("/admin/monitoring_app/trace/")
+    assert listing.status_code == 200 and "t-1" in listing.content.decode()
+    assert client.post(f"/admin/monitoring_app/trace/{trace.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Trace.objects.count() == 1
