@@ -65,6 +65,21 @@ def check_metrics(metrics: Any, path: str, errors: dict[str, str]) -> None:
             errors[f"{path}.{name}"] = problem
 
 
+def check_trace_and_metrics(
+    entry: dict[str, Any], where: str, errors: dict[str, str]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """An item's trace (normalised) and metrics (checked), problems added to ``errors`` by path:
+    the part submitted outputs and production trace records share."""
+    trace: list[dict[str, Any]] = []
+    try:
+        trace = normalise_trace(entry.get("trace"), path=f"{where}.trace")
+    except ValidationError as exc:
+        errors.update({k: "; ".join(v) for k, v in exc.message_dict.items()})
+    metrics = entry.get("metrics") or {}
+    check_metrics(metrics, f"{where}.metrics", errors)
+    return trace, metrics
+
+
 def parse_outputs(raw: Any, *, path: str = "outputs") -> list[OutputItem]:
     """Every problem is collected, so one 400 names all of them; nothing is written here."""
     if not isinstance(raw, list):
@@ -91,13 +106,7 @@ def parse_outputs(raw: Any, *, path: str = "outputs") -> list[OutputItem]:
             errors[f"{where}.output"] = "Required: text or a JSON object (null if none)."
         elif not isinstance(entry["output"], str | dict | list | type(None)):
             errors[f"{where}.output"] = "Must be text or a JSON object."
-        trace: list[dict[str, Any]] = []
-        try:
-            trace = normalise_trace(entry.get("trace"), path=f"{where}.trace")
-        except ValidationError as exc:
-            errors.update({k: "; ".join(v) for k, v in exc.message_dict.items()})
-        metrics = entry.get("metrics") or {}
-        check_metrics(metrics, f"{where}.metrics", errors)
+        trace, metrics = check_trace_and_metrics(entry, where, errors)
         if not errors:
             items.append(OutputItem(key, entry.get("output"), trace, metrics))
     if errors:

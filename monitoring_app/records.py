@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from grading_app.outputs import check_metrics
-from grading_app.traces import count_tool_calls, normalise_trace
+from grading_app.outputs import check_trace_and_metrics
+from grading_app.traces import count_tool_calls
 from monitoring_app.choices import Thumbs
 
 RECORD_KEYS = {"id", "time", "source", "release", "input", "output", "trace", "metrics"} | {
@@ -157,13 +157,7 @@ def parse_records(raw: Any, *, path: str = "traces") -> list[TraceRecord]:
         output = entry.get("output")
         if not isinstance(output, str | dict | list | type(None)):
             errors[f"{where}.output"] = "Text or a JSON object (null if none)."
-        trace: list[dict[str, Any]] = []
-        try:
-            trace = normalise_trace(entry.get("trace"), path=f"{where}.trace")
-        except ValidationError as exc:
-            errors.update({k: "; ".join(v) for k, v in exc.message_dict.items()})
-        metrics = entry.get("metrics") or {}
-        check_metrics(metrics, f"{where}.metrics", errors)
+        trace, metrics = check_trace_and_metrics(entry, where, errors)
         metadata = entry.get("metadata") or {}
         if not isinstance(metadata, dict):
             errors[f"{where}.metadata"] = "An object."
