@@ -83,6 +83,12 @@ class Case(models.Model):
     expected = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=16, choices=CaseSource.choices, default=CaseSource.AUTHORED)
+    context = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What was observed where the case came from (a production trace's output and steps): "
+        "for the people reviewing it; never sent to a target or a grader.",
+    )
     pinned = models.BooleanField(default=False, help_text="Must pass in every later release.")
     contributed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -230,6 +230,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "IncidentSeverityEnum": "datasets_app.choices.Severity",
         "RuleSeverityEnum": "gates_app.choices.Severity",
+        "VerdictEnum": "gates_app.choices.Verdict",
+        "ProductionVerdictEnum": "gates_app.choices.PRODUCTION_VERDICTS",
     },
 }
 

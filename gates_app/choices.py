@@ -11,6 +11,10 @@ class Verdict(models.TextChoices):
     INCONCLUSIVE = "inconclusive", "Inconclusive"
 
 
+# A post-release verdict is always decided: never pending.
+PRODUCTION_VERDICTS = [(value, label) for value, label in Verdict.choices if value != Verdict.PENDING]
+
+
 class CheckStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
@@ -26,6 +30,11 @@ class Severity(models.TextChoices):
 class RuleMode(models.TextChoices):
     ABSOLUTE = "absolute", "Absolute threshold"
     NO_REGRESSION = "no_regression", "No regression vs baseline"
+
+
+class RuleStage(models.TextChoices):
+    RELEASE = "release", "Before release (a check's run)"
+    PRODUCTION = "production", "After release (live traffic)"
 
 
 class Direction(models.TextChoices):

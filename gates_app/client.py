@@ -247,6 +247,38 @@ def cmd_verdict(args: argparse.Namespace) -> int:
     return _show(check, args)
 
 
+def production_exit_code(body: dict[str, Any]) -> int:
+    """Post-release: pass or warn keep the release (0), fail means roll back (1), inconclusive
+    means not enough evidence yet (3): ask again later."""
+    verdict = body.get("verdict")
+    if verdict in ("pass", "warn"):
+        return EXIT_ALLOWED
+    return EXIT_FAIL if verdict == "fail" else EXIT_UNDECIDED
+
+
+def cmd_production(args: argparse.Namespace) -> int:
+    """The post-release verdict on a shipped candidate's live traffic."""
+    base, token = _config()
+    gate = urllib.parse.quote(args.gate, safe="")
+    query = {"candidate": args.candidate, **({"baseline": args.baseline} if args.baseline else {})}
+    body = _request("GET", f"{base}/api/v1/gates/{gate}/production/?{urllib.parse.urlencode(query)}", token)
+    if args.json:
+        print(json.dumps(body, indent=2))
+    else:
+        table = render_table({"rules": body.get("rules")}).rsplit("\n\nverdict:", 1)[0]
+        window = body.get("window") or {}
+        print(table)
+        print(
+            f"\n{body.get('traces', 0)} trace(s) of {body.get('candidate')} against "
+            f"{body.get('baseline_traces', 0)} of {body.get('baseline') or '(no earlier release)'}"
+            + (f", {window['start']} to {window['end']}" if window else "")
+        )
+        if body.get("note"):
+            print(body["note"])
+        print(f"production verdict: {str(body.get('verdict', '')).upper()}")
+    return production_exit_code(body)
+
+
 def _decide(args: argparse.Namespace, action: str) -> int:
     base, token = _config()
     check = _request(
@@ -280,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument("--timeout", type=float, default=900, help="seconds to wait (default 900)")
     verdict.add_argument("--json", action="store_true", help="print the check as JSON")
     verdict.set_defaults(func=cmd_verdict)
+    production = sub.add_parser("production", help="post-release: judge a shipped candidate's live traffic")
+    production.add_argument("gate", help="gate slug")
+    production.add_argument("--candidate", required=True, help="the release that shipped")
+    production.add_argument("--baseline", help="the release to compare with (default: the one before)")
+    production.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    production.set_defaults(func=cmd_production)
     for action, text in (
         ("approve", "acknowledge a warn verdict"),
         ("override", "owner: release a failed verdict"),

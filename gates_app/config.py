@@ -8,10 +8,12 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from datasets_app.models import Dataset
 from evalproject.config import ConfigErrors, Plan, as_list, check_keys
 from gates_app import metrics
-from gates_app.choices import DecideOn, Direction, RuleMode, Severity
+from gates_app.choices import DecideOn, Direction, RuleMode, RuleStage, Severity
 from gates_app.models import SCOPE_KEYS, Gate, GateRule
 from gates_app.services import save_gate
 from grading_app.models import Grader, Target
+from monitoring_app import windows
+from monitoring_app.models import Source
 
 GATE_KEYS = (
     "name",
@@ -24,8 +26,12 @@ GATE_KEYS = (
     "rules",
     "default_target",
     "webhook_url",
+    "sources",
+    "production_window_hours",
+    "production_min_traces",
 )
 RULE_KEYS = (
+    "stage",
     "grader",
     "scope",
     "mode",
@@ -43,11 +49,18 @@ CHOICES = {
     "direction": Direction.values,
     "decide_on": DecideOn.values,
     "severity": Severity.values,
+    "stage": RuleStage.values,
 }
 
 
 def validate(
-    raw: Any, errors: ConfigErrors, *, datasets: set[str], graders: set[str], targets: set[str]
+    raw: Any,
+    errors: ConfigErrors,
+    *,
+    datasets: set[str],
+    graders: set[str],
+    targets: set[str],
+    sources: set[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     users = set(get_user_model().objects.values_list("username", flat=True))
     datasets |= set(Dataset.objects.values_list("slug", flat=True))
@@ -76,6 +89,14 @@ def validate(
             errors.add(f"{path}.missing_tolerance", "must be a share between 0 and 1")
         if not isinstance(gate.get("warnings_need_approval", True), bool):
             errors.add(f"{path}.warnings_need_approval", "must be true or false")
+        known_sources = set(sources) | set(Source.objects.values_list("slug", flat=True))
+        for j, name in enumerate(as_list(gate.get("sources"), f"{path}.sources", errors)):
+            if name not in known_sources:
+                errors.add(f"{path}.sources[{j}]", f"unknown trace source {name!r}")
+        for key in ("production_window_hours", "production_min_traces"):
+            value = gate.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                errors.add(f"{path}.{key}", "must be a whole number, at least 1")
         names = set()
         for j, rule in enumerate(as_list(gate.get("rules"), f"{path}.rules", errors)):
             _validate_rule(rule, f"{path}.rules[{j}]", errors, graders=graders, names=names)
@@ -89,6 +110,9 @@ def _validate_rule(rule: Any, path: str, errors: ConfigErrors, *, graders: set[s
     if rule["name"] in names:
         errors.add(f"{path}.name", f"duplicate rule name {rule['name']!r}")
     names.add(rule["name"])
+    if rule.get("stage") == RuleStage.PRODUCTION:
+        _validate_production_rule(rule, path, errors, graders=graders)
+        return
     try:
         spec = metrics.get_metric(rule["metric"])
     except KeyError as exc:
@@ -123,8 +147,38 @@ def _validate_rule(rule: Any, path: str, errors: ConfigErrors, *, graders: set[s
         errors.add(f"{path}.scope", f"a mapping with keys among {', '.join(SCOPE_KEYS)}")
 
 
+def _validate_production_rule(
+    rule: dict[str, Any], path: str, errors: ConfigErrors, *, graders: set[str]
+) -> None:
+    """A production rule: a metric of live traffic (monitoring_app.windows), no scope or pairing."""
+    spec = windows.METRICS.get(rule["metric"])
+    if spec is None:
+        errors.add(
+            f"{path}.metric",
+            f"unknown production metric {rule['metric']!r} (known: {', '.join(sorted(windows.METRICS))})",
+        )
+        return
+    if spec.needs_grader and not rule.get("grader"):
+        errors.add(f"{path}.grader", f"metric {rule['metric']} needs a grader")
+    if rule.get("grader") and rule["grader"] not in graders:
+        errors.add(f"{path}.grader", f"unknown grader {rule['grader']!r}")
+    for key, allowed in CHOICES.items():
+        if key in rule and rule[key] not in allowed:
+            errors.add(f"{path}.{key}", f"must be one of {', '.join(allowed)}")
+    if rule.get("mode", RuleMode.ABSOLUTE) == RuleMode.ABSOLUTE and rule.get("threshold") is None:
+        errors.add(f"{path}.threshold", "an absolute rule needs a threshold")
+    for key in ("threshold", "margin"):
+        value = rule.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            errors.add(f"{path}.{key}", "must be a number")
+    for key in ("scope", "strict", "min_kappa", "min_labels"):
+        if key in rule:
+            errors.add(f"{path}.{key}", "does not apply to a production rule")
+
+
 def _rule_fields(rule: dict[str, Any], graders: dict[str, Grader]) -> dict[str, Any]:
     return {
+        "stage": rule.get("stage", RuleStage.RELEASE),
         "name": rule["name"],
         "metric": rule["metric"],
         "grader": graders.get(rule.get("grader", "")),
@@ -158,6 +212,9 @@ def apply(specs: list[dict[str, Any]], *, actor: AbstractBaseUser, plan: Plan) -
             "missing_tolerance": float(spec.get("missing_tolerance", 0.0)),
             "default_target": Target.objects.filter(slug=spec.get("default_target") or "").first(),
             "webhook_url": spec.get("webhook_url", ""),
+            "sources": sorted(Source.objects.filter(slug__in=spec.get("sources") or []), key=lambda x: x.pk),
+            "production_window_hours": int(spec.get("production_window_hours", 24)),
+            "production_min_traces": int(spec.get("production_min_traces", 200)),
         }
         gate = Gate.objects.filter(slug=spec["slug"]).first()
         if gate is not None and _unchanged(gate, fields, rules):
@@ -168,10 +225,10 @@ def apply(specs: list[dict[str, Any]], *, actor: AbstractBaseUser, plan: Plan) -
 
 
 def _unchanged(gate: Gate, fields: dict[str, Any], rules: list[dict[str, Any]]) -> bool:
-    simple = {k: v for k, v in fields.items() if k not in ("approvers", "co_owners")}
+    simple = {k: v for k, v in fields.items() if k not in ("approvers", "co_owners", "sources")}
     if any(getattr(gate, key) != value for key, value in simple.items()):
         return False
-    for key in ("approvers", "co_owners"):
+    for key in ("approvers", "co_owners", "sources"):
         if sorted(getattr(gate, key).values_list("pk", flat=True)) != [u.pk for u in fields[key]]:
             return False
     current = list(GateRule.objects.filter(gate=gate).order_by("position", "pk"))

@@ -7,8 +7,15 @@ a registration left in an app's module would be lost if that module had been imp
 from rq import cron
 
 from grading_app.cron import reap_runs
-from monitoring_app.cron import assemble_quiet_traces, purge_expired_traces
+from monitoring_app.cron import (
+    assemble_quiet_traces,
+    evaluate_monitors,
+    purge_expired_traces,
+    retry_stale_samples,
+)
 
 cron.register(reap_runs, "default", interval=60, name="reap_runs")
 cron.register(assemble_quiet_traces, "default", interval=60, name="assemble_quiet_traces")
 cron.register(purge_expired_traces, "default", interval=3600, name="purge_expired_traces")
+cron.register(retry_stale_samples, "default", interval=60, name="retry_stale_samples")
+cron.register(evaluate_monitors, "default", interval=60, name="evaluate_monitors")

@@ -15,6 +15,7 @@ from gates_app.choices import (
     DecisionKind,
     Direction,
     RuleMode,
+    RuleStage,
     Scope,
     Severity,
     Verdict,
@@ -83,6 +84,15 @@ class Gate(models.Model):
         related_name="+",
         help_text="Pinned baseline; empty: the latest check whose release was allowed.",
     )
+    production_window_hours = models.PositiveIntegerField(
+        default=24,
+        help_text="Production rules: how long after a release's first trace its traffic is judged.",
+    )
+    production_min_traces = models.PositiveIntegerField(
+        default=200,
+        help_text="Production rules: the verdict is inconclusive until the release (and the one before "
+        "it) served this many traces.",
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -122,6 +132,13 @@ class GateRule(models.Model):
     gate = models.ForeignKey(Gate, on_delete=models.CASCADE, related_name="rules")
     name = models.CharField(max_length=200)
     position = models.PositiveIntegerField(default=0)
+    stage = models.CharField(
+        max_length=10,
+        choices=RuleStage.choices,
+        default=RuleStage.RELEASE,
+        help_text="Release rules decide a check; production rules judge the live traffic of a release "
+        "that shipped (GET /api/v1/gates/{slug}/production/).",
+    )
     # A key into the rule-metric registry (gates_app.metrics), not choices: no migration per metric.
     metric = models.CharField(max_length=32)
     grader = models.ForeignKey(
@@ -161,6 +178,8 @@ class GateRule(models.Model):
         return self.name
 
     def clean(self) -> None:
+        if self.stage == RuleStage.PRODUCTION:
+            return self._clean_production()
         errors: dict[str, str] = {}
         try:
             spec = metrics.get_metric(self.metric)
@@ -178,6 +197,29 @@ class GateRule(models.Model):
             errors["min_kappa"] = "Cohen's kappa lies between -1 and 1."
         if (self.min_kappa is not None or self.min_labels is not None) and not self._judged():
             errors["min_kappa"] = "Calibration (min_kappa, min_labels) applies to rules on a judge grader."
+        if errors:
+            raise ValidationError(errors)
+
+    def _clean_production(self) -> None:
+        from monitoring_app import windows
+
+        errors: dict[str, str] = {}
+        spec = windows.METRICS.get(self.metric)
+        if spec is None:
+            known = ", ".join(sorted(windows.METRICS))
+            raise ValidationError({"metric": f"Unknown production metric {self.metric!r} (known: {known})."})
+        if spec.needs_grader and self.grader_id is None:
+            errors["grader"] = f"Metric {self.metric} needs a grader (one a monitor of the sources runs)."
+        if self.mode == RuleMode.ABSOLUTE and self.threshold is None:
+            errors["threshold"] = "An absolute rule needs a threshold."
+        if self.scope:
+            errors["scope"] = "Production rules read the release's whole traffic: no scope."
+        if self.strict:
+            errors["strict"] = "Production traffic is not paired case by case: strict does not apply."
+        if self.margin < 0:
+            errors["margin"] = "A margin is not negative."
+        if self.min_kappa is not None or self.min_labels is not None:
+            errors["min_kappa"] = "Calibration applies to release rules on a judge grader."
         if errors:
             raise ValidationError(errors)
 

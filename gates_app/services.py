@@ -16,7 +16,7 @@ from audit_app.choices import Action
 from audit_app.services import record_event
 from datasets_app.models import Case
 from evalproject.queues import enqueue
-from gates_app.choices import CheckStatus, DecisionKind, Verdict
+from gates_app.choices import CheckStatus, DecisionKind, RuleStage, Verdict
 from gates_app.evaluation import RuleSpec, evaluate, trace_deltas
 from gates_app.models import Check, CheckDecision, CheckUploadPage, DeployToken, Gate, GateRule
 from grading_app.calibration import cohen_kappa, human_pairs
@@ -252,7 +252,11 @@ def uncalibrated(rule: GateRule, run: Run | None) -> str:
 
 
 def rule_specs(gate: Gate, run: Run | None = None) -> list[RuleSpec]:
-    rules = GateRule.objects.filter(gate=gate).select_related("grader").order_by("position", "pk")
+    rules = (
+        GateRule.objects.filter(gate=gate, stage=RuleStage.RELEASE)
+        .select_related("grader")
+        .order_by("position", "pk")
+    )
     blocked = unapproved_rubrics(run) if run is not None else {}
     return [
         RuleSpec(
@@ -495,6 +499,8 @@ GATE_FIELDS = (
     "default_target",
     "webhook_url",
     "description",
+    "production_window_hours",
+    "production_min_traces",
     "active",
 )
 
@@ -505,6 +511,7 @@ def save_gate(
     slug: str,
     approvers: list[AbstractBaseUser] | None = None,
     co_owners: list[AbstractBaseUser] | None = None,
+    sources: list[Any] | None = None,
     rules: list[dict[str, Any]] | None = None,
     actor: AbstractBaseUser | None = None,
     **fields: Any,
@@ -531,6 +538,8 @@ def save_gate(
         gate.approvers.set(approvers)
     if co_owners is not None:
         gate.co_owners.set(co_owners)
+    if sources is not None:
+        gate.sources.set(sources)
     if rules is not None:
         for existing in GateRule.objects.filter(gate=gate):
             existing._history_user = actor

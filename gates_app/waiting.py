@@ -21,6 +21,8 @@ from gates_app.models import Check, CheckDecision, Gate
 from grading_app.choices import RubricState
 from grading_app.models import Rubric, RubricVersion
 from grading_app.services.labels import review_queue
+from monitoring_app.choices import ReviewStatus
+from monitoring_app.models import Alert, MonitorSample
 
 SHOWN = 10
 RECENT = timedelta(days=30)
@@ -197,6 +199,39 @@ def results_to_label(user: Any) -> Section | None:
     return Section("label", "Judged results to label", count, items)
 
 
+def alerts_open(user: Any) -> Section | None:
+    """Alerts of the monitors this person owns that nobody acknowledged yet."""
+    if not user.has_perm("monitoring_app.view_alert"):
+        return None
+    rows = list(
+        Alert.objects.filter(monitor__owner=user, acknowledged_at__isnull=True)
+        .order_by("-window_start")
+        .values_list("pk", "rule__name", "monitor__slug", "window_start")
+    )
+    items = [
+        Item(f"{monitor}: {rule}", _change("monitoring_app_alert", pk), f"{start:%Y-%m-%d %H:%M}")
+        for pk, rule, monitor, start in rows
+    ]
+    more = reverse("admin:monitoring_app_alert_changelist") + "?acknowledged_at__isempty=1"
+    return Section("alerts", "Drift alerts of your monitors", len(rows), items[:SHOWN], more)
+
+
+def traces_to_review(user: Any) -> Section | None:
+    """Production traces that failed a monitor's grader or got negative feedback, for an owner
+    of the monitor's dataset."""
+    if not user.has_perm("monitoring_app.change_monitorsample"):
+        return None
+    queue = MonitorSample.objects.filter(review=ReviewStatus.WAITING, monitor__dataset__owner=user)
+    count = queue.count()
+    rows = queue.order_by("-time").values_list("pk", "trace__client_id", "monitor__slug")[:SHOWN]
+    items = [
+        Item(client_id, _change("monitoring_app_monitorsample", pk), monitor)
+        for pk, client_id, monitor in rows
+    ]
+    more = reverse("admin:monitoring_app_monitorsample_changelist") + "?review__exact=waiting"
+    return Section("traces", "Production traces to review", count, items, more)
+
+
 SECTIONS = (
     cases_to_audit,
     cases_returned,
@@ -206,6 +241,8 @@ SECTIONS = (
     pinned_requests,
     incidents_to_triage,
     results_to_label,
+    alerts_open,
+    traces_to_review,
 )
 
 

@@ -93,6 +93,11 @@ def _outcome(version: RubricVersion, score: float, passed: bool, **fields: Any) 
     return JudgeOutcome(score=score, passed=passed and score >= version.pass_threshold, **fields)
 
 
+def cached_keys(keys: list[str]) -> set[str]:
+    """Which of these task keys the judge cache already answers (they cost no call)."""
+    return set(JudgeCacheEntry.objects.filter(key__in=set(keys)).values_list("key", flat=True))
+
+
 def run_judges(tasks: list[JudgeTask]) -> dict[Any, JudgeOutcome]:
     """Answer every task: cached answers first (one query), then live calls concurrently,
     at most ``max_concurrency`` in flight per endpoint in this process."""

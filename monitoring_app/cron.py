@@ -13,3 +13,17 @@ def purge_expired_traces() -> str:
     from monitoring_app.ingest import purge_expired_traces as purge
 
     return str(purge())
+
+
+def evaluate_monitors() -> str:
+    """Cron job: each monitor's last complete window against its reference; alerts that fired."""
+    from monitoring_app.drift import evaluate_all
+
+    return str(evaluate_all())
+
+
+def retry_stale_samples() -> str:
+    """Cron job: samples whose grading job was lost are enqueued again."""
+    from monitoring_app.online import retry_stale_samples as retry
+
+    return str(retry())

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
-from monitoring_app import genai, redaction
+from monitoring_app import genai, online, redaction
 from monitoring_app.choices import TraceOrigin
 from monitoring_app.models import PendingSpan, Source, Trace
 from monitoring_app.records import TraceRecord, parse_records
@@ -110,6 +110,7 @@ def store_records(
             result.stored += list(
                 Trace.objects.filter(source_id=source_id, client_id__in=new_ids).values_list("pk", flat=True)
             )
+        online.sample_traces(set(by_source), result.stored)
     return result
 
 

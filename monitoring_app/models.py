@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from monitoring_app.choices import Thumbs, TraceOrigin
+from monitoring_app.choices import Reference, ReviewStatus, SampleStatus, Thumbs, TraceOrigin
 
 
 class Source(models.Model):
@@ -129,3 +129,264 @@ class PendingSpan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trace_id}/{self.span_id}"
+
+
+class Monitor(models.Model):
+    """Online grading of one slice of production traffic, with drift alerts over time windows.
+
+    Sampling is deterministic (a hash of the monitor and the trace id), so the same trace is
+    sampled or not whatever the order or the number of times it arrives.
+    """
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_monitors"
+    )
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="monitors")
+    release = models.CharField(
+        max_length=200, blank=True, help_text="Only traffic served by this release (empty: every release)."
+    )
+    metadata_filter = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Only traces whose metadata has each of these values, e.g. {"route": "refunds"}.',
+    )
+    sample_rate = models.FloatField(default=0.1, help_text="Share of matching traces graded (0 to 1).")
+    graders = models.ManyToManyField(
+        "grading_app.Grader",
+        blank=True,
+        related_name="monitors",
+        help_text="Code graders, and judges whose rubric has an approved version.",
+    )
+    expected = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What success looks like for every watched trace, in the graders' expected keys "
+        '(e.g. {"forbidden_tools": ["issue_refund"]}).',
+    )
+    dataset = models.ForeignKey(
+        "datasets_app.Dataset",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="monitors",
+        help_text="The dataset whose monitoring tier this traffic feeds; its owner reviews the traces "
+        "that fail or get negative feedback.",
+    )
+    judge_calls_per_hour = models.PositiveIntegerField(
+        default=100, help_text="Live judge calls this monitor may make in any hour (cached answers are free)."
+    )
+    window_minutes = models.PositiveIntegerField(default=60, help_text="Length of one drift window.")
+    reference = models.CharField(max_length=8, choices=Reference.choices, default=Reference.PREVIOUS)
+    reference_start = models.DateTimeField(null=True, blank=True, help_text="Pinned reference window.")
+    reference_end = models.DateTimeField(null=True, blank=True)
+    min_window_traces = models.PositiveIntegerField(
+        default=50, help_text="A window with fewer measured traces is never compared (no alert on a trickle)."
+    )
+    webhook_url = models.URLField(max_length=500, blank=True, help_text="POSTed each alert as JSON.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords(m2m_fields=[graders])
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(sample_rate__gte=0, sample_rate__lte=1),
+                name="monitor_sample_rate_is_a_share",
+                violation_error_message="A sample rate is a share between 0 and 1.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(window_minutes__gte=1),
+                name="monitor_window_at_least_a_minute",
+                violation_error_message="A window lasts at least a minute.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def clean(self) -> None:
+        errors = {}
+        if not isinstance(self.metadata_filter, dict):
+            errors["metadata_filter"] = "A metadata filter is a JSON object of key: value."
+        if not isinstance(self.expected, dict):
+            errors["expected"] = "Expected is a JSON object (the graders' expected keys)."
+        if self.reference == Reference.PINNED and not (
+            self.reference_start and self.reference_end and self.reference_start < self.reference_end
+        ):
+            errors["reference_start"] = "A pinned reference needs a start before its end."
+        if errors:
+            raise ValidationError(errors)
+
+
+class AlertRule(models.Model):
+    """Alert when a monitor's current window is worse than its reference beyond a margin, with
+    95% confidence: the whole interval of the difference lies past the margin."""
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="alert_rules")
+    name = models.CharField(max_length=200)
+    # A key into monitoring_app.windows.METRICS (no migration per metric).
+    metric = models.CharField(max_length=32)
+    grader = models.ForeignKey(
+        "grading_app.Grader", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    failure_class = models.SlugField(
+        max_length=64, blank=True, help_text="pass_rate only: traces of this failure class (metadata)."
+    )
+    margin = models.FloatField(
+        default=0.0, help_text="How much worse than the reference is tolerated, in the metric's unit."
+    )
+    active = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["monitor", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["monitor", "name"],
+                name="alert_rule_name_unique",
+                violation_error_message="A monitor already has an alert rule with this name.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from monitoring_app import windows
+
+        errors = {}
+        spec = windows.METRICS.get(self.metric)
+        if spec is None:
+            errors["metric"] = (
+                f"Unknown metric {self.metric!r} (known: {', '.join(sorted(windows.METRICS))})."
+            )
+        elif spec.needs_grader and self.grader_id is None:
+            errors["grader"] = f"Metric {self.metric} needs a grader."
+        if self.margin < 0:
+            errors["margin"] = "A margin is not negative."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Alert(models.Model):
+    """A window that drifted: what was measured, against what, and how sure. Never edited except
+    to be acknowledged; one per rule and window."""
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="alerts")
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    metric = models.CharField(max_length=32)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    reference_start = models.DateTimeField()
+    reference_end = models.DateTimeField()
+    value = models.FloatField()
+    reference_value = models.FloatField()
+    difference = models.FloatField(help_text="value - reference")
+    interval = models.JSONField(help_text="95% interval of the difference.")
+    n = models.PositiveIntegerField()
+    reference_n = models.PositiveIntegerField()
+    fired_at = models.DateTimeField(auto_now_add=True)
+    webhook_status = models.CharField(max_length=200, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-window_start", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "window_start"],
+                name="alert_once_per_rule_window",
+                violation_error_message="A rule alerts once per window.",
+            ),
+        ]
+        indexes = [models.Index(fields=["monitor", "window_start"], name="alert_monitor_window")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} at {self.window_start:%Y-%m-%d %H:%M}"
+
+
+class MonitorSample(models.Model):
+    """A trace a monitor sampled: graded online, and queued for review when it failed or got
+    negative feedback. ``time`` and ``release`` copy the trace's, so windows aggregate here."""
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="samples")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="samples")
+    time = models.DateTimeField()
+    release = models.CharField(max_length=200, blank=True)
+    failure_class = models.SlugField(max_length=64, blank=True)
+    in_sample = models.BooleanField(
+        default=True,
+        help_text="Drawn by the sample rate. Traces with negative feedback are graded (and reviewed) "
+        "too, but kept out of the windows' pass rates so they do not bias them.",
+    )
+    status = models.CharField(max_length=8, choices=SampleStatus.choices, default=SampleStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    graded_at = models.DateTimeField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True, help_text="Every decided grade passed.")
+    review = models.CharField(max_length=10, choices=ReviewStatus.choices, blank=True, default="")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-time", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["monitor", "trace"],
+                name="monitor_sample_once",
+                violation_error_message="A monitor samples a trace once.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["monitor", "time"], name="sample_monitor_time"),
+            models.Index(fields=["status", "created_at"], name="sample_status_created"),
+            models.Index(fields=["monitor", "review"], name="sample_monitor_review"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.monitor_id}:{self.trace_id}"
+
+
+class TraceGrade(models.Model):
+    """One grader's answer on one sampled trace (the production twin of grading_app.Grade)."""
+
+    sample = models.ForeignKey(MonitorSample, on_delete=models.CASCADE, related_name="grades")
+    grader = models.ForeignKey("grading_app.Grader", on_delete=models.PROTECT, related_name="+")
+    rubric_version = models.ForeignKey(
+        "grading_app.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    score = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    raw_response = models.JSONField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.FloatField(default=0.0)
+    cached = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sample", "grader"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sample", "grader"],
+                name="trace_grade_once",
+                violation_error_message="A grader grades a sample once.",
+            ),
+        ]
+        indexes = [models.Index(fields=["grader", "created_at"], name="trace_grade_grader_created")]
+
+    def __str__(self) -> str:
+        return f"{self.grader_id} on {self.sample_id}"

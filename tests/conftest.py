@@ -1,7 +1,11 @@
 """Shared fixtures: personas, an API client, and the real-services switch for integration tests."""
 
+import json
 import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
@@ -76,3 +80,29 @@ def fresh_cache() -> Iterator[None]:
 
     cache.clear()
     yield
+
+
+class _Hook(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append((self.path, self.headers.get("Content-Type"), json.loads(body)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPServer]:
+    """A tiny receiver on 127.0.0.1 recording each POST as (path, content type, JSON body)."""
+    for name in PROXY_VARIABLES:  # a proxy would carry the POST off 127.0.0.1
+        monkeypatch.delenv(name, raising=False)
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    server.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)

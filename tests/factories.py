@@ -189,3 +189,17 @@ def make_source(
     for gate in gates:
         gate.sources.add(source)
     return source
+
+
+def make_monitor(source, *, graders=(), owner: AbstractUser | None = None, actor=None, **fields: Any):
+    """A monitor on ``source`` grading with ``graders``, saved through the service by ``actor``
+    (default: its owner), as every path does."""
+    from monitoring_app.models import Monitor
+    from monitoring_app.services import save_monitor
+
+    owner = owner or make_user(roles=("Gate owner",))
+    monitor = Monitor(
+        slug=fields.pop("slug", f"monitor{next(_seq)}"), name="Refunds in production", source=source, **fields
+    )
+    monitor.owner = owner
+    return save_monitor(monitor, actor=actor or owner, graders=list(graders))

@@ -16,7 +16,7 @@ print(sorted((job.func.__module__ + "." + job.func.__name__, job.interval) for j
 """
 
 
-def test_the_cron_config_registers_the_reaper_the_assembly_and_the_purge():
+def test_the_cron_config_registers_every_periodic_job():
     # A separate process: rq's registry is global, and loading clears it.
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT],
@@ -31,6 +31,8 @@ def test_the_cron_config_registers_the_reaper_the_assembly_and_the_purge():
         [
             ("grading_app.cron.reap_runs", 60),
             ("monitoring_app.cron.assemble_quiet_traces", 60),
+            ("monitoring_app.cron.evaluate_monitors", 60),
             ("monitoring_app.cron.purge_expired_traces", 3600),
+            ("monitoring_app.cron.retry_stale_samples", 60),
         ]
     )

@@ -28,6 +28,9 @@ ACT_PERMISSIONS = {
     "issue tokens": "gates_app.add_deploytoken",
     "see checks": "gates_app.view_check",
     "read the audit log": "audit_app.view_auditevent",
+    "set up trace sources, monitors and alert rules": "monitoring_app.add_monitor",
+    "read production traces": "monitoring_app.view_trace",
+    "review flagged traces (into incidents or draft cases)": "monitoring_app.change_monitorsample",
 }
 
 

@@ -218,6 +218,7 @@ class CaseAdmin(DecisionsMixin, GovernedAdmin):
                     "revision",
                     "source",
                     "incident",
+                    "context_shown",
                     "contributed_by",
                     "audited_by",
                     "audited_at",
@@ -231,10 +232,18 @@ class CaseAdmin(DecisionsMixin, GovernedAdmin):
         "revision",
         "source",
         "incident",
+        "context_shown",
         "contributed_by",
         "audited_by",
         "audited_at",
     ]
+
+    @admin.display(description="Observed where it came from")
+    def context_shown(self, obj: Case) -> str:
+        if not obj.context:
+            return "-"
+        text = json.dumps(obj.context, indent=2, ensure_ascii=False, default=str)
+        return format_html('<pre class="result-json">{}</pre>', text)
 
     def get_decisions(self, request: HttpRequest, obj: Case) -> list[Decision]:
         return CASE_DECISIONS

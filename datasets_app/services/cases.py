@@ -140,6 +140,7 @@ def add_case(
     pinned: bool = False,
     source: str = CaseSource.AUTHORED,
     incident: Any = None,
+    context: dict[str, Any] | None = None,
     actor: Actor,
     contributor: AbstractBaseUser | None = None,
 ) -> Case:
@@ -160,6 +161,7 @@ def add_case(
         tags=tags,
         pinned=pinned,
         source=source,
+        context=context or {},
         contributed_by=contributor or actor,
         incident=incident,
         status=CaseStatus.DRAFT,

@@ -23,6 +23,7 @@ def owns(request: HttpRequest, gate: Gate | None) -> bool:
 
 
 RULE_FIELDS = [
+    "stage",
     "position",
     "name",
     "metric",
@@ -64,7 +65,7 @@ class GateRuleInline(admin.StackedInline):
     model = GateRule
     form = GateRuleForm
     fieldsets = [
-        (None, {"fields": [("position", "name", "severity"), ("metric", "grader", "scope")]}),
+        (None, {"fields": [("position", "name", "severity", "stage"), ("metric", "grader", "scope")]}),
         (None, {"fields": [("mode", "threshold", "direction", "margin", "strict", "decide_on")]}),
         ("Judge calibration", {"classes": ["collapse"], "fields": [("min_kappa", "min_labels")]}),
     ]

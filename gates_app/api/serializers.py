@@ -8,7 +8,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from gates_app.api.schema import OUTPUT_ITEM_SCHEMA, TRACE_DELTAS_SCHEMA
-from gates_app.choices import CheckStatus, DecisionKind, Direction, Outcome, RuleMode, Severity, Verdict
+from gates_app.choices import (
+    PRODUCTION_VERDICTS,
+    CheckStatus,
+    DecisionKind,
+    Direction,
+    Outcome,
+    RuleMode,
+    Severity,
+    Verdict,
+)
 from gates_app.models import Check, Gate, GateRule
 from gates_app.services import check_status
 from gates_app.uploads import upload_state
@@ -22,6 +31,7 @@ class RuleSerializer(serializers.ModelSerializer):
     class Meta:
         model = GateRule
         fields = [
+            "stage",
             "name",
             "metric",
             "severity",
@@ -177,6 +187,11 @@ class RuleResultSerializer(serializers.Serializer):
     paired_difference = serializers.FloatField(
         required=False, help_text="no_regression rules: mean paired difference (improvement > 0)."
     )
+    difference = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text="Production no_regression rules: candidate minus baseline; interval is its 95% interval.",
+    )
     cases_failing = serializers.ListField(
         child=serializers.CharField(), required=False, help_text="pinned_pass: pinned cases that failed."
     )
@@ -190,6 +205,26 @@ class RuleResultSerializer(serializers.Serializer):
 @extend_schema_field(RuleResultSerializer(many=True))
 class RuleResultsField(serializers.JSONField):
     """The stored rule table, passed through as gates_app.evaluation wrote it."""
+
+
+class ProductionWindowSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+
+class ProductionVerdictSerializer(serializers.Serializer):
+    """GET /api/v1/gates/{slug}/production/: a shipped release's live traffic, judged."""
+
+    gate = serializers.CharField()
+    candidate = serializers.CharField()
+    baseline = serializers.CharField(allow_null=True, help_text="The release compared with.")
+    verdict = serializers.ChoiceField(choices=PRODUCTION_VERDICTS)
+    window = ProductionWindowSerializer(allow_null=True, help_text="The candidate's traffic judged.")
+    traces = serializers.IntegerField(help_text="Candidate traces in the window.")
+    baseline_traces = serializers.IntegerField()
+    min_traces = serializers.IntegerField(help_text="Below this on either side, every rule is undecided.")
+    note = serializers.CharField(allow_blank=True)
+    rules = RuleResultSerializer(many=True)
 
 
 @extend_schema_field(TRACE_DELTAS_SCHEMA)

@@ -4,21 +4,26 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from datasets_app.choices import Severity
+from datasets_app.models import FailureClass
+from gates_app.api.dataset_views import IncidentAcceptedSerializer, datasets_for, token_writer
 from gates_app.api.parsers import RequestTooLarge, decompress, request_limit
 from gates_app.api.permissions import deploy_token, require_scope
 from gates_app.api.query import StrictQueryParams
 from gates_app.api.schema import error_responses
+from gates_app.api.serializers import StrictCharField
 from gates_app.choices import Scope
 from monitoring_app import ingest, otlp
-from monitoring_app.models import Source
+from monitoring_app import services as monitoring
+from monitoring_app.models import Source, Trace
 from monitoring_app.records import MAX_BATCH
 
 PROTOBUF = "application/x-protobuf"
@@ -170,3 +175,123 @@ class OtlpTraces(APIView):
             status=200,
             content_type=content_type,
         )
+
+
+# --- From a trace to the suite -----------------------------------------------------------
+
+
+def readable_trace(request: Request, source: str, client_id: str) -> Trace:
+    """The trace, if the requester may see it: a deploy token sees the traces of its gates'
+    sources; a user needs the permission to view traces. Others get a 404, as for gates."""
+    token = deploy_token(request)
+    if token is not None:
+        sources = Source.objects.filter(gates__tokens=token)
+    elif request.user.has_perm("monitoring_app.view_trace"):
+        sources = Source.objects.all()
+    else:
+        sources = Source.objects.none()
+    found = Trace.objects.select_related("source").filter(
+        source__in=sources, source__slug=source, client_id=client_id
+    )
+    trace = found.first()
+    if trace is None:
+        raise NotFound(f"No trace {client_id!r} of source {source!r} (or not one you may see).")
+    return trace
+
+
+TRACE_PATH = [
+    OpenApiParameter("source", str, OpenApiParameter.PATH, description="The trace's source (slug)."),
+    OpenApiParameter(
+        "client_id", str, OpenApiParameter.PATH, description="The id the sender gave the trace."
+    ),
+]
+
+
+class TraceIncidentSerializer(serializers.Serializer):
+    title = StrictCharField(max_length=300)
+    severity = serializers.ChoiceField(choices=Severity.choices, default=Severity.MEDIUM)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    dataset = serializers.SlugField(required=False, allow_null=True, default=None)
+    failure_class = serializers.SlugField(required=False, allow_null=True, default=None)
+
+
+class TraceCaseSerializer(serializers.Serializer):
+    dataset = serializers.SlugField()
+    failure_class = serializers.SlugField(help_text="The failure class the person chose.")
+    key = serializers.SlugField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class TraceCaseCreatedSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    dataset = serializers.CharField()
+    status = serializers.CharField()
+
+
+def _dataset_and_class(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    errors, found = {}, {}
+    if data.get("dataset"):
+        found["dataset"] = datasets_for(request).filter(slug=data["dataset"]).first()
+        if found["dataset"] is None:
+            errors["dataset"] = ["Unknown dataset (or not one you may write to)."]
+    if data.get("failure_class"):
+        found["failure_class"] = FailureClass.objects.filter(slug=data["failure_class"]).first()
+        if found["failure_class"] is None:
+            errors["failure_class"] = ["Unknown failure class."]
+    if errors:
+        raise ValidationError(errors)
+    return found
+
+
+class TraceIncidentCreate(StrictQueryParams, APIView):
+    """Open an incident carrying a production trace (then triage -> pinned case, as any incident)."""
+
+    @extend_schema(
+        request=TraceIncidentSerializer,
+        responses={201: IncidentAcceptedSerializer, **error_responses()},
+        parameters=TRACE_PATH,
+    )
+    def post(self, request: Request, source: str, client_id: str) -> Response:
+        require_scope(request, Scope.INCIDENTS_WRITE)
+        trace = readable_trace(request, source, client_id)
+        serializer = TraceIncidentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        data.update(_dataset_and_class(request, data))
+        token = deploy_token(request)
+        incident = monitoring.trace_to_incident(
+            trace,
+            **{k: data.get(k) for k in ("title", "severity", "description", "dataset", "failure_class")},
+            actor=request.user if request.user.is_authenticated else None,
+            reporter=token.created_by if token else None,
+            reported_via=f"token {token.name} ({token.prefix})" if token else "",
+        )
+        body = {"id": incident.pk, "status": incident.status, "title": incident.title}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class TraceCaseCreate(StrictQueryParams, APIView):
+    """Add a production trace to a dataset's monitoring tier as a draft case."""
+
+    @extend_schema(
+        request=TraceCaseSerializer,
+        responses={201: TraceCaseCreatedSerializer, **error_responses()},
+        parameters=TRACE_PATH,
+    )
+    def post(self, request: Request, source: str, client_id: str) -> Response:
+        require_scope(request, Scope.CASES_WRITE)
+        trace = readable_trace(request, source, client_id)
+        serializer = TraceCaseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        found = _dataset_and_class(request, data)
+        token = deploy_token(request)
+        case = monitoring.trace_to_case(
+            trace,
+            dataset=found["dataset"],
+            failure_class=found["failure_class"],
+            key=data["key"],
+            actor=request.user if request.user.is_authenticated else None,
+            contributor=token_writer(token) if token else None,
+        )
+        body = {"key": case.key, "dataset": case.dataset.slug, "status": case.status}
+        return Response(body, status=status.HTTP_201_CREATED)

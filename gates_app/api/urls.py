@@ -23,6 +23,7 @@ urlpatterns = [
     path("gates/", views.GateList.as_view(), name="gate-list"),
     path("gates/<slug:slug>/checks/", views.CheckCreate.as_view(), name="check-create"),
     path("gates/<slug:slug>/verdict/", views.GateVerdict.as_view(), name="gate-verdict"),
+    path("gates/<slug:slug>/production/", views.GateProduction.as_view(), name="gate-production"),
     path("checks/<check_id:pk>/", views.CheckDetail.as_view(), name="check-detail"),
     path("checks/<check_id:pk>/approve/", views.CheckApprove.as_view(), name="check-approve"),
     path("checks/<check_id:pk>/override/", views.CheckOverride.as_view(), name="check-override"),
@@ -30,6 +31,14 @@ urlpatterns = [
     path("checks/<check_id:pk>/outputs/", views.CheckOutputsPage.as_view(), name="check-outputs"),
     path("rubrics/", rubric_views.RubricList.as_view(), name="rubric-list"),
     path("traces/", trace_views.TraceBatchCreate.as_view(), name="trace-batch"),
+    path(
+        "traces/<slug:source>/<str:client_id>/incident/",
+        trace_views.TraceIncidentCreate.as_view(),
+        name="trace-incident",
+    ),
+    path(
+        "traces/<slug:source>/<str:client_id>/case/", trace_views.TraceCaseCreate.as_view(), name="trace-case"
+    ),
     path("incidents/", dataset_views.IncidentCreate.as_view(), name="incident-create"),
     path("datasets/<slug:slug>/cases/", dataset_views.DatasetCasesCreate.as_view(), name="dataset-cases"),
     # Last: only paths ending in "/", so CommonMiddleware still redirects "gates" to "gates/".

@@ -19,10 +19,12 @@ from gates_app.api.serializers import (
     CheckSerializer,
     GateSerializer,
     OutputsField,
+    ProductionVerdictSerializer,
     StrictCharField,
 )
 from gates_app.choices import Scope
 from gates_app.models import Check, GateRule
+from gates_app.production import production_verdict
 from gates_app.uploads import add_outputs_page
 
 READ_SCOPES = (Scope.CHECKS_READ, Scope.CHECKS_WRITE)
@@ -135,6 +137,30 @@ class GateVerdict(StrictQueryParams, APIView):
         if check is None:
             raise NotFound(f"No check of candidate {candidate!r} on gate {slug!r}.")
         return Response(CheckSerializer(check, context={"request": request}).data)
+
+
+class GateProduction(StrictQueryParams, APIView):
+    """The post-release verdict: may the shipped candidate stay, on the evidence of its traffic?"""
+
+    query_params_allowed = ("candidate", "baseline")
+
+    @extend_schema(
+        responses={200: ProductionVerdictSerializer, **error_responses()},
+        parameters=[
+            OpenApiParameter("candidate", str, required=True, description="The release that shipped."),
+            OpenApiParameter(
+                "baseline", str, description="The release to compare with (default: the one before)."
+            ),
+        ],
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        require_scope(request, *READ_SCOPES)
+        gate = get_object_or_404(visible_gates(request), slug=slug)
+        candidate = request.query_params.get("candidate", "").strip()
+        if not candidate:
+            raise ValidationError({"candidate": ["Required: the candidate id."]})
+        baseline = request.query_params.get("baseline", "").strip() or None
+        return Response(production_verdict(gate, candidate, baseline=baseline))
 
 
 class DecisionRequestSerializer(serializers.Serializer):

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 
 from evalproject.wsgi import application
 from gates_app.choices import Scope
-from tests.factories import make_scenario, make_token, outputs_for
+from tests.factories import make_scenario, make_source, make_token, outputs_for
 
 # 50 examples per operation with a deploy token of every scope, 25 with a personal token and
 # with none: about 1 minute; `-m "not fuzz"` skips them in a quick local loop.
@@ -59,6 +59,8 @@ def known_parameters(path: str, which: int) -> dict[str, Any]:
         parameters["id"] = KNOWN["check_ids"][which]
     if "{slug}" in path:
         parameters["slug"] = KNOWN["dataset_slug" if path.startswith("/api/v1/datasets/") else "gate_slug"]
+    if "{source}" in path:
+        parameters.update(source=KNOWN["source_slug"], client_id=KNOWN["trace_id"])
     return parameters
 
 
@@ -71,7 +73,7 @@ def before_generate_path_parameters(context: schemathesis.HookContext, strategy:
 
 @schema.hook
 def before_generate_query(context: schemathesis.HookContext, strategy: st.SearchStrategy) -> Any:
-    if context.operation.path.endswith("/verdict/"):
+    if context.operation.path.endswith(("/verdict/", "/production/")):
         return st.one_of(strategy, st.just({"candidate": CANDIDATE}))
     return strategy
 
@@ -92,7 +94,18 @@ def scenario(
     # Outside the capture nothing commits, so this one stays queued.
     pending = api_client.post(url, {**body, "candidate": "sha2"}, format="json", HTTP_AUTHORIZATION=auth)
     assert decided.status_code == pending.status_code == 202
+    source = make_source(gates=(s["gate"],))
+    traces = {
+        "traces": [
+            {"id": "req-1", "release": CANDIDATE, "input": {"vars": {"q": "refund?"}}, "output": "No."}
+        ]
+    }
+    assert (
+        api_client.post("/api/v1/traces/", traces, format="json", HTTP_AUTHORIZATION=auth).status_code == 200
+    )
     KNOWN.update(
+        source_slug=source.slug,
+        trace_id="req-1",
         check_ids=[decided.json()["id"], pending.json()["id"]],
         gate_slug=s["gate"].slug,
         dataset_slug=s["dataset"].slug,

@@ -1,10 +1,6 @@
 """The release workflow around a verdict: approvals, overrides, baselines, trace deltas, targets,
 webhooks and who may change a gate (DESIGN.md sections 5 and 6)."""
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -16,7 +12,6 @@ from django.urls import reverse
 from gates_app.models import Check, CheckDecision, Gate, GateRule
 from gates_app.services import approve_check, override_check, request_check, save_gate
 from grading_app.services import save_target
-from tests.conftest import PROXY_VARIABLES
 from tests.factories import (
     make_case,
     make_dataset,
@@ -454,32 +449,6 @@ def test_a_check_without_outputs_on_a_gate_without_target_is_refused(api_client)
 # Webhook
 
 
-class _Hook(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((self.path, self.headers.get("Content-Type"), json.loads(body)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPServer]:
-    """A tiny receiver on 127.0.0.1 recording each POST as (path, content type, JSON body)."""
-    for name in PROXY_VARIABLES:  # a proxy would carry the POST off 127.0.0.1
-        monkeypatch.delenv(name, raising=False)
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    server.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
 def test_the_decided_check_is_posted_to_the_gates_webhook(webhook_server, django_capture_on_commit_callbacks):
     s = make_scenario(webhook_url=f"http://127.0.0.1:{webhook_server.server_port}/hooks/evalgate")
 
@@ -605,6 +574,7 @@ RULE_FORM = {
     "margin": "0",
     "decide_on": "point",
     "severity": "block",
+    "stage": "release",
 }
 
 

@@ -14,9 +14,13 @@ from datasets_app.models import FailureClass
 from evalproject.config import ConfigErrors, ConfigFileError, Plan, load_config
 from gates_app import config as gates_config
 from grading_app import config as grading_config
+from monitoring_app import config as monitoring_config
 
 # Sections in the order they are applied (later ones refer to earlier ones).
-SECTIONS = ("failure_classes", "endpoints", "targets", "datasets", "rubrics", "graders", "gates")
+SECTIONS = (
+    "failure_classes", "endpoints", "targets", "datasets", "rubrics", "graders",
+    "sources", "gates", "monitors",
+)  # fmt: skip
 
 
 class DryRunRollback(Exception):
@@ -25,7 +29,8 @@ class DryRunRollback(Exception):
 
 class Command(BaseCommand):
     help = (
-        "Load failure classes, endpoints, targets, datasets (with cases), rubrics, graders and gates "
+        "Load failure classes, endpoints, targets, datasets (with cases), rubrics, graders, trace "
+        "sources, gates and monitors "
         "from a YAML or JSON file, idempotently. "
         "Every error is reported by path and nothing is written unless the whole file is valid."
     )
@@ -62,12 +67,21 @@ class Command(BaseCommand):
             failure_classes={fc.slug for fc in failure_classes}
             | set(FailureClass.objects.values_list("slug", flat=True)),
         )
+        sources = monitoring_config.validate_sources(raw.get("sources"), errors)
         gates = gates_config.validate(
             raw.get("gates"),
             errors,
             datasets={d.slug for d in datasets},
             graders={g["slug"] for g in grading.graders},
             targets={t["slug"] for t in grading.targets},
+            sources={s["slug"] for s in sources},
+        )
+        monitors = monitoring_config.validate_monitors(
+            raw.get("monitors"),
+            errors,
+            sources={s["slug"] for s in sources},
+            graders={g["slug"] for g in grading.graders},
+            datasets={d.slug for d in datasets},
         )
         if errors:
             raise CommandError(
@@ -79,7 +93,9 @@ class Command(BaseCommand):
                 datasets_config.apply_failure_classes(failure_classes, actor=actor, plan=plan)
                 datasets_config.apply_datasets(datasets, actor=actor, plan=plan)
                 grading_config.apply(grading, actor=actor, plan=plan)
+                monitoring_config.apply_sources(sources, actor=actor, plan=plan)
                 gates_config.apply(gates, actor=actor, plan=plan)
+                monitoring_config.apply_monitors(monitors, actor=actor, plan=plan)
                 # Asked last: a pinned case may be read by a grader this same file declares.
                 if problems := datasets_config.check_pinned_gradable(datasets):
                     raise ValidationError([f"{path}: {problem}" for path, problem in problems])
