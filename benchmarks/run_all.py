@@ -4,7 +4,7 @@ Each script prints its own report and `ratio: <name> = <value> (target: ...)` li
 collects those lines. Benchmarks print, never assert: the exit status is non-zero only
 when a script crashed or ran out of time.
 
-    make bench                                      # the issue's sizes, about 6 minutes
+    make bench                                      # the issues' sizes, about 9 minutes
     .venv/bin/python benchmarks/run_all.py --quick  # small sizes, a smoke test (about 2 minutes)
     .venv/bin/python benchmarks/run_all.py judge api
 """
@@ -41,6 +41,7 @@ BENCHMARKS = [
     Benchmark("judge", "judge_throughput.py", 300, ["--workers", "0", "1", "2"], ["--calls", "400"]),
     Benchmark("api", "api_latency.py", 300, quick_args=["--clients", "50", "--duration", "5"]),
     Benchmark("import", "import_cases.py", 420, quick_args=["--cases", "10000"]),
+    Benchmark("traces", "trace_ingestion.py", 900, quick_args=["--traces", "10000", "--stored", "100000"]),
 ]
 
 

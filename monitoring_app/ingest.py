@@ -9,10 +9,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
+from evalproject.bulk import copy_insert
 from monitoring_app import genai, online, redaction
 from monitoring_app.choices import TraceOrigin
 from monitoring_app.models import PendingSpan, Source, Trace
@@ -98,20 +99,55 @@ def store_records(
                 )
             )
             result.duplicates += [i for i in ids if i in existing]
-            rows = []
-            for record, source in pairs:
-                if record.id in existing:
-                    continue
-                rows.append(
-                    Trace(source=source, origin=origin, **_redacted(record, source, rules_cache).columns())
-                )
-            Trace.objects.bulk_create(rows, batch_size=INSERT_BATCH, ignore_conflicts=True)
-            new_ids = [row.client_id for row in rows]
-            result.stored += list(
-                Trace.objects.filter(source_id=source_id, client_id__in=new_ids).values_list("pk", flat=True)
-            )
+            rows = [
+                {"source_id": source.pk, "origin": origin, **_redacted(record, source, rules_cache).columns()}
+                for record, source in pairs
+                if record.id not in existing
+            ]
+            written = insert_traces(rows)
+            result.stored += [pk for pk, _ in written]
+            # Sent at the same moment by a concurrent request, which stored it: a duplicate too.
+            stored_ids = {client_id for _, client_id in written}
+            result.duplicates += [row["client_id"] for row in rows if row["client_id"] not in stored_ids]
         online.sample_traces(set(by_source), result.stored)
     return result
+
+
+def insert_traces(rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Insert traces given as their fields by name (``source_id``, ``origin`` and a record's
+    columns), skipping any (source, client id) already stored; returns (pk, client id) of the
+    rows written.
+
+    On PostgreSQL through evalproject.bulk.copy_insert (COPY, then one ``INSERT ... ON CONFLICT
+    DO NOTHING RETURNING``: no model instances, no statement of thousands of parameters);
+    elsewhere the ORM's bulk_create with ignore_conflicts.
+    """
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        return _insert_with_orm(rows)
+    return copy_insert(
+        Trace, rows, skip_conflicts_on=("source_id", "client_id"), returning=("id", "client_id")
+    )
+
+
+def _insert_with_orm(rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """SQLite has one writer at a time: what is not stored yet is what this call writes."""
+
+    def stored(candidates: list[dict[str, Any]]) -> list[tuple[int, str, int]]:
+        return list(
+            Trace.objects.filter(
+                source_id__in={r["source_id"] for r in candidates},
+                client_id__in=[r["client_id"] for r in candidates],
+            ).values_list("pk", "client_id", "source_id")
+        )
+
+    before = {(source_id, client_id) for _, client_id, source_id in stored(rows)}
+    new = [r for r in rows if (r["source_id"], r["client_id"]) not in before]
+    if not new:
+        return []
+    Trace.objects.bulk_create([Trace(**r) for r in new], batch_size=INSERT_BATCH, ignore_conflicts=True)
+    return [(pk, client_id) for pk, client_id, _ in stored(new)]
 
 
 def ingest_batch(raw: Any, allowed: QuerySet[Source]) -> Ingested:

@@ -93,11 +93,12 @@ class Trace(models.Model):
                 violation_error_message="A feedback score is between 0 and 1.",
             ),
         ]
-        # Every monitor and drift query is "this source (and release), this time window".
+        # Every monitor, drift and verdict query is "this source (and release), this time window";
+        # no index on time alone: the planner would walk it for "the first trace of a release"
+        # and read most of the table before meeting the release.
         indexes = [
             models.Index(fields=["source", "time"], name="trace_source_time"),
             models.Index(fields=["source", "release", "time"], name="trace_source_release_time"),
-            models.Index(fields=["time"], name="trace_time"),
         ]
 
     def __str__(self) -> str:
@@ -328,6 +329,9 @@ class MonitorSample(models.Model):
     )
     status = models.CharField(max_length=8, choices=SampleStatus.choices, default=SampleStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    leased_until = models.DateTimeField(
+        null=True, blank=True, help_text="Claimed by a grading job until then (another may take it after)."
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     graded_at = models.DateTimeField(null=True, blank=True)

@@ -13,23 +13,26 @@ from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
+from evalproject.bulk import copy_insert
 from evalproject.queues import enqueue
 from grading_app import graders, judging
 from grading_app.execution import grade_code
 from grading_app.models import Grader, RubricVersion
 from grading_app.services.runs import rubric_version_for
 from monitoring_app.choices import ReviewStatus, SampleStatus, Thumbs
-from monitoring_app.models import Monitor, MonitorSample, Trace, TraceGrade
+from monitoring_app.models import Monitor, MonitorSample, TraceGrade
 from monitoring_app.windows import monitor_traces
 
 logger = logging.getLogger(__name__)
 
 JOB_BATCH = 100  # samples per grading job
+CLAIM_MAX = 500  # samples a job grades at most: its own, and the backlog of their monitors
+LEASE = dt.timedelta(minutes=5)  # a claimed sample is another job's again after this
 STALE_AFTER = dt.timedelta(minutes=5)  # a pending sample this old lost its job: enqueued again
 NEGATIVE = Q(thumbs=Thumbs.DOWN) | Q(feedback_score__lt=0.5)
 TRACE_METRICS = (
@@ -78,12 +81,8 @@ def sample_traces(source_ids: set[int], trace_ids: list[int]) -> int:
                 )
         if not rows:
             continue
-        MonitorSample.objects.bulk_create(rows, ignore_conflicts=True)
-        ids = list(
-            MonitorSample.objects.filter(
-                monitor=monitor, trace_id__in=[r.trace_id for r in rows], status=SampleStatus.PENDING
-            ).values_list("pk", flat=True)
-        )
+        # The traces are new (stored in this transaction): no sample of them can exist yet.
+        ids = [sample.pk for sample in MonitorSample.objects.bulk_create(rows)]
         enqueue_grading(monitor.pk, ids)
         taken += len(ids)
     return taken
@@ -96,13 +95,23 @@ def enqueue_grading(monitor_id: int, sample_ids: list[int], *, attempt: int = 1)
         enqueue(grade_samples, batch, job_id=job_id, description=f"grade {len(batch)} traces")
 
 
-def _grading_input(monitor: Monitor, trace: Trace) -> graders.GradingInput:
+SAMPLE_FIELDS = (
+    "pk", "monitor_id", "failure_class", "review", "trace__input", "trace__output", "trace__trace",
+    "trace__thumbs", "trace__feedback_score", *(f"trace__{name}" for name in TRACE_METRICS),
+)  # fmt: skip
+
+
+def _grading_input(monitor: Monitor, sample: dict[str, Any]) -> graders.GradingInput:
+    """What the graders see of a sampled trace (read as plain values: no model instances)."""
+    trace_input = sample["trace__input"]
     return graders.GradingInput(
-        case_input=trace.input if isinstance(trace.input, dict) else {"value": trace.input},
+        case_input=trace_input if isinstance(trace_input, dict) else {"value": trace_input},
         expected=monitor.expected or {},
-        output=trace.output,
-        trace=trace.trace or [],
-        metrics={name: getattr(trace, name) for name in TRACE_METRICS if getattr(trace, name) is not None},
+        output=sample["trace__output"],
+        trace=sample["trace__trace"] or [],
+        metrics={
+            name: sample[f"trace__{name}"] for name in TRACE_METRICS if sample[f"trace__{name}"] is not None
+        },
     )
 
 
@@ -119,52 +128,72 @@ def judge_calls_used(monitor: Monitor, *, now: dt.datetime | None = None) -> int
     ).count()
 
 
-def grade_samples(sample_ids: list[int]) -> None:
-    """Job: grade pending samples (of one monitor) and write their grades once."""
+def claim(sample_ids: list[int], *, now: dt.datetime | None = None) -> list[int]:
+    """Lease the job's samples and, under load, the other pending ones of the same monitors
+    (oldest first, up to CLAIM_MAX): one job grades a backlog in one go, and two workers never
+    grade the same sample at once. A lease that ran out (its worker died) may be claimed again."""
+    now = now or timezone.now()
     with transaction.atomic():
-        pending = MonitorSample.objects.filter(pk__in=sample_ids, status=SampleStatus.PENDING)
-        pending.update(attempts=F("attempts") + 1)
-    samples = list(
-        MonitorSample.objects.filter(pk__in=sample_ids, status=SampleStatus.PENDING).select_related(
-            "trace", "monitor"
+        monitors = set(MonitorSample.objects.filter(pk__in=sample_ids).values_list("monitor_id", flat=True))
+        free = Q(leased_until__isnull=True) | Q(leased_until__lt=now)
+        ids = list(
+            MonitorSample.objects.select_for_update(skip_locked=True)
+            .filter(free, status=SampleStatus.PENDING, monitor_id__in=monitors)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:CLAIM_MAX]
         )
+        MonitorSample.objects.filter(pk__in=ids).update(leased_until=now + LEASE, attempts=F("attempts") + 1)
+    return ids
+
+
+def grade_samples(sample_ids: list[int]) -> None:
+    """Job: grade pending samples (and the backlog of their monitors) and write their grades once."""
+    ids = claim(sample_ids)
+    if not ids:
+        return  # another job took them (or they are graded): nothing to do
+    samples = list(
+        MonitorSample.objects.filter(pk__in=ids, status=SampleStatus.PENDING)
+        .order_by("pk")
+        .values(*SAMPLE_FIELDS)
     )
-    if not samples:
-        return
-    by_monitor: dict[int, list[MonitorSample]] = defaultdict(list)
+    by_monitor: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for sample in samples:
-        by_monitor[sample.monitor_id].append(sample)
-    for monitor_samples in by_monitor.values():
+        by_monitor[sample["monitor_id"]].append(sample)
+    monitors = Monitor.objects.in_bulk(list(by_monitor))
+    for monitor_id, monitor_samples in by_monitor.items():
         try:
-            _grade_monitor_samples(monitor_samples[0].monitor, monitor_samples)
+            _grade_monitor_samples(monitors[monitor_id], monitor_samples)
         except Exception as exc:
-            logger.exception("grading samples of monitor %s failed", monitor_samples[0].monitor_id)
-            _record_failure(monitor_samples, exc)
+            logger.exception("grading samples of monitor %s failed", monitor_id)
+            _record_failure([s["pk"] for s in monitor_samples], exc)
             raise
 
 
-def _record_failure(samples: list[MonitorSample], exc: Exception) -> None:
-    """A sample whose job failed stays pending for the periodic retry, until its attempts run out."""
+def _record_failure(sample_ids: list[int], exc: Exception) -> None:
+    """A sample whose job failed stays pending for the periodic retry (once its lease ran out),
+    until its attempts run out."""
     MonitorSample.objects.filter(
-        pk__in=[s.pk for s in samples],
-        status=SampleStatus.PENDING,
-        attempts__gte=settings.EVALGATE_CHUNK_MAX_ATTEMPTS,
+        pk__in=sample_ids, status=SampleStatus.PENDING, attempts__gte=settings.EVALGATE_CHUNK_MAX_ATTEMPTS
     ).update(status=SampleStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
-def _grade_monitor_samples(monitor: Monitor, samples: list[MonitorSample]) -> None:
+def _grade(grader_id: int, **fields: Any) -> dict[str, Any]:
+    return {"grader_id": grader_id, **fields}
+
+
+def _grade_monitor_samples(monitor: Monitor, samples: list[dict[str, Any]]) -> None:
     monitor_graders = list(
         monitor.graders.filter(active=True)
         .select_related("rubric", "rubric_version")
         .prefetch_related("failure_classes")
     )
-    grades: dict[int, list[TraceGrade]] = defaultdict(list)
+    grades: dict[int, list[dict[str, Any]]] = defaultdict(list)
     tasks: list[judging.JudgeTask] = []
     versions: dict[int, RubricVersion | None] = {}
     for sample in samples:
-        item = _grading_input(monitor, sample.trace)
+        item = _grading_input(monitor, sample)
         for grader in monitor_graders:
-            if not _applies(grader, sample.failure_class):
+            if not _applies(grader, sample["failure_class"]):
                 continue
             kind = graders.get_kind(grader.kind)
             if kind.needs_rubric:
@@ -172,22 +201,22 @@ def _grade_monitor_samples(monitor: Monitor, samples: list[MonitorSample]) -> No
                     versions[grader.pk] = rubric_version_for(grader)
                 version = versions[grader.pk]
                 if version is None or not version.is_approved:
-                    grades[sample.pk].append(
-                        TraceGrade(
-                            grader=grader,
+                    grades[sample["pk"]].append(
+                        _grade(
+                            grader.pk,
                             error="the grader's rubric has no approved version: production traffic "
                             "is judged only by signed-off rubrics",
                         )
                     )
                     continue
                 prompt = judging.render_prompt(version, item, grader.config)
-                tasks.append(judging.JudgeTask(ref=(sample.pk, grader.pk), version=version, prompt=prompt))
+                tasks.append(judging.JudgeTask(ref=(sample["pk"], grader.pk), version=version, prompt=prompt))
                 continue
             grade = grade_code(kind, {"id": grader.pk, "slug": grader.slug, "config": grader.config}, item)
             if grade is not None:
-                grades[sample.pk].append(
-                    TraceGrade(
-                        grader_id=grader.pk,
+                grades[sample["pk"]].append(
+                    _grade(
+                        grader.pk,
                         score=grade.score,
                         passed=grade.passed,
                         rationale=grade.rationale,
@@ -215,9 +244,9 @@ def _grade_monitor_samples(monitor: Monitor, samples: list[MonitorSample]) -> No
             sample_id, grader_id = task.ref
             outcome = outcomes[task.ref]
             grades[sample_id].append(
-                TraceGrade(
-                    grader_id=grader_id,
-                    rubric_version=task.version,
+                _grade(
+                    grader_id,
+                    rubric_version_id=task.version.pk,
                     score=outcome.score,
                     passed=outcome.passed,
                     rationale=outcome.rationale[:2000],
@@ -232,9 +261,9 @@ def _grade_monitor_samples(monitor: Monitor, samples: list[MonitorSample]) -> No
         for task in refused:
             sample_id, grader_id = task.ref
             grades[sample_id].append(
-                TraceGrade(
-                    grader_id=grader_id,
-                    rubric_version=task.version,
+                _grade(
+                    grader_id,
+                    rubric_version_id=task.version.pk,
                     error=f"not judged: the monitor's budget of {monitor.judge_calls_per_hour} "
                     "judge calls an hour is spent",
                 )
@@ -242,43 +271,54 @@ def _grade_monitor_samples(monitor: Monitor, samples: list[MonitorSample]) -> No
         _write(samples, grades)
 
 
-def _write(samples: list[MonitorSample], grades: dict[int, list[TraceGrade]]) -> None:
+def _is_negative(sample: dict[str, Any]) -> bool:
+    score = sample["trace__feedback_score"]
+    return sample["trace__thumbs"] == Thumbs.DOWN or (score is not None and score < 0.5)
+
+
+def _write(samples: list[dict[str, Any]], grades: dict[int, list[dict[str, Any]]]) -> None:
     """Write the grades of the samples still pending (under their row locks): once per sample."""
     with transaction.atomic():
         still = set(
             MonitorSample.objects.select_for_update()
-            .filter(pk__in=[s.pk for s in samples], status=SampleStatus.PENDING)
+            .filter(pk__in=[s["pk"] for s in samples], status=SampleStatus.PENDING)
             .values_list("pk", flat=True)
         )
         rows = []
-        now = timezone.now()
+        by_outcome: dict[tuple[Any, str], list[int]] = defaultdict(list)
+        reviewed = {
+            m.pk
+            for m in Monitor.objects.filter(pk__in={s["monitor_id"] for s in samples}, dataset__isnull=False)
+        }
         for sample in samples:
-            if sample.pk not in still:
+            pk = sample["pk"]
+            if pk not in still:
                 continue  # another execution graded it: its grades stand
-            decided = [g for g in grades[sample.pk] if not g.error and g.passed is not None]
-            for grade in grades[sample.pk]:
-                grade.sample_id = sample.pk
-                rows.append(grade)
-            sample.status = SampleStatus.GRADED
-            sample.graded_at = now
-            sample.passed = all(g.passed for g in decided) if decided else None
-            trace = sample.trace
-            negative = trace.thumbs == Thumbs.DOWN or (
-                trace.feedback_score is not None and trace.feedback_score < 0.5
+            decided = [g for g in grades[pk] if not g.get("error") and g.get("passed") is not None]
+            rows += [{"sample_id": pk, **grade} for grade in grades[pk]]
+            passed = all(g["passed"] for g in decided) if decided else None
+            review = sample["review"]
+            if sample["monitor_id"] in reviewed and not review and (passed is False or _is_negative(sample)):
+                review = ReviewStatus.WAITING
+            by_outcome[passed, review].append(pk)
+        if connection.vendor == "postgresql":
+            copy_insert(TraceGrade, rows, skip_conflicts_on=("sample_id", "grader_id"))
+        else:
+            TraceGrade.objects.bulk_create([TraceGrade(**row) for row in rows], ignore_conflicts=True)
+        # One UPDATE per outcome, not a CASE per row: a batch has few distinct outcomes.
+        now = timezone.now()
+        for (passed, review), ids in by_outcome.items():
+            MonitorSample.objects.filter(pk__in=ids).update(
+                status=SampleStatus.GRADED, graded_at=now, passed=passed, review=review, leased_until=None
             )
-            if sample.monitor.dataset_id and not sample.review and (sample.passed is False or negative):
-                sample.review = ReviewStatus.WAITING
-        TraceGrade.objects.bulk_create(rows, ignore_conflicts=True)
-        MonitorSample.objects.bulk_update(
-            [s for s in samples if s.pk in still], ["status", "graded_at", "passed", "review"]
-        )
 
 
 def retry_stale_samples(*, now: dt.datetime | None = None) -> int:
     """Periodic: samples whose job was lost (Redis down, a worker killed) are enqueued again; a
     sample out of attempts is marked failed. Returns how many were enqueued."""
-    cutoff = (now or timezone.now()) - STALE_AFTER
-    stale = MonitorSample.objects.filter(status=SampleStatus.PENDING, created_at__lt=cutoff)
+    now = now or timezone.now()
+    free = Q(leased_until__isnull=True) | Q(leased_until__lt=now)  # no job holds it now
+    stale = MonitorSample.objects.filter(free, status=SampleStatus.PENDING, created_at__lt=now - STALE_AFTER)
     stale.filter(attempts__gte=settings.EVALGATE_CHUNK_MAX_ATTEMPTS).update(
         status=SampleStatus.FAILED, error="grading did not complete within its attempts"
     )
@@ -294,11 +334,3 @@ def retry_stale_samples(*, now: dt.datetime | None = None) -> int:
         for monitor_id, ids in by_monitor.items():
             enqueue_grading(monitor_id, ids, attempt=attempts[monitor_id] + 1)
     return sum(len(ids) for ids in by_monitor.values())
-
-
-def grade_summary(sample: MonitorSample) -> dict[str, Any]:
-    """A sample's grades by grader slug, for the admin and the API."""
-    return {
-        g.grader.slug: {"passed": g.passed, "score": g.score, "rationale": g.rationale, "error": g.error}
-        for g in sample.grades.select_related("grader")
-    }

@@ -7,19 +7,24 @@ distribution-free order-statistic interval and its MOVER difference (grading_app
 alert or a verdict only says "worse" when the difference is beyond noise.
 """
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Avg, BooleanField, Count, ExpressionWrapper, F, FloatField, Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from grading_app import stats
 from monitoring_app.choices import Thumbs
-from monitoring_app.models import Monitor, MonitorSample, Trace, TraceGrade
+from monitoring_app.models import Monitor, MonitorSample, Trace
 
 RATE, MEAN, P50, P95 = "rate", "mean", "p50", "p95"
+# Percentiles sort a window's values: in memory, not in temporary files (the default work_mem
+# of 4 MB spills at about 50,000 values). For this transaction only.
+SORT_MEMORY = "SET LOCAL work_mem = '64MB'"
 QUANTILES = {P50: 0.5, P95: 0.95}
 
 
@@ -148,11 +153,15 @@ def measure(
             return Measure(None, None, 0)
         if failure_class:
             samples = samples.filter(failure_class=failure_class)
-        grades = TraceGrade.objects.filter(sample__in=samples.values("pk"), grader_id=grader_id)
-        row = grades.aggregate(
-            n=Count("pk", filter=Q(error="", passed__isnull=False)),
-            x=Count("pk", filter=Q(error="", passed=True)),
-            errored=Count("pk", filter=~Q(error="") | Q(passed__isnull=True)),
+        # From the samples' side, so their own filters (monitor, window) drive the join into grades.
+        row = (
+            samples.filter(grades__grader_id=grader_id)
+            .order_by()
+            .aggregate(
+                n=Count("grades", filter=Q(grades__error="", grades__passed__isnull=False)),
+                x=Count("grades", filter=Q(grades__error="", grades__passed=True)),
+                errored=Count("grades", filter=~Q(grades__error="") | Q(grades__passed__isnull=True)),
+            )
         )
         return _rate(row["x"], row["n"], errored=row["errored"])
     traces = traces.order_by()
@@ -170,6 +179,18 @@ def measure(
         interval = stats.mean_interval_from(m, variance, n)
         return Measure(m, interval, n, variance=variance)
     return _quantile(traces, spec.column, QUANTILES[spec.kind])
+
+
+@contextlib.contextmanager
+def _sorting(kind: str) -> Iterator[Any]:
+    """A cursor; for percentiles on PostgreSQL, in a transaction whose sorts stay in memory."""
+    if kind not in QUANTILES or connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(SORT_MEMORY)
+        yield cursor
 
 
 def _rate(successes: int, n: int, *, errored: int = 0) -> Measure:
@@ -192,7 +213,7 @@ def _quantile(traces: QuerySet[Trace], column: str, q: float) -> Measure:
         sql, params = values.query.sql_with_params()
         # percentile_disc(f) is the value at 1-based rank ceil(f * n): (rank - 0.5) / n picks it
         # exactly, whatever the floating-point rounding.
-        with connection.cursor() as cursor:
+        with _sorting(P95) as cursor:
             cursor.execute(
                 "SELECT percentile_cont(%s) WITHIN GROUP (ORDER BY t.v),"
                 " percentile_disc(%s) WITHIN GROUP (ORDER BY t.v),"
@@ -244,20 +265,8 @@ def _bucket_sql(column: str, width_s: int) -> str:
     return f"(CAST(strftime('%%s', {column}) AS INTEGER) / {int(width_s)})"
 
 
-def _values(
-    spec: WindowMetric,
-    traces: QuerySet[Trace],
-    samples: QuerySet[MonitorSample] | None,
-    grader_id: int | None,
-) -> QuerySet | None:
-    """A query of (t, v) rows: the time and the observation (a 0/1 hit for rates)."""
-    if spec.key == "pass_rate":
-        if samples is None or grader_id is None:
-            return None
-        grades = TraceGrade.objects.filter(
-            sample__in=samples.values("pk"), grader_id=grader_id, error="", passed__isnull=False
-        )
-        return grades.order_by().annotate(t=F("sample__time"), v=F("passed")).values_list("t", "v")
+def _values(spec: WindowMetric, traces: QuerySet[Trace]) -> QuerySet:
+    """A query of (t, v) rows of traces: the time and the observation (a 0/1 hit for rates)."""
     traces = traces.order_by()
     if spec.kind == RATE:
         hit = ExpressionWrapper(spec.hit, output_field=BooleanField())
@@ -283,16 +292,17 @@ def series(
 ) -> list[tuple[dt.datetime, Measure]]:
     """``spec`` over each window of ``width`` from ``start`` to ``end`` (windows with nothing
     measured are left out). Aggregated by window in SQL: two queries for any number of windows."""
+    if spec.key == "pass_rate":
+        if samples is None or grader_id is None:
+            return []
+        return pass_rate_series(samples, [grader_id], start, end, width).get(grader_id, [])
     width_s = int(width.total_seconds())
     traces = in_window(traces, start, end)
-    samples = in_window(samples, start, end) if samples is not None else None
-    rows = _values(spec, traces, samples, grader_id)
-    if rows is None:
-        return []
+    rows = _values(spec, traces)
     sql, params = rows.query.sql_with_params()
     bucket = _bucket_sql("w.t", width_s)
     out: dict[int, Measure] = {}
-    with connection.cursor() as cursor:
+    with _sorting(spec.kind) as cursor:
         if spec.kind == RATE:
             hits = "sum(CASE WHEN w.v THEN 1 ELSE 0 END)"
             cursor.execute(f"SELECT {bucket}, count(*), {hits} FROM ({sql}) AS w GROUP BY 1", params)
@@ -316,6 +326,37 @@ def series(
     ]
 
 
+def pass_rate_series(
+    samples: QuerySet[MonitorSample],
+    grader_ids: list[int],
+    start: dt.datetime,
+    end: dt.datetime,
+    width: dt.timedelta,
+) -> dict[int, list[tuple[dt.datetime, Measure]]]:
+    """Each grader's pass rate over each window, for several graders in one query."""
+    width_s = int(width.total_seconds())
+    # From the samples' side, so their own filters (monitor, window) drive the join into grades.
+    rows = (
+        in_window(samples, start, end)
+        .filter(grades__grader_id__in=grader_ids, grades__error="", grades__passed__isnull=False)
+        .order_by()
+        .annotate(t=F("time"), g=F("grades__grader_id"), v=F("grades__passed"))
+        .values_list("t", "g", "v")
+    )
+    sql, params = rows.query.sql_with_params()
+    bucket = _bucket_sql("w.t", width_s)
+    hits = "sum(CASE WHEN w.v THEN 1 ELSE 0 END)"
+    out: dict[int, list[tuple[dt.datetime, Measure]]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {bucket}, w.g, count(*), {hits} FROM ({sql}) AS w GROUP BY 1, 2 ORDER BY 1", params
+        )
+        for number, grader, n, x in cursor.fetchall():
+            start_of = dt.datetime.fromtimestamp(int(number) * width_s, tz=dt.UTC)
+            out.setdefault(int(grader), []).append((start_of, _rate(int(x or 0), int(n))))
+    return out
+
+
 def _quantile_series(cursor: Any, sql: str, params: Any, bucket: str, q: float) -> dict[int, Measure]:
     """Per window: the count, then only the order statistics needed (the two around the
     interpolated quantile and the interval's bounds), picked by rank in one windowed query."""
@@ -331,8 +372,8 @@ def _quantile_series(cursor: Any, sql: str, params: Any, bucket: str, q: float) 
         return {}
     placeholders = ", ".join(["%s"] * len(ranks))
     cursor.execute(
-        f"SELECT b, r, v FROM (SELECT {bucket} AS b, w.v AS v,"
-        f" row_number() OVER (PARTITION BY {bucket} ORDER BY w.v) AS r FROM ({sql}) AS w) AS ranked"
+        "SELECT b, r, v FROM (SELECT b, v, row_number() OVER (PARTITION BY b ORDER BY v) AS r"
+        f" FROM (SELECT {bucket} AS b, w.v AS v FROM ({sql}) AS w) AS bucketed) AS ranked"
         f" WHERE r IN ({placeholders})",
         [*params, *ranks],
     )

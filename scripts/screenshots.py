@@ -2,8 +2,8 @@
 
 Builds the demo on a SQLite file of its own, serves it on a free loopback port and photographs,
 in Debian's Chromium through Playwright, what the demo's people see: the check awaiting
-approval as the approver, the regressed check as the gate owner, and their Waiting for me
-pages. Writes docs/screenshots/*.png.
+approval as the approver, the regressed check as the gate owner, their Waiting for me pages,
+and the production monitor with its drift alert. Writes docs/screenshots/*.png.
 """
 
 import os
@@ -90,6 +90,9 @@ def main() -> None:
             login("bob")
             shoot(f"/admin/gates_app/check/{by_candidate['v2.4.0-rc1']}/change/", "check-page.png", True)
             shoot("/admin/waiting/", "waiting-page-owner.png")
+            monitor = re.search(r"/admin/monitoring_app/monitor/(\d+)/change/", demo.stdout).group(1)
+            shoot(f"/admin/monitoring_app/monitor/{monitor}/change/", "monitor-page.png")
+            shoot("/admin/monitoring_app/alert/1/change/", "alert-page.png")
             login("carol")
             shoot("/admin/waiting/", "waiting-page.png")
             shoot(f"/admin/gates_app/check/{by_candidate['v2.3.1']}/change/", "check-awaiting-approval.png")

@@ -8,6 +8,7 @@ field path (``outputs[3].trace[0].content``).
 """
 
 import json
+import re
 import zlib
 from typing import Any
 
@@ -86,13 +87,26 @@ def _path(entry: tuple | None) -> str:
     return out or "body"
 
 
-def check_document(value: Any) -> None:
-    """Walk the parsed body once, without recursion (depth is what is being bounded)."""
+# A string of the parsed body can hold NUL or a lone surrogate only through these escapes (or a raw
+# NUL): a body without any has no string to check one by one.
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def strings_need_checking(text: str) -> bool:
+    """False when no string of the JSON ``text`` can hold a problem string_problem looks for."""
+    return len(text) > MAX_STRING or "\x00" in text or _SUSPECT_ESCAPE.search(text) is not None
+
+
+def check_document(value: Any, *, check_strings: bool = True) -> None:
+    """Walk the parsed body once, without recursion (depth is what is being bounded); strings
+    are checked unless the raw text showed none of them can hold a problem."""
     stack: list[tuple[Any, int, Any, Any]] = [(value, 0, None, None)]
     while stack:
         entry = stack.pop()
         node, depth = entry[0], entry[1]
         if isinstance(node, str):
+            if not check_strings:
+                continue
             if problem := string_problem(node):
                 raise ValidationError({_path(entry): [f"Holds {problem}."]})
             continue
@@ -102,7 +116,7 @@ def check_document(value: Any) -> None:
             raise ValidationError({_path(entry): [f"Nested deeper than {MAX_DEPTH} levels."]})
         if isinstance(node, dict):
             for key, child in node.items():
-                if problem := string_problem(key):
+                if check_strings and (problem := string_problem(key)):
                     raise ValidationError({f"{_path(entry)}.<key>": [f"A key holds {problem}."]})
                 stack.append((child, depth + 1, entry, key))
         else:
@@ -130,5 +144,5 @@ class SafeJSONParser(JSONParser):
             raise ValidationError({"body": [f"Nested deeper than {MAX_DEPTH} levels."]}) from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
-        check_document(value)
+        check_document(value, check_strings=strings_need_checking(text))
         return value

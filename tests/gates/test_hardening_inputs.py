@@ -215,3 +215,11 @@ def test_requests_with_bad_tokens_are_throttled_by_address(api_client, settings,
         )
     finally:
         api_settings.reload()
+
+
+def test_the_parsers_fast_path_still_sees_every_escape_that_could_hide_a_bad_string():
+    from gates_app.api.parsers import strings_need_checking
+
+    assert not strings_need_checking('{"traces": [{"id": "a", "output": "fine \\\\u00e9 text"}]}')
+    for suspect in ('"\\u0000"', '"\\uD800"', '"\\udfff"', '"raw \x00 nul"'):
+        assert strings_need_checking('{"a": ' + suspect + "}"), suspect

@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from monitoring_app import online
 from monitoring_app.choices import ReviewStatus, SampleStatus
@@ -159,3 +160,27 @@ def test_only_the_owner_changes_a_monitor():
     # A dataset owner sees monitors but sets none up.
     with pytest.raises(PermissionDenied, match="may not set up monitors"):
         make_monitor(make_source(), owner=make_user(roles=("Dataset owner",)))
+
+
+def test_a_job_grades_its_monitors_backlog_and_leases_keep_two_jobs_apart(
+    django_capture_on_commit_callbacks,
+):
+    capture = django_capture_on_commit_callbacks
+    source = make_source()
+    monitor = make_monitor(source, graders=[make_grader(kind="contains")], sample_rate=1.0,
+                           expected={"contains": ["30"]})  # fmt: skip
+    # Stored without running the jobs (as when Redis took them but no worker is up yet).
+    recs = records(6)
+    store_records(recs, [source] * len(recs))
+    ids = sorted(MonitorSample.objects.filter(monitor=monitor).values_list("pk", flat=True))
+    assert online.claim(ids[:1]) == ids  # a worker holds every pending sample of the monitor
+    assert online.claim(ids[-1:]) == []  # another job takes none of them
+    online.grade_samples(ids[-1:])  # still leased: nothing graded twice, nothing lost
+    assert not TraceGrade.objects.exists()
+    # The lease of a worker that died runs out; the periodic retry enqueues them again.
+    past = timezone.now() - dt.timedelta(minutes=10)
+    MonitorSample.objects.update(leased_until=past, created_at=past)
+    with capture(execute=True):  # embedded mode: the enqueued jobs run at commit
+        assert online.retry_stale_samples() == 6
+    assert MonitorSample.objects.filter(status=SampleStatus.GRADED).count() == 6
+    assert TraceGrade.objects.count() == 6

@@ -6,7 +6,9 @@ in the admin, request_check for the checks. A stand-in judge (gates_app.demo_jud
 LLM judge while the checks run. What it prints ends with commands that work when pasted.
 """
 
+import datetime as dt
 import os
+import random
 import secrets
 import time
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
+from django.utils import timezone
 
 from datasets_app import services as datasets
 from datasets_app.choices import CaseStatus, IncidentStatus
@@ -31,11 +34,17 @@ from gates_app.choices import CheckStatus, Verdict
 from gates_app.client import ClientError, read_outputs, render_table
 from gates_app.demo_judge import LOOPBACK, JudgeScript, ScriptError, StandInJudge, loopback_port
 from gates_app.models import Check, Gate
+from gates_app.production import production_verdict
 from gates_app.services import request_check
 from grading_app.calibration import agreement, cohen_kappa, human_pairs
 from grading_app.choices import RubricState
 from grading_app.models import Endpoint, Grade, HumanLabel, RubricVersion
 from grading_app.services import label_grade, save_endpoint, submit_rubric_version
+from monitoring_app.choices import SampleStatus
+from monitoring_app.drift import evaluate_monitor
+from monitoring_app.ingest import store_records
+from monitoring_app.models import Monitor, MonitorSample, Source
+from monitoring_app.records import MAX_BATCH, parse_records
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "demo"
 SHOWN = "examples/demo"  # how the printed commands name that folder, from the repository root
@@ -93,7 +102,8 @@ class Command(BaseCommand):
         self._labels(checks)
         summary = ", ".join(f"{check.pk} {name} {self._state(check)}" for name, check in checks.items())
         self.stdout.write(f"Checks: {summary}.")
-        self._next_steps(checks, incident_id, password)
+        production = self._production(gate, options["timeout"])
+        self._next_steps(checks, incident_id, password, production)
 
     def _users(self) -> tuple[dict[str, AbstractUser], str]:
         """The demo's people, each in the role groups the migrations create."""
@@ -284,7 +294,53 @@ class Command(BaseCommand):
             return "WARN (approved)"
         return check.verdict.upper() + (" (release allowed)" if check.release_allowed else "")
 
-    def _next_steps(self, checks: dict[str, Check], incident_id: int, password: str) -> None:
+    def _production(self, gate: Gate, timeout: float) -> dict[str, Any]:
+        """Three hours of the widget's traffic (examples/demo/traffic.yaml) through the ingestion
+        path; the monitor grades its sample, drift is evaluated on the last hour, and v2.3.1's
+        live traffic is judged against v2.3.0's, as a deploy script asks after shipping it."""
+        spec = self._yaml("traffic.yaml")
+        source = Source.objects.get(slug=spec["source"])
+        monitor = Monitor.objects.get(source=source)
+        end = timezone.now().replace(minute=0, second=0, microsecond=0)
+        raw = traffic_records(spec, end)
+        stored = 0
+        for start in range(0, len(raw), MAX_BATCH):
+            records = parse_records(raw[start : start + MAX_BATCH])
+            stored += len(store_records(records, [source] * len(records)).stored)
+        samples = MonitorSample.objects.filter(monitor=monitor)
+        deadline = time.monotonic() + timeout
+        while samples.filter(status=SampleStatus.PENDING).exists():
+            if time.monotonic() > deadline:
+                raise CommandError("The monitor's samples were not graded: are workers running?")
+            time.sleep(0.5)
+        evaluate_monitor(monitor, now=end)
+        verdict = production_verdict(gate, spec["hours"][-1]["release"])
+        releases = " and ".join(dict.fromkeys(hour["release"] for hour in spec["hours"]))
+        again = "" if stored == len(raw) else f" ({len(raw) - stored} stored by an earlier run)"
+        lines = [
+            f"Production ({SHOWN}/traffic.yaml): {len(raw)} traces of {releases} from {source.slug}{again},",
+            f"  redacted before storage; the monitor {monitor.slug} graded {samples.count()} of them.",
+        ]
+        last_hour = end - dt.timedelta(minutes=monitor.window_minutes)
+        for alert in monitor.alerts.filter(window_start=last_hour).select_related("rule"):
+            low, high = alert.interval
+            lines.append(
+                f"  Alert {alert.rule.name!r}: {alert.value:.4g} in the last hour against "
+                f"{alert.reference_value:.4g} the hour before (95% interval of the difference: "
+                f"{low:+.4g} to {high:+.4g})."
+            )
+        failing = [rule["name"] for rule in verdict["rules"] if rule["outcome"] == "fail"]
+        because = f" ({', '.join(failing)}): roll it back" if failing else ""
+        lines.append(
+            f"  Post-release verdict of {verdict['candidate']} against {verdict['baseline']}: "
+            f"{verdict['verdict'].upper()}{because}."
+        )
+        self.stdout.write("\n".join(lines))
+        return {"monitor": monitor, "verdict": verdict}
+
+    def _next_steps(
+        self, checks: dict[str, Check], incident_id: int, password: str, production: dict[str, Any]
+    ) -> None:
         """What to do next, each command on a line of its own ("  $ "), to paste from the repo root."""
         site = f"http://127.0.0.1:{SERVE_PORT}"
         good, warn = checks[CANDIDATES[0].name], checks[CANDIDATES[2].name]
@@ -299,6 +355,11 @@ class Command(BaseCommand):
             ),
             (f"the review queue ({judged} judged results)", "grading_app_humanlabel_review", None),
             ("the incident, now a pinned case", "datasets_app_incident_change", incident_id),
+            (
+                f"the monitor {production['monitor'].slug}",
+                "monitoring_app_monitor_change",
+                production["monitor"].pk,
+            ),
         ]
         width = max(len(page[0]) for page in pages)
         token = "DEBUG=true .venv/bin/python manage.py create_token"
@@ -329,8 +390,12 @@ class Command(BaseCommand):
             ]
         else:
             lines.append(f"Check {warn.pk} ({warn.candidate}) is approved already; its release is allowed:")
+        candidate = production["verdict"]["candidate"]
         lines += [
             f"  $ .venv/bin/evalgate verdict {GATE_SLUG} --candidate {warn.candidate}",
+            "After shipping, the deploy script asks what the live traffic says (exit 1 on fail: roll back):",
+            f"  $ .venv/bin/evalgate production {GATE_SLUG} --candidate {candidate} "
+            f'|| echo "{candidate}: rolling back"',
             "",
             f"Open {site}/admin/ and log in as demo-admin (superuser) with the password {password}",
             "It works for alice (domain expert, rubric author), bob (reviewer; dataset, rubric and gate",
@@ -380,3 +445,32 @@ class Command(BaseCommand):
             "verdict": check.verdict,
             "release_allowed": check.release_allowed,
         }
+
+
+def traffic_records(spec: dict[str, Any], end: dt.datetime) -> list[dict[str, Any]]:
+    """The trace records traffic.yaml describes, for the hours before ``end`` (seeded: the same
+    records, ids included, every run)."""
+    rng = random.Random(spec["seed"])
+    hours = spec["hours"]
+    conversations = spec["conversations"]
+    out = []
+    for number, hour in enumerate(hours):
+        start = end - dt.timedelta(hours=len(hours) - number)
+        for i in range(hour["traces"]):
+            talk = conversations[i % len(conversations)]
+            refused = rng.random() < hour["refused"]
+            record = {
+                "id": f"web-{hour['release']}-{number}-{i}",
+                "time": (start + dt.timedelta(seconds=i * 3600 / hour["traces"])).isoformat(),
+                "release": hour["release"],
+                "input": {"messages": [{"role": "user", "content": talk["question"]}]},
+                "output": spec["refusal"] if refused else talk["answer"],
+                "metrics": {
+                    "latency_ms": round(max(50.0, rng.gauss(hour["latency_ms"], hour["latency_ms"] / 5)), 1),
+                    "refused": refused,
+                },
+            }
+            if rng.random() < spec.get("thumbs_down", 0):
+                record["feedback"] = {"thumbs": "down", "comment": "not what I asked"}
+            out.append(record)
+    return out
