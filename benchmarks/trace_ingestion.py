@@ -334,7 +334,9 @@ def fill(world: dict[str, Any], stored: int) -> dt.datetime:
             """,
             [monitor.pk],
         )
-        cursor.execute("ANALYZE")
+        # As autovacuum would have by now: the ingestion part deleted rows, and fresh rows have no
+        # visibility map yet.
+        cursor.execute("VACUUM ANALYZE")
     return end
 
 

@@ -53,6 +53,37 @@ def _pretty(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+def action_page(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    obj: Any,
+    *,
+    title: str,
+    form: forms.Form,
+    submit: str,
+    explanation: str,
+) -> TemplateResponse:
+    """A small form page about one object (what to make of a trace, an alert's acknowledgement)."""
+    opts = model_admin.model._meta
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "submit": submit,
+        "explanation": explanation,
+        "opts": opts,
+        "list_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+        "list_title": opts.verbose_name_plural.capitalize(),
+        "object_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]),
+        "object_title": str(obj),
+    }
+    return TemplateResponse(request, "admin/monitoring_app/trace_action.html", context)
+
+
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="What you found or did.")
+
+
 class IncidentFromTraceForm(forms.Form):
     title = forms.CharField(max_length=300)
     severity = forms.ChoiceField(choices=Severity.choices, initial=Severity.MEDIUM)
@@ -150,16 +181,9 @@ class TraceAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(
                     reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[created.pk])
                 )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "trace": trace,
-            "form": form,
-            "submit": submit,
-            "explanation": explanation,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/monitoring_app/trace_action.html", context)
+        return action_page(
+            self, request, trace, title=title, form=form, submit=submit, explanation=explanation
+        )
 
     def incident_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         return self._feed_view(
@@ -359,7 +383,8 @@ class TraceGradeInline(admin.TabularInline):
 class MonitorSampleAdmin(admin.ModelAdmin):
     """Graded production traces, browsable like case results: the trace, its grades, why."""
 
-    list_display = ["trace_link", "monitor", "time", "release", "failure_class", "passed", "status", "review"]
+    list_display = ["time", "trace_link", "monitor", "release", "failure_class", "passed", "status", "review"]
+    list_display_links = ["time"]  # the sample (grades, review); the trace column opens the trace
     list_filter = ["monitor", "passed", "status", "review", "in_sample"]
     list_select_related = ["monitor", "trace"]
     date_hierarchy = "time"
@@ -378,6 +403,8 @@ class MonitorSampleAdmin(admin.ModelAdmin):
         "passed",
         "error",
         "review",
+        "flagged_because",
+        "next_steps",
         "reviewed_by",
         "reviewed_at",
         "review_note",
@@ -414,6 +441,35 @@ class MonitorSampleAdmin(admin.ModelAdmin):
     @admin.display(description="Trace steps")
     def steps(self, obj: MonitorSample) -> SafeString:
         return render_to_string("admin/grading_app/trace_timeline.html", {"steps": timeline(obj.trace.trace)})
+
+    @admin.display(description="Flagged because")
+    def flagged_because(self, obj: MonitorSample) -> str:
+        trace, reasons = obj.trace, []
+        if obj.passed is False:
+            failed = obj.grades.filter(passed=False).values_list("grader__slug", flat=True)
+            reasons.append("failed " + ", ".join(failed))
+        if trace.thumbs == "down" or (trace.feedback_score is not None and trace.feedback_score < 0.5):
+            said = f": “{trace.feedback_comment}”" if trace.feedback_comment else ""
+            reasons.append(f"negative feedback{said}")
+        return "; ".join(reasons) or "-"
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        self._request = request  # the next steps shown depend on who looks
+        return super().get_form(request, obj, **kwargs)
+
+    @admin.display(description="Next steps")
+    def next_steps(self, obj: MonitorSample) -> SafeString:
+        user = getattr(self, "_request", None) and self._request.user
+        links = []
+        if user and user.has_perm("datasets_app.add_incident"):
+            url = reverse("admin:monitoring_app_trace_incident", args=[obj.trace_id])
+            links.append(format_html('<a class="button" href="{}">Report as an incident</a>', url))
+        if user and user.has_perm("datasets_app.add_case"):
+            url = reverse("admin:monitoring_app_trace_case", args=[obj.trace_id])
+            links.append(format_html('<a class="button" href="{}">Add to a monitoring tier</a>', url))
+        if user and obj.review == "waiting" and services.review_refusal(obj, user) is None:
+            links.append(format_html("{}", "or dismiss it from the list (action: Dismiss)"))
+        return format_html(" ".join(["{}"] * len(links)), *links) if links else "-"
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # samples are settled by the dismiss action or by what is made of the trace
@@ -467,7 +523,51 @@ class AlertAdmin(admin.ModelAdmin):
         "webhook_status",
         ("acknowledged_by", "acknowledged_at"),
         "note",
+        "acknowledge_button",
     ]
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:pk>/acknowledge/", view(self.acknowledge_view), name="monitoring_app_alert_acknowledge"
+            ),
+            *super().get_urls(),
+        ]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The page of an alert only shows it; acknowledging goes through its own form (or the action).
+        return obj is None and super().has_change_permission(request, obj)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        self._request = request  # whether the acknowledge button shows depends on who looks
+        return super().get_form(request, obj, **kwargs)
+
+    @admin.display(description="Acknowledge")
+    def acknowledge_button(self, obj: Alert) -> SafeString:
+        request = getattr(self, "_request", None)
+        if request is None or services.acknowledge_refusal(obj, request.user):
+            return format_html("{}", "-")
+        url = reverse("admin:monitoring_app_alert_acknowledge", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Acknowledge this alert</a>', url)
+
+    def acknowledge_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        alert = get_object_or_404(Alert.objects.select_related("monitor", "rule"), pk=pk)
+        if not self.has_view_permission(request, alert):
+            raise PermissionDenied
+        form = AcknowledgeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.acknowledge_alert(alert, actor=request.user, note=form.cleaned_data["note"])
+            except PermissionDenied as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"Alert {alert} acknowledged.")
+                return HttpResponseRedirect(reverse("admin:monitoring_app_alert_change", args=[alert.pk]))
+        return action_page(
+            self, request, alert, title="Acknowledge the alert", form=form, submit="Acknowledge",
+            explanation="Say what you found or did about this drift; it is kept with the alert.",
+        )  # fmt: skip
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f for group in self.fields for f in (group if isinstance(group, tuple) else (group,))]

@@ -102,7 +102,7 @@ class Trace(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.source_id}:{self.client_id}"
+        return self.client_id
 
 
 class PendingSpan(models.Model):
@@ -359,7 +359,7 @@ class MonitorSample(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.monitor_id}:{self.trace_id}"
+        return f"sample {self.pk} of monitor {self.monitor_id}"
 
 
 class TraceGrade(models.Model):

@@ -205,3 +205,25 @@ def test_the_monitor_page_draws_each_rule_over_time_with_its_alert_and_releases(
     listed = client.get(drift.traces_behind(alert))
     assert listed.status_code == 200, listed.content[:500]
     assert listed.context["cl"].result_count == 120
+
+
+def test_the_alert_page_acknowledges_for_the_owner_only(client, monitor, django_capture_on_commit_callbacks):
+    traffic(monitor.source, T0, 1000, refused_n=20)
+    traffic(monitor.source, T0 + HOUR, 1000, refused_n=120)
+    with django_capture_on_commit_callbacks(execute=True):
+        [alert] = drift.evaluate_monitor(monitor, now=T0 + 2 * HOUR)
+    page = f"/admin/monitoring_app/alert/{alert.pk}/change/"
+    form = f"/admin/monitoring_app/alert/{alert.pk}/acknowledge/"
+    other = make_user(roles=("Gate owner",), is_staff=True)
+    client.force_login(other)
+    assert b"Acknowledge this alert" not in client.get(page).content
+    client.post(form, {"note": "not mine"})
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is None
+    monitor.owner.is_staff = True
+    monitor.owner.save()
+    client.force_login(monitor.owner)
+    assert b"Acknowledge this alert" in client.get(page).content
+    assert client.post(form, {"note": "upstream refusal policy changed"}).status_code == 302
+    alert.refresh_from_db()
+    assert (alert.acknowledged_by, alert.note) == (monitor.owner, "upstream refusal policy changed")
