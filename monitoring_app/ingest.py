@@ -80,8 +80,8 @@ def store_records(
 ) -> Ingested:
     """Redact and store the records; a client id the source already sent is not stored again.
 
-    Concurrent senders of the same id are settled by the unique constraint (ignore_conflicts),
-    so a retried batch never doubles a trace, whatever the timing.
+    Concurrent senders of the same id are settled by the unique constraint (ON CONFLICT DO
+    NOTHING), so a retried batch never doubles a trace, whatever the timing.
     """
     result = Ingested()
     if not records:
@@ -91,22 +91,15 @@ def store_records(
     for record, source in zip(records, sources, strict=True):
         by_source[source.pk].append((record, source))
     with transaction.atomic():
-        for source_id, pairs in by_source.items():
-            ids = [record.id for record, _ in pairs]
-            existing = set(
-                Trace.objects.filter(source_id=source_id, client_id__in=ids).values_list(
-                    "client_id", flat=True
-                )
-            )
-            result.duplicates += [i for i in ids if i in existing]
+        for pairs in by_source.values():
             rows = [
                 {"source_id": source.pk, "origin": origin, **_redacted(record, source, rules_cache).columns()}
                 for record, source in pairs
-                if record.id not in existing
             ]
+            # insert_traces skips what the source already sent (before, or at the same moment by a
+            # concurrent request) and says what it wrote: every other id is a duplicate.
             written = insert_traces(rows)
             result.stored += [pk for pk, _ in written]
-            # Sent at the same moment by a concurrent request, which stored it: a duplicate too.
             stored_ids = {client_id for _, client_id in written}
             result.duplicates += [row["client_id"] for row in rows if row["client_id"] not in stored_ids]
         online.sample_traces(set(by_source), result.stored)
