@@ -5,18 +5,32 @@ plotly.js has drawn one, its graph div carries the class js-plotly-plot and its 
 ``el.data``. A full-page screenshot of each page goes to test-artifacts/screenshots/.
 """
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from django.utils import timezone
 
 from gates_app.choices import Verdict
 from gates_app.services import request_check
 from grading_app import services as grading
 from grading_app.models import Grade
+from monitoring_app import drift
+from monitoring_app.ingest import store_records
+from monitoring_app.models import AlertRule
+from monitoring_app.records import parse_records
 from tests.e2e.conftest import login
-from tests.factories import make_endpoint, make_grader, make_rubric_version, make_scenario, make_user
+from tests.factories import (
+    make_endpoint,
+    make_grader,
+    make_monitor,
+    make_rubric_version,
+    make_scenario,
+    make_source,
+    make_user,
+)
 from tests.fake_openai import FakeOpenAI, json_reply
 
 if TYPE_CHECKING:
@@ -83,13 +97,40 @@ def charted(fake_openai: FakeOpenAI) -> dict[str, Any]:
         grading.label_grade(grade, actor=reviewer, passed=True, note="Fine by me.")
 
     make_user("admin", is_staff=True, is_superuser=True)
+    monitor = production_traffic(scenario["gate"])
     return {
+        "monitor": monitor.pk,
         "dataset": scenario["dataset"].pk,
         "gate": scenario["gate"].pk,
         "check": second.pk,
         "run": second.run_id,
         "rubric_version": version.pk,
     }
+
+
+def production_traffic(gate: Any) -> Any:
+    """Two hours of a source's traffic, the refusal rate jumping in the second: a monitor with an
+    alert rule and a grader, and the alert it fired."""
+    source = make_source(gates=(gate,))
+    monitor = make_monitor(source, graders=[make_grader("says-no", kind="contains")], sample_rate=0.5,
+                           expected={"contains": ["No"]}, min_window_traces=100)  # fmt: skip
+    AlertRule.objects.create(monitor=monitor, name="refusals", metric="refusal_rate", margin=0.02)
+    now = timezone.now()
+    start = drift.last_complete_window(monitor, now).start - dt.timedelta(hours=1)
+    raw = [
+        {
+            "id": f"t{i}",
+            "time": (start + dt.timedelta(seconds=i * 7.2)).isoformat(),
+            "release": "v1" if i < 500 else "v2",
+            "output": "I can't help with that." if i % (50 if i < 500 else 8) == 0 else "No.",
+            "metrics": {"refused": i % (50 if i < 500 else 8) == 0, "latency_ms": 700 + i % 300},
+        }
+        for i in range(1000)
+    ]
+    records = parse_records(raw)
+    store_records(records, [source] * len(records))
+    assert [a.rule.name for a in drift.evaluate_monitor(monitor, now=now)] == ["refusals"]
+    return monitor
 
 
 # (page name, URL from the ids, the fewest charts the page draws with this data)
@@ -100,6 +141,7 @@ PAGES: list[tuple[str, Callable[[dict[str, Any]], str], int]] = [
     ("rubric-version", lambda ids: f"/admin/grading_app/rubricversion/{ids['rubric_version']}/change/", 1),
     ("gate", lambda ids: f"/admin/gates_app/gate/{ids['gate']}/change/", 2),
     ("check", lambda ids: f"/admin/gates_app/check/{ids['check']}/change/", 2),
+    ("monitor", lambda ids: f"/admin/monitoring_app/monitor/{ids['monitor']}/change/", 2),
 ]
 
 
