@@ -2,6 +2,7 @@
 with their alert rules, the samples they graded and the alerts they fired."""
 
 import json
+from contextvars import ContextVar
 from typing import Any
 
 from django import forms
@@ -20,6 +21,7 @@ from datasets_app.choices import Severity
 from datasets_app.models import Dataset, FailureClass
 from evalproject.admin_actions import GovernedAdmin, confirm_action
 from evalproject.charts import empty, render
+from evalproject.decisions import Decision, DecisionsMixin
 from grading_app.traces import timeline
 from monitoring_app import charts, drift, services
 from monitoring_app.models import Alert, AlertRule, Monitor, MonitorSample, Source, Trace, TraceGrade
@@ -47,6 +49,40 @@ class SourceAdmin(GovernedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Source, form: Any, change: bool) -> None:
         services.save_source(obj, actor=request.user)
+
+
+# Who is looking at the object page being rendered: readonly fields offer only what this person
+# may do. A context variable, not an attribute of the (shared) ModelAdmin, so concurrent
+# requests never see each other's user.
+_viewer: ContextVar[Any] = ContextVar("monitoring_admin_viewer", default=None)
+
+
+class ViewerMixin:
+    def change_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        token = _viewer.set(request.user)
+        try:
+            response = super().change_view(request, *args, **kwargs)
+            if hasattr(response, "render"):
+                response.render()  # the readonly fields run now, while the viewer is known
+            return response
+        finally:
+            _viewer.reset(token)
+
+
+def feed_links(trace_id: int) -> list[SafeString]:
+    """The ways from a trace into the suite that the viewer may take."""
+    user, links = _viewer.get(), []
+    if user is not None and user.has_perm("datasets_app.add_incident"):
+        url = reverse("admin:monitoring_app_trace_incident", args=[trace_id])
+        links.append(format_html('<a class="button" href="{}">Report as an incident</a>', url))
+    if user is not None and user.has_perm("datasets_app.add_case"):
+        url = reverse("admin:monitoring_app_trace_case", args=[trace_id])
+        links.append(format_html('<a class="button" href="{}">Add to a monitoring tier</a>', url))
+    return links
+
+
+def _joined(parts: list[SafeString]) -> SafeString:
+    return format_html(" ".join(["{}"] * len(parts)), *parts) if parts else format_html("{}", "-")
 
 
 def _pretty(value: Any) -> str:
@@ -80,10 +116,6 @@ def action_page(
     return TemplateResponse(request, "admin/monitoring_app/trace_action.html", context)
 
 
-class AcknowledgeForm(forms.Form):
-    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="What you found or did.")
-
-
 class IncidentFromTraceForm(forms.Form):
     title = forms.CharField(max_length=300)
     severity = forms.ChoiceField(choices=Severity.choices, initial=Severity.MEDIUM)
@@ -99,7 +131,7 @@ class CaseFromTraceForm(forms.Form):
 
 
 @admin.register(Trace)
-class TraceAdmin(admin.ModelAdmin):
+class TraceAdmin(ViewerMixin, admin.ModelAdmin):
     """Traces are evidence: nobody edits one; they leave only by the retention purge."""
 
     list_display = ["client_id", "time", "source", "release", "latency_ms", "refused", "escalated", "thumbs"]
@@ -143,21 +175,9 @@ class TraceAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def get_form(self, request: HttpRequest, obj: Trace | None = None, **kwargs: Any) -> Any:
-        self._request = request  # the buttons shown depend on who is looking
-        return super().get_form(request, obj, **kwargs)
-
     @admin.display(description="Feed the suite")
     def feed_buttons(self, obj: Trace) -> SafeString:
-        user = getattr(self, "_request", None) and self._request.user
-        buttons = []
-        if user and user.has_perm("datasets_app.add_incident"):
-            url = reverse("admin:monitoring_app_trace_incident", args=[obj.pk])
-            buttons.append(format_html('<a class="button" href="{}">Report as an incident</a>', url))
-        if user and user.has_perm("datasets_app.add_case"):
-            url = reverse("admin:monitoring_app_trace_case", args=[obj.pk])
-            buttons.append(format_html('<a class="button" href="{}">Add to a monitoring tier</a>', url))
-        return format_html(" ".join(["{}"] * len(buttons)), *buttons) if buttons else "-"
+        return _joined(feed_links(obj.pk))
 
     def _feed_view(
         self, request: HttpRequest, pk: int, form_class: type[forms.Form], *, title: str, submit: str,
@@ -379,8 +399,26 @@ class TraceGradeInline(admin.TabularInline):
         return False
 
 
+DISMISS = Decision(
+    "dismiss",
+    "Dismiss this flagged trace",
+    perform=lambda user, sample, reason: services.dismiss_review(sample, actor=user, note=reason),
+    allowed=lambda user, sample: services.review_refusal(sample, user) is None,
+    reason_required=True,
+    explanation="Say why the trace needs no case or incident; it is kept with the review.",
+)
+ACKNOWLEDGE = Decision(
+    "acknowledge",
+    "Acknowledge this alert",
+    perform=lambda user, alert, reason: services.acknowledge_alert(alert, actor=user, note=reason),
+    allowed=lambda user, alert: services.acknowledge_refusal(alert, user) is None,
+    reason_required=True,
+    explanation="Say what you found or did about this drift; it is kept with the alert.",
+)
+
+
 @admin.register(MonitorSample)
-class MonitorSampleAdmin(admin.ModelAdmin):
+class MonitorSampleAdmin(ViewerMixin, DecisionsMixin, admin.ModelAdmin):
     """Graded production traces, browsable like case results: the trace, its grades, why."""
 
     list_display = ["time", "trace_link", "monitor", "release", "failure_class", "passed", "status", "review"]
@@ -453,23 +491,12 @@ class MonitorSampleAdmin(admin.ModelAdmin):
             reasons.append(f"negative feedback{said}")
         return "; ".join(reasons) or "-"
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        self._request = request  # the next steps shown depend on who looks
-        return super().get_form(request, obj, **kwargs)
-
     @admin.display(description="Next steps")
     def next_steps(self, obj: MonitorSample) -> SafeString:
-        user = getattr(self, "_request", None) and self._request.user
-        links = []
-        if user and user.has_perm("datasets_app.add_incident"):
-            url = reverse("admin:monitoring_app_trace_incident", args=[obj.trace_id])
-            links.append(format_html('<a class="button" href="{}">Report as an incident</a>', url))
-        if user and user.has_perm("datasets_app.add_case"):
-            url = reverse("admin:monitoring_app_trace_case", args=[obj.trace_id])
-            links.append(format_html('<a class="button" href="{}">Add to a monitoring tier</a>', url))
-        if user and obj.review == "waiting" and services.review_refusal(obj, user) is None:
-            links.append(format_html("{}", "or dismiss it from the list (action: Dismiss)"))
-        return format_html(" ".join(["{}"] * len(links)), *links) if links else "-"
+        return _joined(feed_links(obj.trace_id))
+
+    def get_decisions(self, request: HttpRequest, obj: MonitorSample) -> list[Decision]:
+        return [DISMISS]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # samples are settled by the dismiss action or by what is made of the trace
@@ -495,7 +522,7 @@ class MonitorSampleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(DecisionsMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "monitor",
@@ -523,51 +550,14 @@ class AlertAdmin(admin.ModelAdmin):
         "webhook_status",
         ("acknowledged_by", "acknowledged_at"),
         "note",
-        "acknowledge_button",
     ]
 
-    def get_urls(self) -> list:
-        view = self.admin_site.admin_view
-        return [
-            path(
-                "<int:pk>/acknowledge/", view(self.acknowledge_view), name="monitoring_app_alert_acknowledge"
-            ),
-            *super().get_urls(),
-        ]
-
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # The page of an alert only shows it; acknowledging goes through its own form (or the action).
+        # The page of an alert only shows it; acknowledging is a decision (or the changelist action).
         return obj is None and super().has_change_permission(request, obj)
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        self._request = request  # whether the acknowledge button shows depends on who looks
-        return super().get_form(request, obj, **kwargs)
-
-    @admin.display(description="Acknowledge")
-    def acknowledge_button(self, obj: Alert) -> SafeString:
-        request = getattr(self, "_request", None)
-        if request is None or services.acknowledge_refusal(obj, request.user):
-            return format_html("{}", "-")
-        url = reverse("admin:monitoring_app_alert_acknowledge", args=[obj.pk])
-        return format_html('<a class="button" href="{}">Acknowledge this alert</a>', url)
-
-    def acknowledge_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        alert = get_object_or_404(Alert.objects.select_related("monitor", "rule"), pk=pk)
-        if not self.has_view_permission(request, alert):
-            raise PermissionDenied
-        form = AcknowledgeForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                services.acknowledge_alert(alert, actor=request.user, note=form.cleaned_data["note"])
-            except PermissionDenied as exc:
-                messages.error(request, str(exc))
-            else:
-                messages.success(request, f"Alert {alert} acknowledged.")
-                return HttpResponseRedirect(reverse("admin:monitoring_app_alert_change", args=[alert.pk]))
-        return action_page(
-            self, request, alert, title="Acknowledge the alert", form=form, submit="Acknowledge",
-            explanation="Say what you found or did about this drift; it is kept with the alert.",
-        )  # fmt: skip
+    def get_decisions(self, request: HttpRequest, obj: Alert) -> list[Decision]:
+        return [ACKNOWLEDGE]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f for group in self.fields for f in (group if isinstance(group, tuple) else (group,))]

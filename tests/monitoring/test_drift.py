@@ -213,17 +213,20 @@ def test_the_alert_page_acknowledges_for_the_owner_only(client, monitor, django_
     with django_capture_on_commit_callbacks(execute=True):
         [alert] = drift.evaluate_monitor(monitor, now=T0 + 2 * HOUR)
     page = f"/admin/monitoring_app/alert/{alert.pk}/change/"
-    form = f"/admin/monitoring_app/alert/{alert.pk}/acknowledge/"
+    form = f"/admin/monitoring_app/alert/{alert.pk}/decide/acknowledge/"
     other = make_user(roles=("Gate owner",), is_staff=True)
     client.force_login(other)
     assert b"Acknowledge this alert" not in client.get(page).content
-    client.post(form, {"note": "not mine"})
+    client.post(form, {"confirmed": "yes", "reason": "not mine"})
     alert.refresh_from_db()
     assert alert.acknowledged_at is None
     monitor.owner.is_staff = True
     monitor.owner.save()
     client.force_login(monitor.owner)
     assert b"Acknowledge this alert" in client.get(page).content
-    assert client.post(form, {"note": "upstream refusal policy changed"}).status_code == 302
+    assert (
+        client.post(form, {"confirmed": "yes", "reason": "upstream refusal policy changed"}).status_code
+        == 302
+    )
     alert.refresh_from_db()
     assert (alert.acknowledged_by, alert.note) == (monitor.owner, "upstream refusal policy changed")

@@ -182,3 +182,20 @@ def test_the_api_feeds_the_suite_within_a_tokens_reach(api_client, world):
         == 403
     )
     assert Incident.objects.count() == 1 and Case.objects.filter(dataset=other_dataset).count() == 0
+
+
+def test_the_sample_page_dismisses_for_the_datasets_owner_only(client, world):
+    sample = MonitorSample.objects.get(trace=world["trace"])
+    page = f"/admin/monitoring_app/monitorsample/{sample.pk}/change/"
+    decide = f"/admin/monitoring_app/monitorsample/{sample.pk}/decide/dismiss/"
+    other = make_user(roles=("Dataset owner",), is_staff=True)
+    client.force_login(other)
+    assert b"Dismiss this flagged trace" not in client.get(page).content
+    client.post(decide, {"confirmed": "yes", "reason": "not mine"})
+    sample.refresh_from_db()
+    assert sample.review == ReviewStatus.WAITING
+    client.force_login(world["dataset_owner"])
+    assert b"Dismiss this flagged trace" in client.get(page).content
+    assert client.post(decide, {"confirmed": "yes", "reason": "known, fixed in v8"}).status_code == 302
+    sample.refresh_from_db()
+    assert (sample.review, sample.review_note) == (ReviewStatus.DISMISSED, "known, fixed in v8")
