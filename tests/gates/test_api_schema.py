@@ -1,5 +1,6 @@
 """The OpenAPI schema generates without warnings and the docs work air-gapped."""
 
+import re
 from io import StringIO
 
 import pytest
@@ -28,5 +29,8 @@ def test_interactive_docs_load_assets_from_our_static_files(client):
     assert response.status_code == 200
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
-    assert "cdn" not in html.lower()
+    # Every script and stylesheet is ours: no src/href points off the server (a random
+    # CSRF token may spell "cdn", so look at the URLs, not the text).
+    external = re.findall(r'(?:src|href)="((?:https?:)?//[^"]*)"', html)
+    assert external == [], external
     assert client.get("/api/schema/").status_code == 200
