@@ -144,6 +144,9 @@ EVALGATE_UPLOAD_TTL_S = env_int("EVALGATE_UPLOAD_TTL_S", 24 * 3600)
 # whose trace's root span never arrived are assembled as they are after this many seconds.
 EVALGATE_TRACE_RETENTION_DAYS = env_int("EVALGATE_TRACE_RETENTION_DAYS", 30)
 EVALGATE_OTLP_ASSEMBLY_WAIT_S = env_int("EVALGATE_OTLP_ASSEMBLY_WAIT_S", 300)
+# Chart windows are rolled up once this long past their end (traces arriving later than that
+# invalidate the source's rollups; see monitoring_app.rollups).
+EVALGATE_ROLLUP_SETTLE_MINUTES = env_int("EVALGATE_ROLLUP_SETTLE_MINUTES", 15)
 # Embedded mode: a web process's first request finishes runs whose process was killed.
 EVALGATE_RECOVER_ON_START = env_bool("EVALGATE_RECOVER_ON_START", default=True)
 # The cache holds API rate-limit counters: shared through Redis when there is one.

@@ -12,6 +12,7 @@ served alongside the candidate meanwhile (a canary rollout).
 """
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -102,15 +103,26 @@ def production_verdict(
     baseline = baseline or previous_release(gate, candidate, first)
     current = traffic.filter(release=candidate, time__gte=first, time__lt=end)
     before = traffic.filter(release=baseline or "", time__gte=first - length, time__lt=end)
+    # Every metric but pass rates in two scans of each window, whatever the number of rules.
+    specs = list({r.metric: windows.get_metric(r.metric) for r in rules if r.metric != "pass_rate"}.values())
+    count, measured = windows.measure_window(specs, current)
+    base_count, base_measured = windows.measure_window(specs, before) if baseline else (0, {})
     body.update(
         baseline=baseline,
         window={"start": first.isoformat(), "end": end.isoformat()},
-        traces=current.count(),
-        baseline_traces=before.count() if baseline else 0,
+        traces=count,
+        baseline_traces=base_count,
     )
-    results = []
-    for rule in rules:
-        results.append(_evaluate(rule, gate, current, before if baseline else None, body))
+
+    def in_candidate(rule: GateRule) -> windows.Measure:
+        return measured[rule.metric] if rule.metric in measured else _measure(rule, gate, current)
+
+    def in_baseline(rule: GateRule) -> windows.Measure:
+        return base_measured[rule.metric] if rule.metric in base_measured else _measure(rule, gate, before)
+
+    results = [
+        _evaluate(rule, gate, in_candidate(rule), in_baseline if baseline else None, body) for rule in rules
+    ]
     body["rules"] = results
     body["verdict"] = verdict_for(results)
     return body
@@ -144,12 +156,17 @@ def _undecided(rule: GateRule, note: str) -> dict[str, Any]:
 
 
 def _evaluate(
-    rule: GateRule, gate: Gate, current: QuerySet[Trace], before: QuerySet[Trace] | None, body: dict[str, Any]
+    rule: GateRule,
+    gate: Gate,
+    found: windows.Measure,
+    baseline: Callable[[GateRule], windows.Measure] | None,
+    body: dict[str, Any],
 ) -> dict[str, Any]:
+    """One rule's row: ``found`` in the candidate's window; ``baseline`` measures the baseline's
+    (None when no earlier release served the sources)."""
     spec = windows.get_metric(rule.metric)
     row = _row(rule)
     direction = row["direction"]
-    found = _measure(rule, gate, current)
     row.update(value=found.value, interval=list(found.interval) if found.interval else None, n=found.n)
     row["errored"] = found.errored
     minimum = gate.production_min_traces
@@ -176,13 +193,13 @@ def _evaluate(
             return row
         row["outcome"] = Outcome.PASS if clears(value) else Outcome.FAIL
         return row
-    if before is None:
+    if baseline is None:
         row["note"] = "no earlier release served the gate's sources: nothing to compare with"
         return row
     if body["baseline_traces"] < minimum:
         row["note"] = f"only {body['baseline_traces']} trace(s) of {body['baseline']}; needs {minimum}"
         return row
-    base = _measure(rule, gate, before)
+    base = baseline(rule)
     row["baseline"] = base.value
     comparison = windows.compare(spec, found, base, rule.margin, direction)
     row["difference"] = comparison.difference

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from evalproject.queues import enqueue
-from monitoring_app import windows
+from monitoring_app import rollups, windows
 from monitoring_app.choices import Reference, SampleStatus
 from monitoring_app.models import Alert, AlertRule, Monitor, MonitorSample
 
@@ -106,7 +106,11 @@ def evaluate_monitor(monitor: Monitor, *, now: dt.datetime | None = None) -> lis
 
 def evaluate_all(*, now: dt.datetime | None = None) -> int:
     """Periodic: evaluate every active monitor. Returns how many alerts fired."""
-    return sum(len(evaluate_monitor(m, now=now)) for m in Monitor.objects.filter(active=True))
+    fired = 0
+    for monitor in Monitor.objects.filter(active=True):
+        fired += len(evaluate_monitor(monitor, now=now))
+        warm_charts(monitor, now=now)
+    return fired
 
 
 def alert_payload(alert: Alert) -> dict[str, Any]:
@@ -215,49 +219,40 @@ CHART_WINDOWS = 24  # how many windows back the monitor page draws (a day of hou
 def charts(monitor: Monitor, *, now: dt.datetime | None = None) -> list[tuple[str, str, list, list, list]]:
     """What the monitor page draws: for each alert rule (and each grader's pass rate), the
     metric over the last windows, with the alerts fired and the releases that started in them.
-    Returns (title, unit, points, alerts, releases) per chart."""
-    from django.db.models import Min
-
+    Returns (title, unit, points, alerts, releases) per chart. Settled windows come from their
+    rollups (monitoring_app.rollups)."""
     from monitoring_app.charts import as_points
 
     last = last_complete_window(monitor, now)
     width = last.end - last.start
     start = last.end - CHART_WINDOWS * width
-    traces = windows.monitor_traces(monitor)
-    samples = graded_samples(monitor)
     wanted: list[tuple[str, str, int | None, str]] = []
     for rule in monitor.alert_rules.filter(active=True).select_related("grader"):
         wanted.append((rule.metric, rule.grader.slug if rule.grader else "", rule.grader_id, rule.name))
     for grader in monitor.graders.all():
         if not any(w[0] == "pass_rate" and w[2] == grader.pk for w in wanted):
             wanted.append(("pass_rate", grader.slug, grader.pk, ""))
-    releases = list(
-        traces.filter(time__gte=start, time__lt=last.end)
-        .exclude(release="")
-        .values("release")
-        .annotate(first=Min("time"))
-        .order_by("first")
-        .values_list("first", "release")
-    )
+    series = [rollups.Series(metric, gid if metric == "pass_rate" else None) for metric, _, gid, _ in wanted]
+    drawn = rollups.draw(monitor, list(dict.fromkeys(series)), start, CHART_WINDOWS, width, now=now)
     fired = list(
         monitor.alerts.filter(window_start__gte=start).values_list(
             "rule__metric", "rule__grader_id", "window_start", "value", "rule__name"
         )
     )
-    # Every pass rate in one query (grouped by grader); each other metric in its own.
-    grader_ids = [w[2] for w in wanted if w[0] == "pass_rate" and w[2] is not None]
-    pass_rates = windows.pass_rate_series(samples, grader_ids, start, last.end, width) if grader_ids else {}
     out = []
-    for metric, grader_slug, grader_id, name in wanted:
-        spec = windows.get_metric(metric)
-        if metric == "pass_rate":
-            found = pass_rates.get(grader_id, [])
-        else:
-            found = windows.series(spec, traces, start, last.end, width)
+    for (metric, grader_slug, grader_id, name), line in zip(wanted, series, strict=True):
         title = f"{metric} ({grader_slug})" if grader_slug else metric
         if name:
             title = f"{name}: {title}"
         alerts = [(w, v, n) for m, g, w, v, n in fired if m == metric and g == grader_id]
         unit = "ms" if metric.endswith("_ms") else ("USD" if metric.endswith("_usd") else "")
-        out.append((title, unit, as_points(found), alerts, releases))
+        out.append((title, unit, as_points(drawn.series[line.key]), alerts, drawn.releases))
     return out
+
+
+def warm_charts(monitor: Monitor, *, now: dt.datetime | None = None) -> None:
+    """Periodic, after the evaluation: roll up the windows the page will draw, and clear the
+    rollups that no longer count."""
+    charts(monitor, now=now)
+    last = last_complete_window(monitor, now)
+    rollups.clear_stale(monitor, keep_after=last.end - CHART_WINDOWS * (last.end - last.start))

@@ -14,7 +14,7 @@ from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
 from evalproject.bulk import copy_insert
-from monitoring_app import genai, online, redaction
+from monitoring_app import genai, online, redaction, rollups
 from monitoring_app.choices import TraceOrigin
 from monitoring_app.models import PendingSpan, Source, Trace
 from monitoring_app.records import TraceRecord, parse_records
@@ -90,8 +90,9 @@ def store_records(
     by_source: dict[int, list[tuple[TraceRecord, Source]]] = defaultdict(list)
     for record, source in zip(records, sources, strict=True):
         by_source[source.pk].append((record, source))
+    late: set[int] = set()
     with transaction.atomic():
-        for pairs in by_source.values():
+        for source_id, pairs in by_source.items():
             rows = [
                 {"source_id": source.pk, "origin": origin, **_redacted(record, source, rules_cache).columns()}
                 for record, source in pairs
@@ -102,7 +103,11 @@ def store_records(
             result.stored += [pk for pk, _ in written]
             stored_ids = {client_id for _, client_id in written}
             result.duplicates += [row["client_id"] for row in rows if row["client_id"] not in stored_ids]
+            if rollups.touches_settled(row["time"] for row in rows if row["client_id"] in stored_ids):
+                late.add(source_id)
         online.sample_traces(set(by_source), result.stored)
+        if late:  # last, so the source rows stay locked for as short a time as possible
+            rollups.invalidate(late)
     return result
 
 
@@ -272,5 +277,7 @@ def purge_expired_traces(*, now: dt.datetime | None = None, batch: int = 10_000)
             )
             if not ids:
                 break
-            deleted += Trace.objects.filter(pk__in=ids).delete()[1].get("monitoring_app.Trace", 0)
+            with transaction.atomic():
+                deleted += Trace.objects.filter(pk__in=ids).delete()[1].get("monitoring_app.Trace", 0)
+                rollups.invalidate([source.pk])
     return deleted

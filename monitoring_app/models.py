@@ -32,8 +32,14 @@ class Source(models.Model):
         blank=True,
         help_text="Traces older than this are purged (empty: EVALGATE_TRACE_RETENTION_DAYS).",
     )
+    rollup_epoch = models.PositiveBigIntegerField(
+        default=0,
+        editable=False,
+        help_text="Bumped when traces land in (or leave) windows already rolled up: older rollups "
+        "of the source's monitors stop counting (monitoring_app.rollups).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=["rollup_epoch"])
 
     class Meta:
         ordering = ["slug"]
@@ -394,3 +400,38 @@ class TraceGrade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grader_id} on {self.sample_id}"
+
+
+class WindowRollup(models.Model):
+    """One series of a monitor's charts over one settled window, as computed from its traces
+    (monitoring_app.rollups): a chart reads these instead of scanning a day of traffic again.
+
+    Valid only for the source's current ``rollup_epoch`` and the monitor's current ``scope``
+    (its filter and window width); anything else is ignored and cleared by the periodic
+    evaluation.
+    """
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=16)
+    epoch = models.PositiveBigIntegerField()
+    key = models.CharField(max_length=100, help_text='A metric, "pass_rate:<grader id>" or "releases".')
+    window_start = models.DateTimeField()
+    n = models.PositiveIntegerField(default=0)
+    successes = models.PositiveIntegerField(default=0)
+    errored = models.PositiveIntegerField(default=0)
+    value = models.FloatField(null=True)
+    low = models.FloatField(null=True)
+    high = models.FloatField(null=True)
+    variance = models.FloatField(default=0.0)
+    releases = models.JSONField(default=dict, help_text="releases key: each release's first trace time.")
+    computed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["monitor", "scope", "epoch", "key", "window_start"], name="window_rollup_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} of monitor {self.monitor_id} at {self.window_start:%Y-%m-%d %H:%M}"

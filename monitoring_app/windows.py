@@ -171,14 +171,82 @@ def measure(
     if spec.kind == MEAN:
         value = _TOKENS if spec.column == "tokens" else F(spec.column)
         row = traces.filter(spec.counted).aggregate(n=Count("pk"), m=Avg(value), m2=Avg(value * value))
-        n = row["n"]
-        if not n:
-            return Measure(None, None, 0)
-        m = float(row["m"])
-        variance = max(0.0, float(row["m2"]) - m * m) * n / (n - 1) if n > 1 else 0.0
-        interval = stats.mean_interval_from(m, variance, n)
-        return Measure(m, interval, n, variance=variance)
+        return _mean(row["m"], row["m2"], row["n"])
     return _quantile(traces, spec.column, QUANTILES[spec.kind])
+
+
+def measure_window(specs: list[WindowMetric], traces: QuerySet[Trace]) -> tuple[int, dict[str, Measure]]:
+    """The traces' count and every metric of ``specs`` but pass rates over them, in two scans
+    whatever their number: one aggregate (counts, rates, means, and how many values each
+    percentile has), then one query for all the percentiles' order statistics."""
+    traces = traces.order_by()
+    aggregates: dict[str, Any] = {"traces": Count("pk")}
+    for spec in specs:
+        counted = spec.counted if spec.counted else None
+        if spec.kind == RATE:
+            aggregates[f"{spec.key}__n"] = Count("pk", filter=counted)
+            aggregates[f"{spec.key}__x"] = Count("pk", filter=spec.hit & spec.counted)
+        elif spec.kind == MEAN:
+            value = _TOKENS if spec.column == "tokens" else F(spec.column)
+            aggregates[f"{spec.key}__n"] = Count("pk", filter=counted)
+            aggregates[f"{spec.key}__m"] = Avg(value, filter=counted)
+            aggregates[f"{spec.key}__m2"] = Avg(value * value, filter=counted)
+        elif spec.kind in QUANTILES:
+            aggregates[f"{spec.key}__n"] = Count(spec.column)
+    row = traces.aggregate(**aggregates)
+    out: dict[str, Measure] = {}
+    quantiles = []
+    for spec in specs:
+        n = row.get(f"{spec.key}__n") or 0
+        if spec.kind == RATE:
+            out[spec.key] = _rate(row[f"{spec.key}__x"], n)
+        elif spec.kind == MEAN:
+            out[spec.key] = _mean(row[f"{spec.key}__m"], row[f"{spec.key}__m2"], n)
+        elif spec.kind in QUANTILES:
+            if n:
+                quantiles.append((spec, n))
+            else:
+                out[spec.key] = Measure(None, None, 0)
+    if quantiles:
+        out.update(_quantiles(traces, quantiles))
+    return row["traces"], out
+
+
+def _mean(m: Any, m2: Any, n: int) -> Measure:
+    if not n or m is None:
+        return Measure(None, None, 0)
+    m = float(m)
+    variance = max(0.0, float(m2) - m * m) * n / (n - 1) if n > 1 else 0.0
+    return Measure(m, stats.mean_interval_from(m, variance, n), n, variance=variance)
+
+
+def _quantiles(traces: QuerySet[Trace], wanted: list[tuple[WindowMetric, int]]) -> dict[str, Measure]:
+    """Several percentiles of the traces (each with its count of values known) in one query."""
+    if connection.vendor != "postgresql":
+        return {spec.key: _quantile(traces, spec.column, QUANTILES[spec.kind]) for spec, _ in wanted}
+    columns = sorted({spec.column for spec, _ in wanted})
+    sql, params = traces.values(*columns).query.sql_with_params()
+    selects, arguments = [], []
+    for spec, n in wanted:
+        q = QUANTILES[spec.kind]
+        low_rank, high_rank = stats.quantile_ranks(n, q)
+        column = f"t.v{columns.index(spec.column)}"
+        # percentile_disc(f) is the value at 1-based rank ceil(f * n): (rank - 0.5) / n picks it.
+        selects += [
+            f"percentile_cont(%s) WITHIN GROUP (ORDER BY {column})",
+            f"percentile_disc(%s) WITHIN GROUP (ORDER BY {column})",
+            f"percentile_disc(%s) WITHIN GROUP (ORDER BY {column})",
+        ]
+        arguments += [q, (low_rank - 0.5) / n, (high_rank - 0.5) / n]
+    names = ", ".join(f"v{i}" for i in range(len(columns)))
+    with _sorting(P95) as cursor:
+        cursor.execute(f"SELECT {', '.join(selects)} FROM ({sql}) AS t({names})", [*arguments, *params])
+        found = cursor.fetchone()
+    out = {}
+    for i, (spec, n) in enumerate(wanted):
+        value, low, high = found[3 * i : 3 * i + 3]
+        out[spec.key] = Measure(float(value), (float(low), float(high)), n)
+    return out
 
 
 @contextlib.contextmanager
@@ -258,7 +326,7 @@ def compare(
 # --- Series: one metric over consecutive windows, in two queries whatever their number ------
 
 
-def _bucket_sql(column: str, width_s: int) -> str:
+def bucket_sql(column: str, width_s: int) -> str:
     """The window number of a timestamp column (windows aligned on the epoch)."""
     if connection.vendor == "postgresql":
         return f"floor(extract(epoch from {column}) / {int(width_s)})::bigint"
@@ -300,7 +368,7 @@ def series(
     traces = in_window(traces, start, end)
     rows = _values(spec, traces)
     sql, params = rows.query.sql_with_params()
-    bucket = _bucket_sql("w.t", width_s)
+    bucket = bucket_sql("w.t", width_s)
     out: dict[int, Measure] = {}
     with _sorting(spec.kind) as cursor:
         if spec.kind == RATE:
@@ -314,9 +382,7 @@ def series(
                 params,
             )
             for number, n, m, m2 in cursor.fetchall():
-                m = float(m)
-                variance = max(0.0, float(m2) - m * m) * n / (n - 1) if n > 1 else 0.0
-                out[int(number)] = Measure(m, stats.mean_interval_from(m, variance, n), n, variance=variance)
+                out[int(number)] = _mean(m, m2, int(n))
         else:
             out = _quantile_series(cursor, sql, params, bucket, QUANTILES[spec.kind])
     return [
@@ -344,7 +410,7 @@ def pass_rate_series(
         .values_list("t", "g", "v")
     )
     sql, params = rows.query.sql_with_params()
-    bucket = _bucket_sql("w.t", width_s)
+    bucket = bucket_sql("w.t", width_s)
     hits = "sum(CASE WHEN w.v THEN 1 ELSE 0 END)"
     out: dict[int, list[tuple[dt.datetime, Measure]]] = {}
     with connection.cursor() as cursor:

@@ -230,3 +230,21 @@ def test_the_alert_page_acknowledges_for_the_owner_only(client, monitor, django_
     )
     alert.refresh_from_db()
     assert (alert.acknowledged_by, alert.note) == (monitor.owner, "upstream refusal policy changed")
+
+
+def test_a_window_measured_in_two_scans_equals_each_metric_measured_alone(monitor):
+    traffic(monitor.source, T0, 400, refused_share=0.1)
+    traces = windows.in_window(windows.monitor_traces(monitor), T0, T0 + HOUR)
+    specs = [spec for spec in windows.METRICS.values() if not spec.needs_grader]
+    with CaptureQueriesContext(connection) as queries:
+        count, together = windows.measure_window(specs, traces)
+    assert count == 400
+    if connection.vendor == "postgresql":
+        scans = [q for q in queries.captured_queries if "monitoring_app_trace" in q["sql"]]
+        assert len(scans) == 2  # the aggregate, then every percentile
+    for spec in specs:
+        alone = windows.measure(spec, traces)
+        assert (together[spec.key].n, together[spec.key].successes) == (alone.n, alone.successes), spec.key
+        assert together[spec.key].value == pytest.approx(alone.value), spec.key
+        assert together[spec.key].interval == pytest.approx(alone.interval), spec.key
+    assert together["latency_p95_ms"].n == 400 and together["ttft_p95_ms"].n == 0
