@@ -91,6 +91,7 @@ def store_records(
     for record, source in zip(records, sources, strict=True):
         by_source[source.pk].append((record, source))
     late: set[int] = set()
+    new_rows: list[dict[str, Any]] = []
     with transaction.atomic():
         for source_id, pairs in by_source.items():
             rows = [
@@ -101,11 +102,12 @@ def store_records(
             # concurrent request) and says what it wrote: every other id is a duplicate.
             written = insert_traces(rows)
             result.stored += [pk for pk, _ in written]
-            stored_ids = {client_id for _, client_id in written}
-            result.duplicates += [row["client_id"] for row in rows if row["client_id"] not in stored_ids]
-            if rollups.touches_settled(row["time"] for row in rows if row["client_id"] in stored_ids):
+            pks = {client_id: pk for pk, client_id in written}  # a batch never repeats an id
+            result.duplicates += [row["client_id"] for row in rows if row["client_id"] not in pks]
+            new_rows += [{**row, "pk": pks[row["client_id"]]} for row in rows if row["client_id"] in pks]
+            if rollups.touches_settled(row["time"] for row in rows if row["client_id"] in pks):
                 late.add(source_id)
-        online.sample_traces(set(by_source), result.stored)
+        online.sample_traces(new_rows)
         if late:  # last, so the source rows stay locked for as short a time as possible
             rollups.invalidate(late)
     return result

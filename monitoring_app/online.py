@@ -8,14 +8,14 @@ death, the periodic retry) never doubles a grade. Judge spend is bounded per mon
 
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, F, Q
-from django.db.models.fields.json import KT
+from django.db.models import F, Q
 from django.utils import timezone
 
 from evalproject.bulk import copy_insert
@@ -26,7 +26,7 @@ from grading_app.models import Grader, RubricVersion
 from grading_app.services.runs import rubric_version_for
 from monitoring_app.choices import ReviewStatus, SampleStatus, Thumbs
 from monitoring_app.models import Monitor, MonitorSample, TraceGrade
-from monitoring_app.windows import monitor_traces
+from monitoring_app.windows import watches
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ JOB_BATCH = 100  # samples per grading job
 CLAIM_MAX = 500  # samples a job grades at most: its own, and the backlog of their monitors
 LEASE = dt.timedelta(minutes=5)  # a claimed sample is another job's again after this
 STALE_AFTER = dt.timedelta(minutes=5)  # a pending sample this old lost its job: enqueued again
-NEGATIVE = Q(thumbs=Thumbs.DOWN) | Q(feedback_score__lt=0.5)
 TRACE_METRICS = (
     "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "cost_usd", "retries", "refused", "escalated",
 )  # fmt: skip
@@ -48,44 +47,61 @@ def sampled(monitor_id: int, client_id: str, rate: float) -> bool:
     return int.from_bytes(digest, "big") < rate * 2**64
 
 
-def sample_traces(source_ids: set[int], trace_ids: list[int]) -> int:
-    """Inside the storing transaction: each active monitor of these sources samples the new
+def sample_traces(written: list[dict[str, Any]]) -> int:
+    """Inside the storing transaction: each active monitor of the traces' sources samples the new
     traces it watches (plus every one with negative feedback, for review); grading jobs are
-    enqueued for after commit. Returns how many samples were taken."""
-    if not trace_ids:
+    enqueued for after commit. ``written`` are the stored traces' columns with their ``pk``:
+    decided from them, without reading the traces back. Returns how many samples were taken."""
+    if not written:
         return 0
-    taken = 0
-    for monitor in Monitor.objects.filter(source_id__in=source_ids, active=True):
-        watched = (
-            monitor_traces(monitor)
-            .filter(pk__in=trace_ids)
-            .annotate(
-                failure_class=KT("metadata__failure_class"),
-                negative=ExpressionWrapper(NEGATIVE, output_field=BooleanField()),
-            )
-            .values_list("pk", "client_id", "time", "release", "failure_class", "negative")
-        )
-        rows = []
-        for pk, client_id, time, release, failure_class, negative in watched:
-            in_sample = monitor.sample_rate > 0 and sampled(monitor.pk, client_id, monitor.sample_rate)
-            if in_sample or negative:
+    by_source: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in written:
+        by_source[row["source_id"]].append(row)
+    rows = []
+    for monitor in Monitor.objects.filter(source_id__in=list(by_source), active=True):
+        for row in by_source[monitor.source_id]:
+            if not watches(monitor, row):
+                continue
+            in_sample = monitor.sample_rate > 0 and sampled(monitor.pk, row["client_id"], monitor.sample_rate)
+            if in_sample or _negative(row):
                 rows.append(
-                    MonitorSample(
-                        monitor=monitor,
-                        trace_id=pk,
-                        time=time,
-                        release=release,
-                        failure_class=str(failure_class or "")[:64],
-                        in_sample=in_sample,
-                    )
+                    {
+                        "monitor_id": monitor.pk,
+                        "trace_id": row["pk"],
+                        "time": row["time"],
+                        "release": row["release"],
+                        "failure_class": _failure_class(row.get("metadata")),
+                        "in_sample": in_sample,
+                    }
                 )
-        if not rows:
-            continue
-        # The traces are new (stored in this transaction): no sample of them can exist yet.
-        ids = [sample.pk for sample in MonitorSample.objects.bulk_create(rows)]
-        enqueue_grading(monitor.pk, ids)
-        taken += len(ids)
-    return taken
+    if not rows:
+        return 0
+    # The traces are new (stored in this transaction): no sample of them can exist yet.
+    if connection.vendor == "postgresql":
+        taken = copy_insert(MonitorSample, rows, returning=("monitor_id", "id"))
+    else:
+        created = MonitorSample.objects.bulk_create([MonitorSample(**row) for row in rows])
+        taken = [(sample.monitor_id, sample.pk) for sample in created]
+    by_monitor: dict[int, list[int]] = defaultdict(list)
+    for monitor_id, pk in taken:
+        by_monitor[monitor_id].append(pk)
+    for monitor_id, ids in by_monitor.items():
+        enqueue_grading(monitor_id, ids)
+    return len(taken)
+
+
+def _negative(row: dict[str, Any]) -> bool:
+    """Negative feedback: thumbs down, or a score under 0.5."""
+    score = row.get("feedback_score")
+    return row.get("thumbs") == Thumbs.DOWN or (score is not None and score < 0.5)
+
+
+def _failure_class(metadata: Any) -> str:
+    """metadata.failure_class as text, as the database's ->> gives it."""
+    value = metadata.get("failure_class") if isinstance(metadata, dict) else None
+    if value is None:
+        return ""
+    return (value if isinstance(value, str) else json.dumps(value))[:64]
 
 
 def enqueue_grading(monitor_id: int, sample_ids: list[int], *, attempt: int = 1) -> None:

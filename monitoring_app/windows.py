@@ -9,12 +9,13 @@ alert or a verdict only says "worse" when the difference is beyond noise.
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Avg, BooleanField, Count, ExpressionWrapper, F, FloatField, Q, QuerySet
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 
 from grading_app import stats
@@ -130,9 +131,38 @@ def monitor_traces(monitor: Monitor) -> QuerySet[Trace]:
     traces = Trace.objects.filter(source_id=monitor.source_id)
     if monitor.release:
         traces = traces.filter(release=monitor.release)
-    for key, value in (monitor.metadata_filter or {}).items():
-        traces = traces.filter(**{f"metadata__{key}": value})
+    for i, (key, value) in enumerate((monitor.metadata_filter or {}).items()):
+        # The key as one top-level key, whatever it spells ("a__b", "contains"): never a lookup.
+        traces = traces.alias(**{f"metadata_key_{i}": KeyTransform(str(key), "metadata")})
+        traces = traces.filter(**{f"metadata_key_{i}": value})
     return traces
+
+
+def watches(monitor: Monitor, row: Mapping[str, Any]) -> bool:
+    """Whether a trace, given by its columns, is one that ``monitor_traces(monitor)`` selects:
+    the same filter decided in memory, for traces being stored (before anything reads them back).
+    Values compare as JSON does: true is not 1, 1 is 1.0."""
+    if row["source_id"] != monitor.source_id or (monitor.release and row["release"] != monitor.release):
+        return False
+    metadata = row.get("metadata")
+    for key, wanted in (monitor.metadata_filter or {}).items():
+        if not isinstance(metadata, dict) or str(key) not in metadata:
+            return False
+        if not _json_equal(metadata[str(key)], wanted):
+            return False
+    return True
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and a == b
 
 
 def in_window(queryset: QuerySet, start: dt.datetime, end: dt.datetime) -> QuerySet:

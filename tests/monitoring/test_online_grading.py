@@ -184,3 +184,44 @@ def test_a_job_grades_its_monitors_backlog_and_leases_keep_two_jobs_apart(
         assert online.retry_stale_samples() == 6
     assert MonitorSample.objects.filter(status=SampleStatus.GRADED).count() == 6
     assert TraceGrade.objects.count() == 6
+
+
+@pytest.mark.parametrize(
+    "metadata_filter",
+    [
+        {"route": "refunds"},
+        {"route": "refunds", "tier": 2},
+        {"tier": 2.0},
+        {"vip": True},
+        {"nested": {"a": [1, "x"]}},
+        {"contains": "x"},  # a key that spells a lookup is still a key
+        {"a__b": 1},  # and so is one with a double underscore
+        {"missing": None},
+    ],
+)
+def test_sampling_in_memory_watches_exactly_the_traces_the_windows_count(metadata_filter):
+    from django.db import connection
+
+    from monitoring_app.windows import monitor_traces, watches
+
+    if connection.vendor != "postgresql" and "vip" in metadata_filter:
+        pytest.skip("SQLite's JSON reads true as 1: the database, not Evalgate, cannot tell them apart")
+    source = make_source()
+    variants = [
+        {"route": "refunds", "tier": 2, "vip": True, "nested": {"a": [1, "x"]}, "contains": "x", "a__b": 1},
+        {"route": "refunds", "tier": 2.0, "vip": 1, "nested": {"a": [1]}, "missing": None},
+        {"route": "orders", "tier": "2", "vip": False, "contains": "y", "a": {"b": 1}},
+        {},
+    ]
+    raw = [
+        {"id": f"m-{i}", "time": T0.isoformat(), "release": "v2", "input": {"vars": {}}, "output": "ok",
+         "metadata": metadata}
+        for i, metadata in enumerate(variants)
+    ]  # fmt: skip
+    recs = parse_records(raw)
+    store_records(recs, [source] * len(recs))
+    monitor = make_monitor(source, sample_rate=1.0, metadata_filter=metadata_filter)
+    counted = set(monitor_traces(monitor).values_list("client_id", flat=True))
+    rows = source.traces.values("pk", "source_id", "client_id", "release", "metadata")
+    assert {row["client_id"] for row in rows if watches(monitor, row)} == counted
+    assert counted  # every filter above matches some variant
