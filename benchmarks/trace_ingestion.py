@@ -167,11 +167,11 @@ def _row(r: dict[str, Any], source_id: int, now: dt.datetime) -> tuple:
 def quiet(pg: Any) -> None:
     """Each timed part starts alike: dead rows vacuumed, and no checkpoint of an earlier part's
     writes running into its time (either can double a part's time on this machine)."""
-    pg.autocommit = True
+    was, pg.autocommit = pg.autocommit, True
     with pg.cursor() as cursor:
         cursor.execute("VACUUM monitoring_app_trace")
         cursor.execute("CHECKPOINT")
-    pg.autocommit = False
+    pg.autocommit = was
 
 
 def bulk_insert(rows: list[dict[str, Any]], source_id: int, batch: int, *, copy: bool = False) -> float:
@@ -260,6 +260,7 @@ def ingestion(args: argparse.Namespace, world: dict[str, Any], redis_url: str) -
         api_s = time.perf_counter() - started
         stored = sum(a["stored"] for a in answers)
         sampled = MonitorSample.objects.filter(monitor=world["monitor"]).count()
+        backlog = MonitorSample.objects.filter(monitor=world["monitor"], status=SampleStatus.PENDING).count()
         wait_until(
             lambda: (
                 not MonitorSample.objects.filter(
@@ -268,7 +269,7 @@ def ingestion(args: argparse.Namespace, world: dict[str, Any], redis_url: str) -
             ),
             timeout=600,
             what="the samples graded",
-            interval=0.5,
+            interval=0.05,
         )
         graded_s = time.perf_counter() - started
     finally:
@@ -288,17 +289,17 @@ def ingestion(args: argparse.Namespace, world: dict[str, Any], redis_url: str) -
     print(f"  plain bulk insert      {bulk_s:7.2f} s  {args.traces / bulk_s:8,.0f} traces/s  (executemany)")
     print(f"  COPY, the floor        {copy_s:7.2f} s  {args.traces / copy_s:8,.0f} traces/s")
     print(
-        f"  sampled for grading    {sampled:,} ({sampled / args.traces:.1%}), "
-        f"all graded {graded_s:.2f} s after the first post"
+        f"  sampled for grading    {sampled:,} ({sampled / args.traces:.1%}), {backlog:,} still pending "
+        f"when the last post returned, all graded {graded_s - api_s:.2f} s after it"
     )
     print_ratio("trace ingestion: API time / plain bulk insert", api_s / bulk_s, "<= 2")
     print_ratio("trace ingestion: API time / COPY", api_s / copy_s)
     print_ratio("trace ingestion: traces/s / 2,000", rate / 2000, ">= 1")
-    # Keeping up: the worker graded the whole sample in about the time the traffic took to arrive.
+    # Keeping up: the backlog never grows, so the last samples are graded moments after the last
+    # trace arrives. 1 would be "graded the instant it arrives"; 0.95 allows a lag of 5% of the
+    # traffic's duration (a falling-behind worker's lag grows with the traffic instead).
     print_ratio(
-        "online grading: sample graded per s / 10% of ingestion per s",
-        (sampled / graded_s) / (0.1 * rate),
-        ">= 1",
+        "online grading: ingestion time / time until every sample was graded", api_s / graded_s, ">= 0.95"
     )
 
 
