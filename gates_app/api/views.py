@@ -1,5 +1,7 @@
 """Public API v1 views: thin wrappers over gates_app.services."""
 
+from typing import Any
+
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -10,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gates_app import services
+from gates_app.api import bodies
 from gates_app.api.permissions import deploy_token, require_scope, visible_gates
 from gates_app.api.query import StrictQueryParams
 from gates_app.api.schema import error_responses
@@ -111,11 +114,28 @@ class CheckOutputsPage(StrictQueryParams, APIView):
 
 @extend_schema(responses={200: CheckSerializer, **error_responses()})
 class CheckDetail(StrictQueryParams, generics.RetrieveAPIView):
+    """A check. Deploy scripts poll this until it is decided, then often keep asking: a decided
+    check's body is served from the cache (gates_app.api.bodies), keyed by everything it can
+    still change with, so a decision or a gate setting takes effect on the next request."""
+
     serializer_class = CheckSerializer
 
     def get_queryset(self) -> QuerySet:
         require_scope(self.request, *READ_SCOPES)
         return checks_for(self.request)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        require_scope(request, *READ_SCOPES)
+        state = bodies.decided_state(Check.objects.filter(gate__in=visible_gates(request)), self.kwargs["pk"])
+        if state is None:
+            raise NotFound()
+        if state.key is None:  # not decided yet: its body changes as the run goes
+            return super().retrieve(request, *args, **kwargs)
+        body = bodies.cached(state.key)
+        if body is None:
+            body = super().retrieve(request, *args, **kwargs).data
+            bodies.keep(state.key, body)
+        return Response(bodies.for_request(body, request, state.pk))
 
 
 class GateVerdict(StrictQueryParams, APIView):
