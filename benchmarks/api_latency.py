@@ -155,7 +155,7 @@ def setup(clients: int) -> tuple[int, list[str]]:
     check.refresh_from_db()
     if not check.verdict:
         raise SystemExit("the check has no verdict: the benchmark would measure a pending check")
-    secrets = [create_token(name=f"ci-{n}", gates=[gate])[1] for n in range(clients)]
+    secrets = [create_token(name=f"ci-{n}", gates=[gate], actor=owner)[1] for n in range(clients)]
     return check.pk, secrets
 
 

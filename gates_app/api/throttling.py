@@ -7,10 +7,12 @@ because reads must never depend on Redis.
 """
 
 import logging
+import math
 import time
 from typing import Any
 
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -31,15 +33,67 @@ def _cache_failed(exc: Exception) -> None:
 
 
 class ResilientThrottle(SimpleRateThrottle):
-    """A throttle that counts in this process when the shared cache fails."""
+    """``num_requests`` per ``duration`` by a sliding-window counter: a count per window of the
+    period, the previous window's weighted by how much of it still overlaps the last period.
+    One round trip to Redis per request (INCR and GET in a pipeline; a DECR only when refusing,
+    so refused requests do not count), where DRF's own throttle reads and writes a pickled list
+    of every timestamp. Counts in this process when the shared cache fails."""
 
     def allow_request(self, request: Request, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        window, into = divmod(self.now, self.duration)
+        current_key = f"{self.key}:{int(window)}"
+        previous_key = f"{self.key}:{int(window) - 1}"
         try:
-            return super().allow_request(request, view)
+            current, previous = self._count(self.cache, current_key, previous_key)
         except Exception as exc:  # Redis down, timed out, or refusing: any cache failure
             _cache_failed(exc)
             self.cache = FALLBACK
-            return super().allow_request(request, view)
+            current, previous = self._count(self.cache, current_key, previous_key)
+        overlap = 1 - into / self.duration
+        if previous * overlap + current > self.num_requests:
+            self._refused(current, previous, into)
+            try:
+                self.cache.decr(current_key)
+            except Exception as exc:
+                _cache_failed(exc)
+            return False
+        return True
+
+    def _count(self, cache: Any, current_key: str, previous_key: str) -> tuple[int, int]:
+        """This request counted in the current window; (current, previous) counts."""
+        ttl = 2 * self.duration + 1
+        if isinstance(cache, RedisCache):
+            current_key, previous_key = cache.make_key(current_key), cache.make_key(previous_key)
+            pipe = cache._cache.get_client(current_key, write=True).pipeline(transaction=False)
+            pipe.incr(current_key)
+            pipe.expire(current_key, ttl)
+            pipe.get(previous_key)
+            current, _, previous = pipe.execute()
+            return int(current), int(previous or 0)
+        cache.add(current_key, 0, ttl)
+        return cache.incr(current_key), int(cache.get(previous_key) or 0)
+
+    def _refused(self, current: int, previous: int, into: float) -> None:
+        """How long until a request would be let through (the counts without this one)."""
+        d, n, counted = self.duration, self.num_requests, current - 1
+        if previous and counted < n:
+            # Within this window: previous * (1 - x / d) + counted + 1 <= n, x = into + wait.
+            x = d * (1 - (n - counted - 1) / previous)
+            if x <= d:
+                self._wait = max(0.0, x - into)
+                return
+        # In the next window this one's count is the previous: counted * (1 - t / d) + 1 <= n.
+        t = d * (1 - (n - 1) / counted) if counted > n - 1 else 0.0
+        self._wait = d - into + max(0.0, t)
+
+    def wait(self) -> float | None:
+        return math.ceil(getattr(self, "_wait", self.duration)) or 1
 
 
 class PerClientRateThrottle(ResilientThrottle):
