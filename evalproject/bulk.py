@@ -37,6 +37,7 @@ def copy_insert(
     *,
     skip_conflicts_on: tuple[str, ...] = (),
     returning: tuple[str, ...] = (),
+    now: Any = None,
 ) -> list[tuple[Any, ...]]:
     """Insert ``rows`` (fields by attribute name: ``source_id``, not ``source``) into ``model``'s
     table; rows conflicting on ``skip_conflicts_on`` are skipped. Returns the ``returning``
@@ -51,7 +52,7 @@ def copy_insert(
     columns = ", ".join(quote(column) for column, *_ in plan)
     table = quote(model._meta.db_table)
     staging = quote(f"incoming_{model._meta.db_table}")
-    now = timezone.now()
+    now = now or timezone.now()
     with connection.cursor() as cursor:
         # The staging table lives as long as the connection; its rows only within this call.
         cursor.execute(
@@ -62,7 +63,9 @@ def copy_insert(
                 values = []
                 for _, name, default, dumps, auto_now in plan:
                     value = now if auto_now else row.get(name, default)  # as pre_save() sets them
-                    values.append(dumps(value) if dumps is not None and value is not None else value)
+                    if dumps is not None and value is not None and not isinstance(value, Dumped):
+                        value = dumps(value)
+                    values.append(value)
                 copy.write_row(values)
         statement = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}"
         if skip_conflicts_on:
@@ -73,3 +76,69 @@ def copy_insert(
         written = cursor.fetchall() if returning else []
         cursor.execute(f"TRUNCATE {staging}")
     return written
+
+
+class Dumped(str):
+    """A JSON column's value already encoded (copy_insert sends it as it is)."""
+
+
+def copy_insert_with_history(
+    model: type[models.Model],
+    rows: list[dict[str, Any]],
+    *,
+    match_on: tuple[str, ...],
+    user: Any,
+    change_reason: str,
+) -> list[models.Model]:
+    """``rows`` (fields by attribute name) of a model that django-simple-history tracks, written
+    by copy_insert, each with the "+" history row simple_history's bulk_create_with_history
+    would write (the tracked fields, now, ``user``, ``change_reason``). Returns the saved
+    instances. ``match_on`` are fields unique among the rows that give each written row back
+    its primary key. PostgreSQL only."""
+    if not rows:
+        return []
+    now = timezone.now()
+    fields = model._meta.concrete_fields
+    full = []
+    for row in rows:  # every column's value, as the ORM would write it (see copy_insert)
+        values = {}
+        for field in fields:
+            if field.primary_key:
+                continue
+            if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
+                values[field.attname] = now
+            else:
+                values[field.attname] = row[field.attname] if field.attname in row else field.get_default()
+        full.append(values)
+    json_columns = [f.attname for f in fields if isinstance(f, models.JSONField)]
+    encoders = {f.attname: f.encoder for f in fields if isinstance(f, models.JSONField)}
+    encoded = []
+    for values in full:  # each JSON value encoded once, for the row and its history row
+        out = dict(values)
+        for name in json_columns:
+            if out[name] is not None:
+                out[name] = Dumped(json.dumps(out[name], cls=encoders[name]))
+        encoded.append(out)
+    written = copy_insert(model, encoded, returning=(model._meta.pk.column, *match_on), now=now)
+    by_match = {tuple(values): pk for pk, *values in written}
+    pks = [by_match[tuple(values[name] for name in match_on)] for values in full]
+    history = model.history.model
+    tracked = [f.attname for f in history.tracked_fields]
+    pk_name = model._meta.pk.attname
+    history_rows = [
+        {
+            **{name: pk if name == pk_name else values[name] for name in tracked},
+            "history_date": now,
+            "history_user_id": getattr(user, "pk", None),
+            "history_change_reason": change_reason,
+            "history_type": "+",
+        }
+        for pk, values in zip(pks, encoded, strict=True)
+    ]
+    copy_insert(history, history_rows, now=now)
+    # Positional from_db: the ORM's fast path for building saved instances.
+    names = [f.attname for f in fields]
+    return [
+        model.from_db(connection.alias, names, [pk if n == pk_name else values[n] for n in names])
+        for pk, values in zip(pks, full, strict=True)
+    ]

@@ -602,3 +602,40 @@ def test_admin_import_page_is_forbidden_without_the_import_permission(client, re
     assert client.get(import_url(dataset)).status_code == 403
     assert upload(client, dataset, jsonl(row("a"))).status_code == 403
     assert snapshot() == before
+
+
+def test_imported_cases_and_their_history_rows_are_what_the_orm_would_write(dataset, dataset_owner, factual):
+    """The import writes by COPY on PostgreSQL: its rows must be the ORM's, field for field."""
+    from simple_history.utils import bulk_create_with_history
+
+    lines = [row(f"c{i}", failure_class="factual", tags=["a", f"t{i}"], expected={"n": i}) for i in range(5)]
+    created = services.import_cases(dataset, parse_cases(jsonl(*lines), "jsonl"), actor=dataset_owner)
+    assert all(c.pk for c in created) and [c.key for c in created] == [f"c{i}" for i in range(5)]
+    other = make_dataset("reference", owner=dataset_owner)
+    reference = bulk_create_with_history(
+        [Case(**{**model_fields(c), "dataset_id": other.pk}) for c in created],
+        Case,
+        default_user=dataset_owner,
+        default_change_reason="imported",
+    )
+    for case, ref in zip(created, reference, strict=True):
+        stored = Case.objects.get(pk=case.pk)
+        assert model_fields(stored) == model_fields(Case.objects.get(pk=ref.pk)) | {"dataset_id": dataset.pk}
+        assert (stored.created_at, stored.updated_at) == (case.created_at, case.updated_at)
+        [history] = stored.history.all()
+        [ref_history] = Case.objects.get(pk=ref.pk).history.all()
+        skip = {"id", "dataset_id", "created_at", "updated_at", "history_id", "history_date"}
+        assert {k: v for k, v in history_fields(history).items() if k not in skip} == {
+            k: v for k, v in history_fields(ref_history).items() if k not in skip
+        }
+        assert (history.id, history.created_at, history.history_type) == (case.pk, stored.created_at, "+")
+        assert (history.history_user_id, history.history_change_reason) == (dataset_owner.pk, "imported")
+
+
+def model_fields(case) -> dict:
+    skip = {"id", "created_at", "updated_at"}
+    return {f.attname: getattr(case, f.attname) for f in Case._meta.concrete_fields if f.attname not in skip}
+
+
+def history_fields(history) -> dict:
+    return {f.attname: getattr(history, f.attname) for f in type(history)._meta.concrete_fields}
