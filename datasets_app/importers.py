@@ -28,6 +28,9 @@ SUBSTRING_ASSERTS = dict.fromkeys(("contains", "icontains", "contains-all", "ico
 SUBSTRING_ASSERTS |= dict.fromkeys(("not-contains", "not-icontains"), "not_contains")
 JSON_KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
 
+# A choices class computes .values on every access (an enum walk): once, here, for every line.
+TIERS, RISKS, STATUSES = tuple(Tier.values), tuple(Risk.values), tuple(CaseStatus.values)
+
 
 @dataclasses.dataclass(frozen=True)
 class CaseSpec:
@@ -127,9 +130,9 @@ class _Batch:
             return
         before = len(self.errors)
         key = self._key(line, raw.get("key"))
-        tier = self._choice(line, "tier", raw.get("tier"), Tier.values, self.default_tier)
-        risk = self._choice(line, "risk", raw.get("risk"), Risk.values, Risk.NORMAL.value)
-        status = self._choice(line, "status", raw.get("status"), CaseStatus.values, None)
+        tier = self._choice(line, "tier", raw.get("tier"), TIERS, self.default_tier)
+        risk = self._choice(line, "risk", raw.get("risk"), RISKS, Risk.NORMAL.value)
+        status = self._choice(line, "status", raw.get("status"), STATUSES, None)
         pinned = False if raw.get("pinned") is None else raw["pinned"]
         if not isinstance(pinned, bool):
             self.error(line, "pinned", f"pinned must be true or false, not {pinned!r}")
@@ -190,7 +193,9 @@ class _Batch:
             self._first_line[key] = line
         return key
 
-    def _choice(self, line: int, field: str, value: Any, allowed: list[str], default: str | None) -> Any:
+    def _choice(
+        self, line: int, field: str, value: Any, allowed: tuple[str, ...], default: str | None
+    ) -> Any:
         if value is None:
             return default
         if value not in allowed:
