@@ -103,7 +103,7 @@ def production_verdict(
     baseline = baseline or previous_release(gate, candidate, first)
     current = traffic.filter(release=candidate, time__gte=first, time__lt=end)
     before = traffic.filter(release=baseline or "", time__gte=first - length, time__lt=end)
-    # Every metric but pass rates in two scans of each window, whatever the number of rules.
+    # Every metric but pass rates in one scan of each window, whatever the number of rules.
     specs = list({r.metric: windows.get_metric(r.metric) for r in rules if r.metric != "pass_rate"}.values())
     count, measured = windows.measure_window(specs, current)
     base_count, base_measured = windows.measure_window(specs, before) if baseline else (0, {})

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Avg, BooleanField, Count, ExpressionWrapper, F, FloatField, Q, QuerySet
+from django.db.models import Avg, BooleanField, Count, ExpressionWrapper, F, FloatField, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 
@@ -27,6 +27,10 @@ RATE, MEAN, P50, P95 = "rate", "mean", "p50", "p95"
 # of 4 MB spills at about 50,000 values). For this transaction only.
 SORT_MEMORY = "SET LOCAL work_mem = '64MB'"
 QUANTILES = {P50: 0.5, P95: 0.95}
+# stats.quantile_ranks in SQL, over a count n (float8), with parameters q, z, q, q: the same
+# operations in the same order, so the same doubles and the same ranks.
+LOW_RANK_SQL = "greatest(1, floor(n * %s::float8 - %s::float8 * sqrt(n * %s::float8 * (1 - %s::float8))))"
+HIGH_RANK_SQL = "least(n, ceil(n * %s::float8 + %s::float8 * sqrt(n * %s::float8 * (1 - %s::float8))))"
 
 
 @dataclass(frozen=True)
@@ -206,10 +210,13 @@ def measure(
 
 
 def measure_window(specs: list[WindowMetric], traces: QuerySet[Trace]) -> tuple[int, dict[str, Measure]]:
-    """The traces' count and every metric of ``specs`` but pass rates over them, in two scans
-    whatever their number: one aggregate (counts, rates, means, and how many values each
-    percentile has), then one query for all the percentiles' order statistics."""
+    """The traces' count and every metric of ``specs`` but pass rates over them, whatever their
+    number: on PostgreSQL in one scan of the window (see _measure_window_in_one_scan); elsewhere
+    one aggregate (counts, rates, means, how many values each percentile has), then the
+    percentiles."""
     traces = traces.order_by()
+    if connection.vendor == "postgresql":
+        return _measure_window_in_one_scan(specs, traces)
     aggregates: dict[str, Any] = {"traces": Count("pk")}
     for spec in specs:
         counted = spec.counted if spec.counted else None
@@ -240,6 +247,71 @@ def measure_window(specs: list[WindowMetric], traces: QuerySet[Trace]) -> tuple[
     if quantiles:
         out.update(_quantiles(traces, quantiles))
     return row["traces"], out
+
+
+def _measure_window_in_one_scan(
+    specs: list[WindowMetric], traces: QuerySet[Trace]
+) -> tuple[int, dict[str, Measure]]:
+    """One query: the window's rows read once into a CTE, every count, rate and mean over it,
+    and each percentile's order statistics at ranks computed in SQL from its count, exactly as
+    stats.quantile_ranks computes them (the same IEEE double arithmetic, in the same order)."""
+    columns: dict[str, Any] = {}
+    for i, spec in enumerate(specs):
+        if spec.kind in (RATE, MEAN):
+            counted = (
+                ExpressionWrapper(spec.counted, output_field=BooleanField()) if spec.counted else Value(True)
+            )
+            columns[f"c{i}"] = counted
+        if spec.kind == RATE:
+            columns[f"h{i}"] = ExpressionWrapper(spec.hit, output_field=BooleanField())
+        elif spec.kind == MEAN:
+            value = _TOKENS if spec.column == "tokens" else F(spec.column)
+            columns[f"v{i}"] = ExpressionWrapper(value, output_field=FloatField())
+        elif spec.kind in QUANTILES:
+            columns[f"v{i}"] = ExpressionWrapper(F(spec.column), output_field=FloatField())
+    names = list(columns)
+    inner = traces.annotate(**columns).values_list(*names) if names else traces.values_list("pk")
+    sql, params = inner.query.sql_with_params()
+    alias = ", ".join(names) if names else "pk"
+    selects, arguments, ctes = ["count(*)"], [], [f"t AS MATERIALIZED (SELECT * FROM ({sql}) AS w({alias}))"]
+    for i, spec in enumerate(specs):
+        if spec.kind == RATE:
+            selects += [f"count(*) FILTER (WHERE c{i})", f"count(*) FILTER (WHERE c{i} AND h{i})"]
+        elif spec.kind == MEAN:
+            selects += [
+                f"count(*) FILTER (WHERE c{i})",
+                f"avg(v{i}) FILTER (WHERE c{i})",
+                f"avg(v{i} * v{i}) FILTER (WHERE c{i})",
+            ]
+        elif spec.kind in QUANTILES:
+            ctes.append(f"n{i} AS (SELECT count(v{i})::float8 AS n FROM t)")
+            q = QUANTILES[spec.kind]
+            selects.append(f"count(v{i})")
+            selects.append(f"percentile_cont(%s::float8) WITHIN GROUP (ORDER BY v{i})")
+            arguments.append(q)
+            for rank in (LOW_RANK_SQL, HIGH_RANK_SQL):
+                # percentile_disc(f) is the value at 1-based rank ceil(f * n): (rank - 0.5) / n picks it.
+                fraction = f"(SELECT CASE WHEN n > 0 THEN ({rank} - 0.5) / n ELSE 0.5 END FROM n{i})"
+                selects.append(f"percentile_disc({fraction}) WITHIN GROUP (ORDER BY v{i})")
+                arguments += [q, stats.Z_95, q, q]
+    statement = f"WITH {', '.join(ctes)} SELECT {', '.join(selects)} FROM t"
+    with _sorting(P95) as cursor:
+        cursor.execute(statement, [*params, *arguments])
+        row = list(cursor.fetchone())
+    count, out = int(row.pop(0)), {}
+    for spec in specs:
+        if spec.kind == RATE:
+            n, x = row.pop(0), row.pop(0)
+            out[spec.key] = _rate(int(x), int(n))
+        elif spec.kind == MEAN:
+            n, m, m2 = row.pop(0), row.pop(0), row.pop(0)
+            out[spec.key] = _mean(m, m2, int(n))
+        elif spec.kind in QUANTILES:
+            n, value, low, high = row.pop(0), row.pop(0), row.pop(0), row.pop(0)
+            out[spec.key] = (
+                Measure(float(value), (float(low), float(high)), int(n)) if n else Measure(None, None, 0)
+            )
+    return count, out
 
 
 def _mean(m: Any, m2: Any, n: int) -> Measure:
