@@ -78,6 +78,12 @@ def copy_insert(
     return written
 
 
+def fields_of(obj: models.Model) -> dict[str, Any]:
+    """An unsaved instance's column values by attribute name (primary key aside), for copy_insert:
+    what its __init__ set, defaults included."""
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields if not f.primary_key}
+
+
 class Dumped(str):
     """A JSON column's value already encoded (copy_insert sends it as it is)."""
 
