@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.views import defaults
 
 READY_TIMEOUT_S = 1.0
 
@@ -56,3 +57,30 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ready" if ready else "unavailable", **checks}, status=200 if ready else 503
     )
+
+
+# Machine endpoints answer errors in the API's JSON shape, also when Django itself answers them
+# before any view runs (a Host header not in ALLOWED_HOSTS) or after one crashed (a bug).
+MACHINE_PATHS = ("/api/", "/otlp/")
+
+
+def _machine(request: HttpRequest) -> bool:
+    return request.path.startswith(MACHINE_PATHS)
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, "details": {}}}, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: a refused request (a disallowed Host, a malformed request line)."""
+    if _machine(request):
+        return _error(400, "invalid", "Bad request: the request was refused before it reached the API.")
+    return defaults.bad_request(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: the error is logged with its traceback; the client gets the error shape."""
+    if _machine(request):
+        return _error(500, "server_error", "Internal error: it has been logged. Retrying may help.")
+    return defaults.server_error(request)
