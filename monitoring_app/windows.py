@@ -244,8 +244,8 @@ def measure_window(specs: list[WindowMetric], traces: QuerySet[Trace]) -> tuple[
                 quantiles.append((spec, n))
             else:
                 out[spec.key] = Measure(None, None, 0)
-    if quantiles:
-        out.update(_quantiles(traces, quantiles))
+    for spec, _ in quantiles:
+        out[spec.key] = _quantile(traces, spec.column, QUANTILES[spec.kind])
     return row["traces"], out
 
 
@@ -320,35 +320,6 @@ def _mean(m: Any, m2: Any, n: int) -> Measure:
     m = float(m)
     variance = max(0.0, float(m2) - m * m) * n / (n - 1) if n > 1 else 0.0
     return Measure(m, stats.mean_interval_from(m, variance, n), n, variance=variance)
-
-
-def _quantiles(traces: QuerySet[Trace], wanted: list[tuple[WindowMetric, int]]) -> dict[str, Measure]:
-    """Several percentiles of the traces (each with its count of values known) in one query."""
-    if connection.vendor != "postgresql":
-        return {spec.key: _quantile(traces, spec.column, QUANTILES[spec.kind]) for spec, _ in wanted}
-    columns = sorted({spec.column for spec, _ in wanted})
-    sql, params = traces.values(*columns).query.sql_with_params()
-    selects, arguments = [], []
-    for spec, n in wanted:
-        q = QUANTILES[spec.kind]
-        low_rank, high_rank = stats.quantile_ranks(n, q)
-        column = f"t.v{columns.index(spec.column)}"
-        # percentile_disc(f) is the value at 1-based rank ceil(f * n): (rank - 0.5) / n picks it.
-        selects += [
-            f"percentile_cont(%s) WITHIN GROUP (ORDER BY {column})",
-            f"percentile_disc(%s) WITHIN GROUP (ORDER BY {column})",
-            f"percentile_disc(%s) WITHIN GROUP (ORDER BY {column})",
-        ]
-        arguments += [q, (low_rank - 0.5) / n, (high_rank - 0.5) / n]
-    names = ", ".join(f"v{i}" for i in range(len(columns)))
-    with _sorting(P95) as cursor:
-        cursor.execute(f"SELECT {', '.join(selects)} FROM ({sql}) AS t({names})", [*arguments, *params])
-        found = cursor.fetchone()
-    out = {}
-    for i, (spec, n) in enumerate(wanted):
-        value, low, high = found[3 * i : 3 * i + 3]
-        out[spec.key] = Measure(float(value), (float(low), float(high)), n)
-    return out
 
 
 @contextlib.contextmanager
