@@ -12,7 +12,7 @@ from typing import Any
 from datasets_app.models import Case
 from grading_app import graders, judging
 from grading_app.choices import TargetKind
-from grading_app.models import CaseResult, Grade, RubricVersion, Run, SubmittedOutput
+from grading_app.models import CaseResult, Grade, RubricVersion, Run, SubmittedOutput, Target
 from grading_app.targets import Produced
 from grading_app.traces import count_tool_calls, tool_sequence
 
@@ -31,6 +31,15 @@ RESULT_METRICS = (
 HTTP_TARGET_CONCURRENCY = 8
 
 
+def target_concurrency(target: Target | None) -> int | None:
+    """How many of a live target's calls one chunk keeps in flight (None: it makes no calls)."""
+    if target is None or target.kind == TargetKind.SUBMITTED:
+        return None
+    if target.kind == TargetKind.OPENAI_CHAT:
+        return target.endpoint.max_concurrency
+    return HTTP_TARGET_CONCURRENCY
+
+
 def produce_outputs(run: Run, cases: list[Case]) -> dict[int, Produced]:
     """The candidate's output for each case, by case id."""
     target = run.target
@@ -47,15 +56,14 @@ def produce_outputs(run: Run, cases: list[Case]) -> dict[int, Produced]:
             else:
                 produced[case.pk] = Produced(output=found.output, trace=found.trace, metrics=found.metrics)
         return produced
+    workers = target_concurrency(target)
     if target.kind == TargetKind.OPENAI_CHAT:
         from grading_app.targets import openai_chat
 
-        workers = target.endpoint.max_concurrency
         call = lambda case: openai_chat.produce(target, case.input)  # noqa: E731
     else:
         from grading_app.targets import http
 
-        workers = HTTP_TARGET_CONCURRENCY
         call = lambda case: http.produce(  # noqa: E731
             target,
             {

@@ -11,8 +11,12 @@ import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+from django.db import connection, transaction
+
+from evalproject.bulk import copy_insert
 from grading_app import llm
 from grading_app.graders.base import GradingInput
 from grading_app.models import JudgeCacheEntry, RubricVersion
@@ -70,7 +74,7 @@ class JudgeTask:
     version: RubricVersion
     prompt: str
 
-    @property
+    @cached_property  # asked several times per task; a frozen dataclass keeps it valid
     def key(self) -> str:
         return cache_key(self.version.model, self.version.pk, self.prompt)
 
@@ -117,7 +121,7 @@ def run_judges(tasks: list[JudgeTask]) -> dict[Any, JudgeOutcome]:
             )
         else:
             live.setdefault(task.version.endpoint_id, []).append(task)
-    fresh: list[JudgeCacheEntry] = []
+    fresh: list[dict[str, Any]] = []
     for endpoint_tasks in live.values():
         endpoint = endpoint_tasks[0].version.endpoint
         # Identical prompts in one batch are asked once.
@@ -140,23 +144,36 @@ def run_judges(tasks: list[JudgeTask]) -> dict[Any, JudgeOutcome]:
                 cost_usd=endpoint.cost_usd(answer.input_tokens, answer.output_tokens),
             )
         fresh += [
-            JudgeCacheEntry(
-                key=key,
-                model=task.version.model,
-                rubric_version=task.version,
-                score=answers[key].score,
-                passed=answers[key].passed,
-                rationale=answers[key].rationale,
-                raw_response=answers[key].raw,
-                input_tokens=answers[key].input_tokens,
-                output_tokens=answers[key].output_tokens,
-            )
+            {
+                "key": key,
+                "model": task.version.model,
+                "rubric_version_id": task.version.pk,
+                "score": answer.score,
+                "passed": answer.passed,
+                "rationale": answer.rationale,
+                "raw_response": answer.raw,
+                "input_tokens": answer.input_tokens,
+                "output_tokens": answer.output_tokens,
+            }
             for key, task in unique.items()
-            if not isinstance(answers[key], str)
+            if not isinstance(answer := answers[key], str)
         ]
-    # Another worker may have cached the same prompt meanwhile: first answer wins.
-    JudgeCacheEntry.objects.bulk_create(fresh, ignore_conflicts=True)
+    remember(fresh)
     return outcomes
+
+
+def remember(entries: list[dict[str, Any]]) -> None:
+    """Store fresh answers in the judge cache. Another worker may have cached the same prompt
+    meanwhile: the first answer wins."""
+    if not entries:
+        return
+    if connection.vendor == "postgresql":
+        # COPY, as the chunk's results are written: the ORM's bulk insert cost more than all
+        # the rest of a judge chunk's own work (prompts, outcomes, grades) together.
+        with transaction.atomic():
+            copy_insert(JudgeCacheEntry, entries, skip_conflicts_on=("key",))
+    else:
+        JudgeCacheEntry.objects.bulk_create((JudgeCacheEntry(**e) for e in entries), ignore_conflicts=True)
 
 
 def _ask(task: JudgeTask) -> llm.JudgeAnswer | str:

@@ -1,5 +1,6 @@
 """Writes that matter for grading: starting a run (snapshot graders, chunk, enqueue)."""
 
+import math
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.db import transaction
 
 from datasets_app.models import Case, Dataset
 from evalproject.queues import cancel_jobs, enqueue, process_identity, uses_redis
+from grading_app import graders
 from grading_app.choices import RubricState, RunStatus, TargetKind
 from grading_app.models import Grader, RubricVersion, Run, RunChunk, SubmittedOutput, Target
 from grading_app.outputs import OutputItem
@@ -144,6 +146,52 @@ def add_outputs(run: Run, outputs: list[OutputItem]) -> None:
     )
 
 
+def llm_concurrencies(run: Run) -> set[int]:
+    """The calls in flight per worker of each endpoint the run's chunks call: the live target's
+    and each judge grader's in the snapshot (empty for a run of code graders on uploads)."""
+    from grading_app.execution import target_concurrency  # it imports openai: keep that lazy
+
+    limits: set[int] = set()
+    if run.target_id and (concurrency := target_concurrency(run.target)):
+        limits.add(concurrency)
+    judge_versions: set[int] = set()
+    for pinned in run.grader_snapshot:
+        try:
+            needs_rubric = graders.get_kind(pinned["kind"]).needs_rubric
+        except ValidationError:
+            continue  # an unknown kind errors in the chunk, which says so per grade
+        if needs_rubric and pinned.get("rubric_version"):
+            judge_versions.add(pinned["rubric_version"])
+    if judge_versions:
+        versions = RubricVersion.objects.filter(pk__in=judge_versions)
+        limits |= set(versions.values_list("endpoint__max_concurrency", flat=True))
+    return limits
+
+
+def chunk_size_for(run: Run, configured: int) -> int:
+    """How many cases go in each of the run's chunks (the last one takes what remains).
+
+    A chunk sends its calls to an endpoint ``max_concurrency`` at a time, and a wave of calls
+    takes one call's latency whether it is full or not. So a run with LLM work (a live target,
+    a judge grader) gets ``configured`` rounded *up* to a multiple of the concurrency: at 16 in
+    flight, 100 cases take ceil(100 / 16) = 7 waves and 112 take the same 7, so a chunk lasts
+    as long as the configured size made it last (the bound it sets on a job's time and on what
+    a retry redoes) and only the run's last chunk can end on a part-empty wave (cached answers
+    and cases a grader skips make no call; they thin waves anyway). Rounding down to 96 would
+    fill the waves too, but make more chunks, each paying a job's fixed start (a fork, a
+    database connection, a client). Several endpoints: a multiple of all their concurrencies
+    (their least common multiple) when that is within ``configured``, else of the largest. A
+    run of code graders on uploaded outputs makes no calls and keeps ``configured``.
+    """
+    limits = llm_concurrencies(run)
+    if not limits:
+        return configured
+    unit = math.lcm(*limits)
+    if unit > configured:
+        unit = max(limits)
+    return math.ceil(configured / unit) * unit
+
+
 @transaction.atomic
 def dispatch_run(run: Run, *, chunk_size: int | None = None) -> Run:
     """Start a waiting run: pin the graders, chunk the active cases, enqueue after commit."""
@@ -159,7 +207,7 @@ def dispatch_run(run: Run, *, chunk_size: int | None = None) -> Run:
     run.total_cases = len(case_ids)
     run.inline_owner = "" if uses_redis() else process_identity()
     run.save(update_fields=["status", "grader_snapshot", "total_cases", "inline_owner"])
-    size = chunk_size or settings.EVALGATE_CHUNK_SIZE
+    size = chunk_size_for(run, chunk_size or settings.EVALGATE_CHUNK_SIZE)
     chunks = RunChunk.objects.bulk_create(
         RunChunk(run=run, index=n, case_ids=case_ids[start : start + size], job_id=chunk_job_id(run.pk, n))
         for n, start in enumerate(range(0, len(case_ids), size))
