@@ -535,6 +535,7 @@ class AlertAdmin(DecisionsMixin, admin.ModelAdmin):
     ]
     list_filter = ["monitor", "metric", ("acknowledged_at", admin.EmptyFieldListFilter)]
     list_select_related = ["monitor", "rule", "acknowledged_by"]
+    show_full_result_count = False  # one per rule and window that fired: no second COUNT(*)
     actions = ["acknowledge"]
     fields = [
         "monitor",

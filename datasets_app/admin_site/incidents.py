@@ -23,6 +23,7 @@ class IncidentAdmin(GovernedAdmin):
     list_select_related = ["dataset", "reporter"]
     search_fields = ["title", "description"]
     raw_id_fields = ["reporter", "dataset", "failure_class"]
+    show_full_result_count = False  # reported by deploy tokens from production: no second COUNT(*)
     readonly_fields = [
         "status",
         "reporter",

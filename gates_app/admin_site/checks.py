@@ -60,6 +60,16 @@ DECISIONS = [
 ]
 
 
+def _gate_roles(request: HttpRequest) -> tuple[bool, bool]:
+    """(owns some gate, may approve on some gate), asked once per request: a changelist asks
+    for its actions three times (the action menu, its choices, the checkbox column)."""
+    if not hasattr(request, "_evalgate_gate_roles"):
+        owns = Gate.objects.owned_by(request.user).exists()
+        approves = owns or Gate.objects.filter(approvers=request.user).exists()
+        request._evalgate_gate_roles = (owns, approves)
+    return request._evalgate_gate_roles
+
+
 @admin.register(Check)
 class CheckAdmin(DecisionsMixin, admin.ModelAdmin):
     list_display = ["id", "gate", "candidate", "status", "verdict", "release_allowed", "created_at"]
@@ -124,11 +134,8 @@ class CheckAdmin(DecisionsMixin, admin.ModelAdmin):
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Approving is for approvers and owners of some gate, overriding for owners only.
-        owners = Gate.objects.owned_by(request.user)
-        allowed = {
-            "approve": lambda user: owners.exists() or Gate.objects.filter(approvers=user).exists(),
-            "override": lambda user: owners.exists(),
-        }
+        owns, approves = _gate_roles(request)
+        allowed = {"approve": lambda user: approves, "override": lambda user: owns}
         return actions_for(super().get_actions(request), allowed, request.user)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -172,7 +179,9 @@ class CheckAdmin(DecisionsMixin, admin.ModelAdmin):
         if not obj.rule_results:
             return empty("No rule results yet: the check is not decided.")
         # Absolute rules carry no baseline value of their own: the baseline check's row says it.
-        earlier = Check.objects.filter(pk=obj.baseline_id).values_list("rule_results", flat=True).first()
+        earlier = None
+        if obj.baseline_id is not None:
+            earlier = Check.objects.filter(pk=obj.baseline_id).values_list("rule_results", flat=True).first()
         return render(charts.rule_comparison(obj.rule_results, baseline_results=earlier))
 
     @admin.display(description="Trace deltas, charted")

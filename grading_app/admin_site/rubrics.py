@@ -129,8 +129,12 @@ class RubricVersionAdmin(DecisionsMixin, admin.ModelAdmin):
         return VERSION_DECISIONS
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        # Deciding versions is for the owners of some rubric (the service checks which).
-        owns = Rubric.objects.filter(Q(owner=request.user) | Q(co_owners=request.user)).exists()
+        # Deciding versions is for the owners of some rubric (the service checks which). Asked
+        # once per request: a changelist asks for its actions three times.
+        if not hasattr(request, "_evalgate_owns_rubric"):
+            mine = Rubric.objects.filter(Q(owner=request.user) | Q(co_owners=request.user))
+            request._evalgate_owns_rubric = mine.exists()
+        owns = request._evalgate_owns_rubric
         allowed = {name: (lambda user: owns) for name in ("approve", "reject", "retire")}
         return actions_for(super().get_actions(request), allowed, request.user)
 
