@@ -12,6 +12,14 @@ calls x latency / (workers x max_concurrency); the ratio printed is wall time / 
 Wall time runs from start_run to the run's finished_at (workers are started beforehand, as
 in production); every output differs, so no answer comes from the judge cache.
 
+start_run rounds --chunk-size up to whole waves of --concurrency, as it does for every run
+with LLM work (200 at 16 in flight -> 208: 13 full waves, the same 13 that 200 took with
+the last one half full), and the last chunk takes the remainder: 2,000 calls are 9 chunks
+of 208 and one of 128, 125 waves in all. Targets (issue 16): at most 1.2x the floor in
+process and with 1 worker, and 1 -> 2 workers at least 1.8x faster. Two workers cannot
+split 9 x 13 + 8 waves evenly (the busier one has 65 of them, 4% over half), and on a
+2-core machine their 32 calls in flight share the cores with PostgreSQL and the server.
+
     .venv/bin/python benchmarks/judge_throughput.py [--calls 2000] [--latency 0.1]
         [--concurrency 16] [--workers 1 2] [--chunk-size 200]
 """
@@ -219,10 +227,15 @@ def measure(args: argparse.Namespace, dataset: Any, workers: int, fake: FakeServ
     print(f"    wall {wall:.2f} s; floor calls x latency / concurrency {floor:.2f} s")
     # Where the time goes: a chunk's calls go out in waves of max_concurrency, so a chunk
     # cannot beat ceil(chunk / concurrency) x latency; the rest is the job's own work.
-    chunks = list(RunChunk.objects.filter(run=run).values_list("started_at", "finished_at"))
-    mean_s = statistics.fmean((end - start).total_seconds() for start, end in chunks)
-    chunk_floor = math.ceil(args.chunk_size / args.concurrency) * args.latency
-    print(f"    {len(chunks)} chunks, {mean_s:.2f} s each on average (calls alone: {chunk_floor:.2f} s)")
+    chunks = list(RunChunk.objects.filter(run=run).values_list("case_ids", "started_at", "finished_at"))
+    size = max(len(ids) for ids, _, _ in chunks)
+    full = [(end - start).total_seconds() for ids, start, end in chunks if len(ids) == size]
+    chunk_floor = math.ceil(size / args.concurrency) * args.latency
+    mean_s = statistics.fmean(full)
+    print(
+        f"    {len(chunks)} chunks of up to {size} calls; those of {size} took {mean_s:.2f} s "
+        f"on average (their calls alone: {chunk_floor:.2f} s)"
+    )
     if job_cpu is not None and job_cpu_after is not None:
         # What the floor's pace would ask of the machine (PostgreSQL's own CPU not counted).
         job_ms = (job_cpu_after - job_cpu) / args.calls * 1000
@@ -233,7 +246,7 @@ def measure(args: argparse.Namespace, dataset: Any, workers: int, fake: FakeServ
             f"the floor's pace needs {cores:.2f} of {os.cpu_count()} cores for these alone"
         )
     label = f"{workers} worker{'s' if workers > 1 else ''}" if workers else "in-process"
-    print_ratio(f"judge wall / floor, {label}", wall / floor, "<= 1.3")
+    print_ratio(f"judge wall / floor, {label}", wall / floor, "<= 1.2" if workers <= 1 else "")
     return wall
 
 
@@ -241,11 +254,12 @@ def bench(args: argparse.Namespace, fake: FakeServer) -> None:
     dataset = setup(args, fake.base_url)
     print(
         f"judge throughput: {args.calls} calls, latency {args.latency * 1000:.0f} ms, "
-        f"{args.concurrency} in flight per worker, chunks of {args.chunk_size}, on {database_label()}"
+        f"{args.concurrency} in flight per worker, chunk size {args.chunk_size} "
+        f"(rounded up to whole waves), on {database_label()}"
     )
     walls = {workers: measure(args, dataset, workers, fake) for workers in args.workers}
     if 1 in walls and 2 in walls:
-        print_ratio("judge wall 1 worker / 2 workers", walls[1] / walls[2], "ideal 2")
+        print_ratio("judge wall 1 worker / 2 workers", walls[1] / walls[2], ">= 1.8, ideal 2")
 
 
 if __name__ == "__main__":
