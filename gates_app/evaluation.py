@@ -1,10 +1,15 @@
 """Pure rule evaluation: case rows and rules in, a rule table and a verdict out. No writes.
 
+Rows are read once, as a stream in case id order, candidate and baseline side by side
+(pair_by_case): each rule keeps counts, and values only where its aggregate needs them, so a
+verdict over 100,000 cases holds a few arrays of doubles, never the runs' rows.
+
 Verdict semantics are DESIGN.md section 5: missing data is never a pass.
 """
 
+from array import array
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +41,7 @@ class RuleSpec:
 class Evaluation:
     verdict: str
     rules: list[dict[str, Any]]
+    trace_deltas: dict[str, Any] = field(default_factory=dict)
 
 
 def in_scope(row: CaseRow, scope: dict[str, Any]) -> bool:
@@ -48,47 +54,228 @@ def in_scope(row: CaseRow, scope: dict[str, Any]) -> bool:
     return not (tags and not set(tags) & set(row.tags))
 
 
-def _aggregate(spec: metrics.MetricSpec, values: list[float]) -> tuple[float | None, list | None]:
+def pair_by_case(
+    rows: Iterable[CaseRow], baseline_rows: Iterable[CaseRow] | None
+) -> Iterator[tuple[CaseRow | None, CaseRow | None]]:
+    """(candidate row, baseline row) per case, in case id order; None where a side lacks the case.
+
+    Both sides are read once, in case id order (iter_case_rows streams them so); a list is
+    sorted first. A stream out of order would pair the wrong cases, so it is refused."""
+
+    def ordered(side: Iterable[CaseRow]) -> Iterator[CaseRow]:
+        if isinstance(side, list | tuple):
+            side = sorted(side, key=lambda r: r.case_id)
+        last = None
+        for row in side:
+            if last is not None and row.case_id < last:
+                raise ValueError(f"case rows out of case id order ({row.case_id} after {last})")
+            last = row.case_id
+            yield row
+
+    candidates = ordered(rows)
+    if baseline_rows is None:
+        for row in candidates:
+            yield row, None
+        return
+    baselines = ordered(baseline_rows)
+    row, base = next(candidates, None), next(baselines, None)
+    while row is not None or base is not None:
+        if base is None or (row is not None and row.case_id < base.case_id):
+            yield row, None
+            row = next(candidates, None)
+        elif row is None or base.case_id < row.case_id:
+            yield None, base
+            base = next(baselines, None)
+        else:
+            yield row, base
+            row, base = next(candidates, None), next(baselines, None)
+
+
+class _Values:
+    """One side's observations of a rule: counts for rates, the values where an aggregate
+    needs them (means, percentiles), as doubles in case id order."""
+
+    def __init__(self, spec: metrics.MetricSpec) -> None:
+        self.keep = spec.aggregate != metrics.RATE
+        self.n = 0
+        self.total = 0.0
+        self.values = array("d")
+
+    def add(self, value: float) -> None:
+        self.n += 1
+        self.total += value
+        if self.keep:
+            self.values.append(value)
+
+
+def _aggregate(spec: metrics.MetricSpec, values: _Values) -> tuple[float | None, list | None]:
     """Point value and 95% interval (Wilson for rates, normal for means, none for percentiles)."""
-    if not values:
+    if not values.n:
         return None, None
     if spec.aggregate == metrics.RATE:
-        interval = wilson_interval(round(sum(values)), len(values))
-        return sum(values) / len(values), list(interval) if interval else None
+        interval = wilson_interval(round(values.total), values.n)
+        return values.total / values.n, list(interval) if interval else None
     if spec.aggregate == metrics.MEAN:
-        interval = mean_interval(values)
-        return mean(values), list(interval) if interval else None
+        interval = mean_interval(values.values)
+        return mean(values.values), list(interval) if interval else None
     if spec.aggregate == metrics.ALL:
-        return min(values), None
-    return percentile(values, 50 if spec.aggregate == metrics.P50 else 95), None
+        return min(values.values), None
+    return percentile(values.values, 50 if spec.aggregate == metrics.P50 else 95), None
 
 
 def _clears(value: float, threshold: float, direction: str) -> bool:
     return value >= threshold if direction == "min" else value <= threshold
 
 
-def _observe(
-    rule: RuleSpec, spec: metrics.MetricSpec, rows: list[CaseRow]
-) -> tuple[dict[int, float], int, int]:
-    """Per-case values by case id, plus how many cases were missing and how many errored."""
-    values: dict[int, float] = {}
-    missing = errored = 0
-    for row in rows:
-        if row.failed_to_produce and not spec.counts_failed_cases:
-            missing += 1
-            continue
-        observation = spec.observe(row, rule.grader)
-        if observation.errored:
-            errored += 1
-        elif observation.value is not None:
-            values[row.case_id] = observation.value
-    return values, missing, errored
+class _RuleState:
+    """What one rule has seen of the candidate (and the baseline) so far."""
+
+    def __init__(self, rule: RuleSpec, with_baseline: bool) -> None:
+        self.rule = rule
+        self.spec = metrics.get_metric(rule.metric)
+        self.direction = rule.direction or self.spec.direction
+        self.sign = 1.0 if self.direction == "min" else -1.0  # improvement is positive either way
+        self.scoped = self.missing = self.errored = 0
+        self.values = _Values(self.spec)
+        self.pinned_rows: list[CaseRow] = []  # the pinned rule names its cases
+        self.paired = with_baseline and rule.mode == RuleMode.NO_REGRESSION
+        self.base_values = _Values(self.spec)
+        self.shared = self.regressed = 0
+        self.shared_candidate, self.shared_baseline = array("d"), array("d")
+
+    def _observe(self, row: CaseRow | None) -> tuple[bool, float | None]:
+        """(in scope, value): the value is None where the case counts as missing or errored."""
+        if row is None or not (in_scope(row, self.rule.scope) and self.spec.applies(row)):
+            return False, None
+        if row.failed_to_produce and not self.spec.counts_failed_cases:
+            return True, None
+        observation = self.spec.observe(row, self.rule.grader)
+        return True, None if observation.errored else observation.value
+
+    def add(self, row: CaseRow | None, base: CaseRow | None) -> None:
+        value = None
+        if row is not None and in_scope(row, self.rule.scope) and self.spec.applies(row):
+            self.scoped += 1
+            if self.spec.aggregate == metrics.ALL:
+                self.pinned_rows.append(row)
+            if row.failed_to_produce and not self.spec.counts_failed_cases:
+                self.missing += 1
+            else:
+                observation = self.spec.observe(row, self.rule.grader)
+                if observation.errored:
+                    self.errored += 1
+                elif observation.value is not None:
+                    value = observation.value
+                    self.values.add(value)
+        if not self.paired:
+            return
+        _, base_value = self._observe(base)
+        if base_value is None:
+            return
+        self.base_values.add(base_value)
+        if value is None:
+            return
+        self.shared += 1
+        if self.rule.strict:
+            self.regressed += self.sign * (value - base_value) < 0
+        elif self.spec.aggregate in (metrics.P50, metrics.P95):
+            self.shared_candidate.append(value)
+            self.shared_baseline.append(base_value)
+        else:  # flip "lower is better" metrics before pairing
+            self.shared_candidate.append(self.sign * value)
+            self.shared_baseline.append(self.sign * base_value)
+
+    def result(self, missing_tolerance: float, pinned_not_run: Sequence[CaseRow], has_baseline: bool) -> dict:
+        rule, spec, direction = self.rule, self.spec, self.direction
+        value, interval = _aggregate(spec, self.values)
+        result: dict[str, Any] = {
+            "name": rule.name,
+            "metric": rule.metric,
+            "severity": rule.severity,
+            "mode": rule.mode,
+            "grader": rule.grader,
+            "scope": rule.scope,
+            "direction": direction,
+            "outcome": Outcome.UNDECIDED,
+            "value": value,
+            "baseline": None,
+            "threshold": rule.threshold,
+            "margin": rule.margin if rule.mode == RuleMode.NO_REGRESSION else None,
+            "interval": interval,
+            "n": self.values.n,
+            "missing": self.missing,
+            "errored": self.errored,
+            "note": "",
+        }
+
+        def decide(outcome: str, note: str = "") -> dict[str, Any]:
+            result["outcome"] = outcome
+            result["note"] = note
+            return result
+
+        if rule.blocked_reason:
+            return decide(Outcome.UNDECIDED, rule.blocked_reason)
+        if spec.aggregate == metrics.ALL:
+            not_run = [row for row in pinned_not_run if in_scope(row, rule.scope)]
+            return _decide_pinned(self.pinned_rows, not_run, result, decide)
+        lacking = self.missing + self.errored
+        if self.scoped and lacking / self.scoped > missing_tolerance:
+            return decide(
+                Outcome.UNDECIDED,
+                f"{self.missing} missing and {self.errored} errored of {self.scoped} cases in scope "
+                f"(tolerance {missing_tolerance:.0%})",
+            )
+        if value is None:
+            return decide(Outcome.UNDECIDED, "no measurable cases in scope")
+        if rule.mode == RuleMode.NO_REGRESSION:
+            return self._decide_regression(has_baseline, result, decide)
+
+        threshold = rule.threshold
+        if rule.decide_on == DecideOn.INTERVAL and interval is not None:
+            low, high = interval
+            worst, best = (low, high) if direction == "min" else (high, low)
+            if _clears(worst, threshold, direction):
+                return decide(Outcome.PASS)
+            if not _clears(best, threshold, direction):
+                return decide(Outcome.FAIL)
+            return decide(Outcome.UNDECIDED, "the 95% interval straddles the threshold")
+        return decide(Outcome.PASS if _clears(value, threshold, direction) else Outcome.FAIL)
+
+    def _decide_regression(self, has_baseline: bool, result: dict[str, Any], decide: Any) -> dict[str, Any]:
+        """Paired comparison with the baseline on the cases both runs measured."""
+        rule, spec = self.rule, self.spec
+        if not has_baseline:
+            return decide(Outcome.PASS, "no baseline yet: nothing to regress from")
+        result["baseline"], _ = _aggregate(spec, self.base_values)
+        if not self.shared:
+            return decide(Outcome.UNDECIDED, "no cases measured by both candidate and baseline")
+        if rule.strict:
+            note = f"{self.regressed} case(s) got worse than the baseline" if self.regressed else ""
+            return decide(Outcome.FAIL if self.regressed else Outcome.PASS, note)
+        if spec.aggregate in (metrics.P50, metrics.P95):
+            # Percentiles do not pair case by case: compare the aggregates within the margin.
+            q = 50 if spec.aggregate == metrics.P50 else 95
+            candidate = percentile(self.shared_candidate, q)
+            baseline = percentile(self.shared_baseline, q)
+            ok = self.sign * (candidate - baseline) >= -rule.margin
+            return decide(Outcome.PASS if ok else Outcome.FAIL)
+        average, interval = paired_difference_interval(self.shared_candidate, self.shared_baseline)
+        result["interval"] = list(interval) if interval else None
+        result["paired_difference"] = average
+        if interval is None or interval[0] == interval[1]:
+            return decide(Outcome.PASS if average >= -rule.margin else Outcome.FAIL)
+        low, high = interval
+        if low >= -rule.margin:
+            return decide(Outcome.PASS)
+        if high < -rule.margin:
+            return decide(Outcome.FAIL)
+        return decide(Outcome.UNDECIDED, "the paired 95% interval straddles the margin")
 
 
 def evaluate_rule(
     rule: RuleSpec,
-    rows: list[CaseRow],
-    baseline_rows: list[CaseRow] | None,
+    rows: Iterable[CaseRow],
+    baseline_rows: Iterable[CaseRow] | None,
     missing_tolerance: float,
     pinned_not_run: Sequence[CaseRow] = (),
 ) -> dict[str, Any]:
@@ -97,63 +284,7 @@ def evaluate_rule(
     ``pinned_not_run`` are the dataset's pinned cases the run did not include (not active):
     the pinned rule cannot pass while one of them is in its scope.
     """
-    spec = metrics.get_metric(rule.metric)
-    direction = rule.direction or spec.direction
-    scoped = [row for row in rows if in_scope(row, rule.scope) and spec.applies(row)]
-    values, missing, errored = _observe(rule, spec, scoped)
-    value, interval = _aggregate(spec, list(values.values()))
-    result: dict[str, Any] = {
-        "name": rule.name,
-        "metric": rule.metric,
-        "severity": rule.severity,
-        "mode": rule.mode,
-        "grader": rule.grader,
-        "scope": rule.scope,
-        "direction": direction,
-        "outcome": Outcome.UNDECIDED,
-        "value": value,
-        "baseline": None,
-        "threshold": rule.threshold,
-        "margin": rule.margin if rule.mode == RuleMode.NO_REGRESSION else None,
-        "interval": interval,
-        "n": len(values),
-        "missing": missing,
-        "errored": errored,
-        "note": "",
-    }
-
-    def decide(outcome: str, note: str = "") -> dict[str, Any]:
-        result["outcome"] = outcome
-        result["note"] = note
-        return result
-
-    if rule.blocked_reason:
-        return decide(Outcome.UNDECIDED, rule.blocked_reason)
-    if spec.aggregate == metrics.ALL:
-        not_run = [row for row in pinned_not_run if in_scope(row, rule.scope)]
-        return _decide_pinned(scoped, not_run, result, decide)
-    lacking = missing + errored
-    if scoped and lacking / len(scoped) > missing_tolerance:
-        return decide(
-            Outcome.UNDECIDED,
-            f"{missing} missing and {errored} errored of {len(scoped)} cases in scope "
-            f"(tolerance {missing_tolerance:.0%})",
-        )
-    if value is None:
-        return decide(Outcome.UNDECIDED, "no measurable cases in scope")
-    if rule.mode == RuleMode.NO_REGRESSION:
-        return _decide_regression(rule, spec, direction, values, baseline_rows, result, decide)
-
-    threshold = rule.threshold
-    if rule.decide_on == DecideOn.INTERVAL and interval is not None:
-        low, high = interval
-        worst, best = (low, high) if direction == "min" else (high, low)
-        if _clears(worst, threshold, direction):
-            return decide(Outcome.PASS)
-        if not _clears(best, threshold, direction):
-            return decide(Outcome.FAIL)
-        return decide(Outcome.UNDECIDED, "the 95% interval straddles the threshold")
-    return decide(Outcome.PASS if _clears(value, threshold, direction) else Outcome.FAIL)
+    return evaluate([rule], rows, baseline_rows, missing_tolerance, pinned_not_run).rules[0]
 
 
 NAMED_CASES = 10  # how many case keys a note names before "and N more"
@@ -210,51 +341,6 @@ def _decide_pinned(
     return decide(Outcome.PASS)
 
 
-def _decide_regression(
-    rule: RuleSpec,
-    spec: metrics.MetricSpec,
-    direction: str,
-    values: dict[int, float],
-    baseline_rows: list[CaseRow] | None,
-    result: dict[str, Any],
-    decide: Any,
-) -> dict[str, Any]:
-    """Paired comparison with the baseline on the cases both runs measured."""
-    if baseline_rows is None:
-        return decide(Outcome.PASS, "no baseline yet: nothing to regress from")
-    scoped_base = [row for row in baseline_rows if in_scope(row, rule.scope) and spec.applies(row)]
-    base_values, _, _ = _observe(rule, spec, scoped_base)
-    result["baseline"], _ = _aggregate(spec, list(base_values.values()))
-    shared = sorted(set(values) & set(base_values))
-    if not shared:
-        return decide(Outcome.UNDECIDED, "no cases measured by both candidate and baseline")
-    sign = 1.0 if direction == "min" else -1.0  # improvement is positive either way
-    if rule.strict:
-        regressed = [c for c in shared if sign * (values[c] - base_values[c]) < 0]
-        note = f"{len(regressed)} case(s) got worse than the baseline" if regressed else ""
-        return decide(Outcome.FAIL if regressed else Outcome.PASS, note)
-    if spec.aggregate in (metrics.P50, metrics.P95):
-        # Percentiles do not pair case by case: compare the aggregates within the margin.
-        candidate = _aggregate(spec, [values[c] for c in shared])[0]
-        baseline = _aggregate(spec, [base_values[c] for c in shared])[0]
-        ok = sign * (candidate - baseline) >= -rule.margin
-        return decide(Outcome.PASS if ok else Outcome.FAIL)
-    # Improvement is positive either way: flip "lower is better" metrics before pairing.
-    average, interval = paired_difference_interval(
-        [sign * values[c] for c in shared], [sign * base_values[c] for c in shared]
-    )
-    result["interval"] = list(interval) if interval else None
-    result["paired_difference"] = average
-    if interval is None or interval[0] == interval[1]:
-        return decide(Outcome.PASS if average >= -rule.margin else Outcome.FAIL)
-    low, high = interval
-    if low >= -rule.margin:
-        return decide(Outcome.PASS)
-    if high < -rule.margin:
-        return decide(Outcome.FAIL)
-    return decide(Outcome.UNDECIDED, "the paired 95% interval straddles the margin")
-
-
 def verdict_for(rule_results: list[dict[str, Any]]) -> str:
     """DESIGN.md section 5: fail > inconclusive > warn > pass; inspect rules never decide."""
     block = [r["outcome"] for r in rule_results if r["severity"] == Severity.BLOCK]
@@ -270,60 +356,116 @@ def verdict_for(rule_results: list[dict[str, Any]]) -> str:
 
 def evaluate(
     rules: list[RuleSpec],
-    rows: list[CaseRow],
-    baseline_rows: list[CaseRow] | None,
+    rows: Iterable[CaseRow],
+    baseline_rows: Iterable[CaseRow] | None,
     missing_tolerance: float = 0.0,
     pinned_not_run: Sequence[CaseRow] = (),
 ) -> Evaluation:
-    """The whole rule table and its verdict."""
-    results = [evaluate_rule(rule, rows, baseline_rows, missing_tolerance, pinned_not_run) for rule in rules]
-    return Evaluation(verdict=verdict_for(results), rules=results)
+    """The whole rule table, its verdict and the trace deltas, in one pass over both runs' rows
+    (in case id order, as iter_case_rows streams them; lists are sorted first)."""
+    has_baseline = baseline_rows is not None
+    states = [_RuleState(rule, has_baseline) for rule in rules]
+    deltas = _TraceDeltas() if has_baseline else None
+    for row, base in pair_by_case(rows, baseline_rows):
+        for state in states:
+            state.add(row, base)
+        if deltas is not None:
+            deltas.add(row, base)
+    results = [state.result(missing_tolerance, pinned_not_run, has_baseline) for state in states]
+    return Evaluation(
+        verdict=verdict_for(results), rules=results, trace_deltas=deltas.result() if deltas else {}
+    )
 
 
 CHANGED_CASES_SHOWN = 50
 
 
-def trace_deltas(rows: list[CaseRow], baseline_rows: list[CaseRow] | None) -> dict[str, Any]:
+class _Means:
+    """Mean tool calls, trace steps, retry and refusal rates of the rows that produced."""
+
+    NAMES = ("tool_calls_mean", "trace_steps_mean", "retry_rate", "refusal_rate")
+
+    def __init__(self) -> None:
+        self.produced = self.tool_calls = self.trace_steps = self.retried = 0
+        self.refusals_known = self.refused = 0
+
+    def add(self, row: CaseRow) -> None:
+        if row.failed_to_produce:
+            return
+        self.produced += 1
+        self.tool_calls += row.tool_calls
+        self.trace_steps += row.trace_steps
+        self.retried += row.retries > 0
+        if row.refused is not None:
+            self.refusals_known += 1
+            self.refused += bool(row.refused)
+
+    def result(self) -> dict[str, float | None]:
+        n = self.produced
+        return {
+            "tool_calls_mean": self.tool_calls / n if n else None,
+            "trace_steps_mean": self.trace_steps / n if n else None,
+            "retry_rate": self.retried / n if n else None,
+            "refusal_rate": self.refused / self.refusals_known if self.refusals_known else None,
+        }
+
+
+class _TraceDeltas:
+    """Per failure class: the candidate's trace means against the baseline's, and the cases
+    (same case, both produced) whose tool sequence changed, the first ones by key kept."""
+
+    def __init__(self) -> None:
+        self.candidate: dict[str, _Means] = defaultdict(_Means)
+        self.baseline: dict[str, _Means] = defaultdict(_Means)
+        self.changed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.changed_n: dict[str, int] = defaultdict(int)
+
+    def add(self, row: CaseRow | None, base: CaseRow | None) -> None:
+        if row is not None:
+            self.candidate[row.failure_class].add(row)
+        if base is not None:
+            self.baseline[base.failure_class].add(base)
+        if (
+            row is not None
+            and base is not None
+            and not row.failed_to_produce
+            and not base.failed_to_produce
+            and base.tool_sequence != row.tool_sequence
+        ):
+            self.changed_n[row.failure_class] += 1
+            shown = self.changed[row.failure_class]
+            shown.append({"case": row.key, "baseline": base.tool_sequence, "candidate": row.tool_sequence})
+            if len(shown) >= 10 * CHANGED_CASES_SHOWN:  # keep the first by key, not all of them
+                shown.sort(key=lambda c: c["case"])
+                del shown[CHANGED_CASES_SHOWN:]
+
+    def result(self) -> dict[str, Any]:
+        deltas: dict[str, Any] = {}
+        for failure_class in sorted(set(self.candidate) | set(self.baseline)):
+            candidate = self.candidate[failure_class].result()
+            baseline = self.baseline[failure_class].result()
+            entry: dict[str, Any] = {
+                name: {
+                    "candidate": candidate[name],
+                    "baseline": baseline[name],
+                    "delta": None
+                    if candidate[name] is None or baseline[name] is None
+                    else candidate[name] - baseline[name],
+                }
+                for name in _Means.NAMES
+            }
+            shown = sorted(self.changed[failure_class], key=lambda c: c["case"])[:CHANGED_CASES_SHOWN]
+            entry["tool_sequence_changed"] = {"count": self.changed_n[failure_class], "cases": shown}
+            deltas[failure_class] = entry
+        return deltas
+
+
+def trace_deltas(rows: Iterable[CaseRow], baseline_rows: Iterable[CaseRow] | None) -> dict[str, Any]:
     """Per failure class: change of mean tool calls, trace steps, retry and refusal rates
     against the baseline, and the cases (same case, both produced) whose tool sequence changed."""
     if baseline_rows is None:
         return {}
-
-    def means(members: list[CaseRow]) -> dict[str, float | None]:
-        produced = [r for r in members if not r.failed_to_produce]
-        return {
-            "tool_calls_mean": mean([r.tool_calls for r in produced]),
-            "trace_steps_mean": mean([r.trace_steps for r in produced]),
-            "retry_rate": mean([float(r.retries > 0) for r in produced]),
-            "refusal_rate": mean([float(bool(r.refused)) for r in produced if r.refused is not None]),
-        }
-
-    grouped: dict[str, dict[str, list[CaseRow]]] = defaultdict(lambda: {"c": [], "b": []})
-    for row in rows:
-        grouped[row.failure_class]["c"].append(row)
-    for row in baseline_rows:
-        grouped[row.failure_class]["b"].append(row)
-    base_sequences = {r.case_id: r.tool_sequence for r in baseline_rows if not r.failed_to_produce}
-    deltas: dict[str, Any] = {}
-    for failure_class, members in sorted(grouped.items()):
-        candidate, baseline = means(members["c"]), means(members["b"])
-        entry: dict[str, Any] = {
-            name: {
-                "candidate": candidate[name],
-                "baseline": baseline[name],
-                "delta": None
-                if candidate[name] is None or baseline[name] is None
-                else candidate[name] - baseline[name],
-            }
-            for name in candidate
-        }
-        changed = [
-            {"case": r.key, "baseline": base_sequences[r.case_id], "candidate": r.tool_sequence}
-            for r in sorted(members["c"], key=lambda r: r.key)
-            if not r.failed_to_produce
-            and r.case_id in base_sequences
-            and base_sequences[r.case_id] != r.tool_sequence
-        ]
-        entry["tool_sequence_changed"] = {"count": len(changed), "cases": changed[:CHANGED_CASES_SHOWN]}
-        deltas[failure_class] = entry
-    return deltas
+    deltas = _TraceDeltas()
+    for row, base in pair_by_case(rows, baseline_rows):
+        deltas.add(row, base)
+    return deltas.result()

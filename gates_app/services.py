@@ -17,13 +17,13 @@ from audit_app.services import record_event
 from datasets_app.models import Case
 from evalproject.queues import enqueue
 from gates_app.choices import CheckStatus, DecisionKind, RuleStage, Verdict
-from gates_app.evaluation import RuleSpec, evaluate, trace_deltas
+from gates_app.evaluation import RuleSpec, evaluate
 from gates_app.models import Check, CheckDecision, CheckUploadPage, DeployToken, Gate, GateRule
 from grading_app.calibration import cohen_kappa, human_pairs
 from grading_app.choices import RunStatus
 from grading_app.models import Grader, HumanLabel, RubricVersion, RubricVersionEvent, Run
 from grading_app.outputs import parse_outputs
-from grading_app.results import load_case_rows, load_pinned_not_run
+from grading_app.results import iter_case_rows, load_pinned_not_run
 from grading_app.services import add_outputs, cancel_run, open_run, start_run
 
 logger = logging.getLogger(__name__)
@@ -328,8 +328,9 @@ def evaluate_check(run: Run) -> Check | None:
     if check is None or check.status == CheckStatus.DONE:
         return check
     baseline = find_baseline(check)
-    baseline_rows = load_case_rows(baseline.run) if baseline and baseline.run else None
-    rows = load_case_rows(run)
+    # Both runs are streamed side by side, a page at a time: memory stays flat with their size.
+    baseline_rows = iter_case_rows(baseline.run_id) if baseline and baseline.run_id else None
+    rows = iter_case_rows(run)
     result = evaluate(
         rule_specs(check.gate, run),
         rows,
@@ -342,7 +343,7 @@ def evaluate_check(run: Run) -> Check | None:
     if run.status != RunStatus.SUCCEEDED:
         check.verdict = Verdict.INCONCLUSIVE
         check.metadata = {**check.metadata, "run_error": run.error or f"run {run.status}"}
-    check.trace_deltas = trace_deltas(rows, baseline_rows)
+    check.trace_deltas = result.trace_deltas
     check.baseline = baseline
     check.status = CheckStatus.DONE
     check.decided_at = timezone.now()

@@ -1,19 +1,24 @@
 """Read a run's results as plain per-case rows, the input of summaries and gate rules."""
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from datasets_app.models import Case
 from grading_app.models import CaseResult, Grade, Run
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GradeRow:
     score: float | None
     passed: bool | None
     error: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseRow:
     """One case of a run with its signals and its grades by grader slug."""
 
@@ -45,42 +50,67 @@ class CaseRow:
         return self.missing or bool(self.error)
 
 
-# CaseRow field -> the CaseResult lookup that fills it.
-ROW_FIELDS = {
-    "case_id": "case_id",
-    "key": "case__key",
-    "tier": "case__tier",
-    "failure_class": "case__failure_class__slug",
-    "risk": "case__risk",
-    "tags": "case__tags",
-    "pinned": "case__pinned",
-    "missing": "missing",
-    "error": "error",
-    "latency_ms": "latency_ms",
-    "ttft_ms": "ttft_ms",
-    "input_tokens": "input_tokens",
-    "output_tokens": "output_tokens",
-    "cost_usd": "cost_usd",
-    "tool_calls": "tool_calls",
-    "trace_steps": "trace_steps",
-    "retries": "retries",
-    "refused": "refused",
-    "escalated": "escalated",
-    "tool_sequence": "tool_sequence",
-}
+# The CaseResult lookups that fill a CaseRow, in CaseRow's field order (grades aside). The two
+# JSON lists are read as text and decoded here: most rows repeat a few values ("[]" above all).
+ROW_LOOKUPS = (
+    "case_id", "case__key", "case__tier", "case__failure_class__slug", "case__risk", "tags_text",
+    "case__pinned", "missing", "error", "latency_ms", "ttft_ms", "input_tokens", "output_tokens",
+    "cost_usd", "tool_calls", "trace_steps", "retries", "refused", "escalated", "tool_sequence_text",
+)  # fmt: skip
+CHUNK_ROWS = 2000  # rows fetched at a time: memory stays flat whatever the size of the run
 
 
-def load_case_rows(run: Run) -> list[CaseRow]:
-    """All case rows of a run in two queries (results with their cases, then grades)."""
-    rows: dict[int, CaseRow] = {}
-    for values in CaseResult.objects.filter(run=run).values("id", *ROW_FIELDS.values()):
-        rows[values["id"]] = CaseRow(**{name: values[lookup] for name, lookup in ROW_FIELDS.items()})
-    grades = Grade.objects.filter(case_result__run=run).values_list(
-        "case_result_id", "grader__slug", "score", "passed", "error"
+class _Lists:
+    """Decodes JSON lists, sharing the result between rows with the same text (read-only)."""
+
+    KEPT = 10_000
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list] = {}
+
+    def __call__(self, text: str | None) -> list:
+        if text is None:
+            return []
+        value = self.seen.get(text)
+        if value is None:
+            value = json.loads(text)
+            if len(self.seen) < self.KEPT:
+                self.seen[text] = value
+        return value
+
+
+def iter_case_rows(run: Run | int) -> Iterator[CaseRow]:
+    """The run's case rows in case id order, streamed: two queries read through server-side
+    cursors (results with their cases, and grades in the same order) merged here, so a summary
+    or a verdict over 100,000 cases holds a chunk of rows at a time, not the run."""
+    run_id = run if isinstance(run, int) else run.pk
+    results = (
+        CaseResult.objects.filter(run_id=run_id)
+        .annotate(
+            tags_text=Cast("case__tags", TextField()),
+            tool_sequence_text=Cast("tool_sequence", TextField()),
+        )
+        .order_by("case_id")
+        .values_list(*ROW_LOOKUPS)
+        .iterator(chunk_size=CHUNK_ROWS)
     )
-    for result_id, slug, score, passed, error in grades:
-        rows[result_id].grades[slug] = GradeRow(score=score, passed=passed, error=error)
-    return list(rows.values())
+    grades = (
+        Grade.objects.filter(case_result__run_id=run_id)
+        .order_by("case_result__case_id")
+        .values_list("case_result__case_id", "grader__slug", "score", "passed", "error")
+        .iterator(chunk_size=CHUNK_ROWS)
+    )
+    lists = _Lists()
+    grade = next(grades, None)
+    for fields in results:
+        row = CaseRow(*fields)
+        row.tags, row.tool_sequence = lists(row.tags), lists(row.tool_sequence)
+        # Every grade belongs to one of the run's results, so the two streams advance together.
+        while grade is not None and grade[0] <= row.case_id:
+            if grade[0] == row.case_id:
+                row.grades[grade[1]] = GradeRow(grade[2], grade[3], grade[4])
+            grade = next(grades, None)
+        yield row
 
 
 def load_pinned_not_run(run: Run) -> list[CaseRow]:

@@ -1,85 +1,146 @@
-"""Run summaries: quality per grader and production signals, overall and by tier and class."""
+"""Run summaries: quality per grader and production signals, overall and by tier and class.
 
+Built in one pass over the run's rows (a stream: grading_app.results.iter_case_rows), keeping
+counts and sums, and the values themselves only where a percentile needs them (as arrays of
+doubles): a summary of 100,000 cases costs a few megabytes, not the run's rows.
+"""
+
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 from grading_app.results import CaseRow
-from grading_app.stats import mean, percentile, wilson_interval
+from grading_app.stats import percentile, wilson_interval
 
 
-def _rate(flags: list[bool]) -> float | None:
-    return sum(flags) / len(flags) if flags else None
+class _Mean:
+    __slots__ = ("n", "total")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.total = 0.0
+
+    def add(self, value: float) -> None:
+        self.n += 1
+        self.total += value
+
+    def value(self) -> float | None:
+        return self.total / self.n if self.n else None
 
 
-def _signals(rows: list[CaseRow]) -> dict[str, Any]:
-    produced = [r for r in rows if not r.failed_to_produce]
-    latencies = [r.latency_ms for r in produced if r.latency_ms is not None]
-    ttfts = [r.ttft_ms for r in produced if r.ttft_ms is not None]
-    costs = [r.cost_usd for r in produced if r.cost_usd is not None]
-    return {
-        "cases": len(rows),
-        "missing": sum(1 for r in rows if r.missing),
-        "errors": sum(1 for r in rows if r.error and not r.missing),
-        "error_rate": _rate([r.failed_to_produce for r in rows]),
-        "latency_p50_ms": percentile(latencies, 50),
-        "latency_p95_ms": percentile(latencies, 95),
-        "latency_mean_ms": mean(latencies),
-        "ttft_p50_ms": percentile(ttfts, 50),
-        "ttft_p95_ms": percentile(ttfts, 95),
-        "ttft_mean_ms": mean(ttfts),
-        "cost_per_case_usd": mean(costs),
-        "refusal_rate": _rate([bool(r.refused) for r in produced if r.refused is not None]),
-        "escalation_rate": _rate([bool(r.escalated) for r in produced if r.escalated is not None]),
-        "retry_rate": _rate([r.retries > 0 for r in produced]),
-        "tool_calls_mean": mean([r.tool_calls for r in produced]),
-        "trace_steps_mean": mean([r.trace_steps for r in produced]),
-    }
+class _Signals:
+    """Production signals of a group of rows: counts, rates, means and percentiles."""
 
+    def __init__(self) -> None:
+        self.cases = self.missing = self.errors = self.failed = self.produced = 0
+        self.latencies, self.ttfts = array("d"), array("d")
+        self.latency, self.ttft, self.cost = _Mean(), _Mean(), _Mean()
+        self.refusals, self.escalations = _Mean(), _Mean()
+        self.retried, self.tool_calls, self.trace_steps = _Mean(), _Mean(), _Mean()
 
-def _graders(rows: Iterable[CaseRow]) -> dict[str, Any]:
-    passed: dict[str, list[bool]] = defaultdict(list)
-    scores: dict[str, list[float]] = defaultdict(list)
-    errors: dict[str, int] = defaultdict(int)
-    for row in rows:
-        for slug, grade in row.grades.items():
-            if grade.error or grade.passed is None:
-                errors[slug] += 1
-                continue
-            passed[slug].append(grade.passed)
-            if grade.score is not None:
-                scores[slug].append(grade.score)
-    out = {}
-    for slug in sorted(set(passed) | set(errors)):
-        n = len(passed[slug])
-        successes = sum(passed[slug])
-        interval = wilson_interval(successes, n)
-        out[slug] = {
-            "n": n,
-            "passed": successes,
-            "errors": errors[slug],
-            "pass_rate": successes / n if n else None,
-            "interval": list(interval) if interval else None,
-            "mean_score": mean(scores[slug]),
+    def add(self, row: CaseRow) -> None:
+        self.cases += 1
+        self.missing += row.missing
+        self.errors += bool(row.error) and not row.missing
+        if row.failed_to_produce:
+            self.failed += 1
+            return
+        if row.latency_ms is not None:
+            self.latencies.append(row.latency_ms)
+            self.latency.add(row.latency_ms)
+        if row.ttft_ms is not None:
+            self.ttfts.append(row.ttft_ms)
+            self.ttft.add(row.ttft_ms)
+        if row.cost_usd is not None:
+            self.cost.add(row.cost_usd)
+        if row.refused is not None:
+            self.refusals.add(bool(row.refused))
+        if row.escalated is not None:
+            self.escalations.add(bool(row.escalated))
+        self.retried.add(row.retries > 0)
+        self.tool_calls.add(row.tool_calls)
+        self.trace_steps.add(row.trace_steps)
+
+    def result(self) -> dict[str, Any]:
+        latencies, ttfts = sorted(self.latencies), sorted(self.ttfts)
+        return {
+            "cases": self.cases,
+            "missing": self.missing,
+            "errors": self.errors,
+            "error_rate": self.failed / self.cases if self.cases else None,
+            "latency_p50_ms": percentile(latencies, 50),
+            "latency_p95_ms": percentile(latencies, 95),
+            "latency_mean_ms": self.latency.value(),
+            "ttft_p50_ms": percentile(ttfts, 50),
+            "ttft_p95_ms": percentile(ttfts, 95),
+            "ttft_mean_ms": self.ttft.value(),
+            "cost_per_case_usd": self.cost.value(),
+            "refusal_rate": self.refusals.value(),
+            "escalation_rate": self.escalations.value(),
+            "retry_rate": self.retried.value(),
+            "tool_calls_mean": self.tool_calls.value(),
+            "trace_steps_mean": self.trace_steps.value(),
         }
-    return out
 
 
-def _grouped(rows: list[CaseRow], attribute: str) -> dict[str, Any]:
-    groups: dict[str, list[CaseRow]] = defaultdict(list)
-    for row in rows:
-        groups[getattr(row, attribute)].append(row)
-    return {
-        name: {"signals": _signals(members), "graders": _graders(members)}
-        for name, members in sorted(groups.items())
-    }
+class _Grader:
+    __slots__ = ("errors", "n", "passed", "scores")
+
+    def __init__(self) -> None:
+        self.n = self.passed = self.errors = 0
+        self.scores = _Mean()
 
 
-def summarise(rows: list[CaseRow]) -> dict[str, Any]:
+class _Group:
+    """Signals and per-grader quality of one group (the run, a tier, a failure class)."""
+
+    def __init__(self) -> None:
+        self.signals = _Signals()
+        self.graders: dict[str, _Grader] = defaultdict(_Grader)
+
+    def add(self, row: CaseRow) -> None:
+        self.signals.add(row)
+        for slug, grade in row.grades.items():
+            stats = self.graders[slug]
+            if grade.error or grade.passed is None:
+                stats.errors += 1
+                continue
+            stats.n += 1
+            stats.passed += grade.passed
+            if grade.score is not None:
+                stats.scores.add(grade.score)
+
+    def graders_result(self) -> dict[str, Any]:
+        out = {}
+        for slug, stats in sorted(self.graders.items()):
+            interval = wilson_interval(stats.passed, stats.n)
+            out[slug] = {
+                "n": stats.n,
+                "passed": stats.passed,
+                "errors": stats.errors,
+                "pass_rate": stats.passed / stats.n if stats.n else None,
+                "interval": list(interval) if interval else None,
+                "mean_score": stats.scores.value(),
+            }
+        return out
+
+    def result(self) -> dict[str, Any]:
+        return {"signals": self.signals.result(), "graders": self.graders_result()}
+
+
+def summarise(rows: Iterable[CaseRow]) -> dict[str, Any]:
     """The JSON summary stored on a run: overall, by tier and by failure class."""
+    overall = _Group()
+    tiers: dict[str, _Group] = defaultdict(_Group)
+    classes: dict[str, _Group] = defaultdict(_Group)
+    for row in rows:
+        overall.add(row)
+        tiers[row.tier].add(row)
+        classes[row.failure_class].add(row)
     return {
-        "signals": _signals(rows),
-        "graders": _graders(rows),
-        "by_tier": _grouped(rows, "tier"),
-        "by_failure_class": _grouped(rows, "failure_class"),
+        "signals": overall.signals.result(),
+        "graders": overall.graders_result(),
+        "by_tier": {name: group.result() for name, group in sorted(tiers.items())},
+        "by_failure_class": {name: group.result() for name, group in sorted(classes.items())},
     }
