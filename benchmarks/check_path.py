@@ -32,7 +32,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _setup import REDIS_URL, database_label, django_on_postgres, flush_redis, print_ratio, start_process, wait_until
+from _setup import (
+    REDIS_URL,
+    database_label,
+    django_on_postgres,
+    flush_redis,
+    print_ratio,
+    start_process,
+    wait_until,
+)
 from grading_throughput import GRADERS, case_data
 
 LAG_TARGET_S = 0.3
@@ -84,7 +92,8 @@ def promptfoo_line() -> None:
             "nothing); the issue's promptfoo ratios need it"
         )
         return
-    print(f"  promptfoo {found.stdout.strip()} is installed, but its side of the workload is not scripted here yet")
+    version = found.stdout.strip()
+    print(f"  promptfoo {version} is installed, but this benchmark does not script its side yet: no line")
 
 
 def one(cases: int) -> None:
@@ -248,7 +257,9 @@ def measure(cases: int) -> None:
             f"{m['lag_s']:.3f} s after the last chunk"
         )
     print(f"    worker peak RSS {peak:.0f} MiB")
-    print("RESULT " + json.dumps({"peak_mib": peak, "lag_s": second["lag_s"], "decided_s": second["decided_s"]}))
+    print(
+        "RESULT " + json.dumps({"peak_mib": peak, "lag_s": second["lag_s"], "decided_s": second["decided_s"]})
+    )
 
 
 if __name__ == "__main__":
