@@ -236,6 +236,16 @@ def measure(args: argparse.Namespace, dataset: Any, workers: int, fake: FakeServ
         f"    {len(chunks)} chunks of up to {size} calls; those of {size} took {mean_s:.2f} s "
         f"on average (their calls alone: {chunk_floor:.2f} s)"
     )
+    # Outside the chunks: start_run (outputs, dispatch) before, the finaliser after; with one
+    # worker (or none) the chunks run back to back, so what remains is the gaps between them.
+    first_start = min(start for _, start, _ in chunks).timestamp()
+    last_end = max(end for _, _, end in chunks).timestamp()
+    in_chunks = sum((end - start).total_seconds() for _, start, end in chunks)
+    gaps = f", between chunks {last_end - first_start - in_chunks:.2f} s" if workers <= 1 else ""
+    print(
+        f"    before the first chunk {first_start - started:.2f} s, "
+        f"after the last {run.finished_at.timestamp() - last_end:.2f} s{gaps}"
+    )
     if job_cpu is not None and job_cpu_after is not None:
         # What the floor's pace would ask of the machine (PostgreSQL's own CPU not counted).
         job_ms = (job_cpu_after - job_cpu) / args.calls * 1000
