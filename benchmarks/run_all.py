@@ -4,7 +4,7 @@ Each script prints its own report and `ratio: <name> = <value> (target: ...)` li
 collects those lines. Benchmarks print, never assert: the exit status is non-zero only
 when a script crashed or ran out of time.
 
-    make bench                                      # the issues' sizes, about 9 minutes
+    make bench                                      # the issues' sizes, about 15 minutes
     .venv/bin/python benchmarks/run_all.py --quick  # small sizes, a smoke test (about 2 minutes)
     .venv/bin/python benchmarks/run_all.py judge api
 """
@@ -42,12 +42,14 @@ BENCHMARKS = [
     Benchmark("api", "api_latency.py", 300, quick_args=["--clients", "50", "--duration", "5"]),
     Benchmark("import", "import_cases.py", 420, quick_args=["--cases", "10000"]),
     Benchmark("traces", "trace_ingestion.py", 900, quick_args=["--traces", "10000", "--stored", "100000"]),
+    Benchmark("check", "check_path.py", 900, quick_args=["--cases", "1000", "5000"]),
 ]
 
 
 @dataclass
 class Outcome:
     benchmark: Benchmark
+    load_before: float  # the 1-minute load average when it started: other work skews a run
     seconds: float
     status: str  # "ok", "failed (exit N)", "timed out"
     ratios: list[tuple[str, str, str]]
@@ -55,7 +57,11 @@ class Outcome:
 
 def run(benchmark: Benchmark, quick: bool) -> Outcome:
     extra = [*benchmark.args, *(benchmark.quick_args if quick else [])]
-    print(f"\n=== {benchmark.name}: {' '.join([benchmark.script, *extra])}", flush=True)
+    load_before = os.getloadavg()[0]
+    print(
+        f"\n=== {benchmark.name}: {' '.join([benchmark.script, *extra])} (load average {load_before:.2f})",
+        flush=True,
+    )
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, str(BENCH_DIR / benchmark.script), *extra],
@@ -89,22 +95,21 @@ def run(benchmark: Benchmark, quick: bool) -> Outcome:
             process.wait()
         status = f"timed out after {benchmark.timeout_s:.0f} s"
     reader.join(timeout=5)
-    return Outcome(benchmark, time.monotonic() - started, status, ratios)
+    return Outcome(benchmark, load_before, time.monotonic() - started, status, ratios)
 
 
 def summary(outcomes: list[Outcome], quick: bool) -> None:
+    header = ("benchmark", "ratio", "value", "target", "load before")
     rows = [
-        (o.benchmark.name, name, value, target)
+        (o.benchmark.name, name, value, target, f"{o.load_before:.2f}")
         for o in outcomes
         for name, value, target in (o.ratios or [("(no ratio)", "-", "")])
     ]
-    widths = [
-        max(len(row[i]) for row in [("benchmark", "ratio", "value", "target"), *rows]) for i in range(4)
-    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     sizes = ", quick sizes" if quick else ""
     print(f"\n=== summary ({date.today()}, {platform.node()}, {cpu_count()} cores{sizes})")
-    print(line.format("benchmark", "ratio", "value", "target").rstrip())
+    print(line.format(*header).rstrip())
     print(line.format(*("-" * w for w in widths)))
     for row in rows:
         print(line.format(*row).rstrip())

@@ -9,7 +9,7 @@ Verdict semantics are DESIGN.md section 5: missing data is never a pass.
 
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,27 @@ def in_scope(row: CaseRow, scope: dict[str, Any]) -> bool:
             return False
     tags = scope.get("tags")
     return not (tags and not set(tags) & set(row.tags))
+
+
+def scope_filter(rule: RuleSpec, spec: metrics.MetricSpec) -> Callable[[CaseRow], bool] | None:
+    """in_scope(row, rule.scope) and spec.applies(row) as one function built once per rule
+    (None: every row), since a verdict asks it for every row of both runs."""
+    tests: list[Callable[[CaseRow], bool]] = []
+    for key in ("tier", "failure_class", "risk"):
+        wanted = rule.scope.get(key)
+        if wanted:
+            allowed = frozenset(wanted if isinstance(wanted, list) else [wanted])
+            tests.append(lambda row, key=key, allowed=allowed: getattr(row, key) in allowed)
+    if tags := rule.scope.get("tags"):
+        wanted_tags = frozenset(tags)
+        tests.append(lambda row: not wanted_tags.isdisjoint(row.tags))
+    if spec.applies is not metrics.every_row:
+        tests.append(spec.applies)
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda row: all(test(row) for test in tests)
 
 
 def pair_by_case(
@@ -135,6 +156,7 @@ class _RuleState:
         self.spec = metrics.get_metric(rule.metric)
         self.direction = rule.direction or self.spec.direction
         self.sign = 1.0 if self.direction == "min" else -1.0  # improvement is positive either way
+        self.matches = scope_filter(rule, self.spec)
         self.scoped = self.missing = self.errored = 0
         self.values = _Values(self.spec)
         self.pinned_rows: list[CaseRow] = []  # the pinned rule names its cases
@@ -145,7 +167,7 @@ class _RuleState:
 
     def _observe(self, row: CaseRow | None) -> tuple[bool, float | None]:
         """(in scope, value): the value is None where the case counts as missing or errored."""
-        if row is None or not (in_scope(row, self.rule.scope) and self.spec.applies(row)):
+        if row is None or not (self.matches is None or self.matches(row)):
             return False, None
         if row.failed_to_produce and not self.spec.counts_failed_cases:
             return True, None
@@ -154,7 +176,7 @@ class _RuleState:
 
     def add(self, row: CaseRow | None, base: CaseRow | None) -> None:
         value = None
-        if row is not None and in_scope(row, self.rule.scope) and self.spec.applies(row):
+        if row is not None and (self.matches is None or self.matches(row)):
             self.scoped += 1
             if self.spec.aggregate == metrics.ALL:
                 self.pinned_rows.append(row)

@@ -19,6 +19,11 @@ class Observation:
     errored: bool = False  # the measurement itself failed (e.g. the grader errored)
 
 
+def every_row(row: CaseRow) -> bool:
+    """The cases a metric is about when it does not say: all of them."""
+    return True
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     key: str
@@ -29,7 +34,7 @@ class MetricSpec:
     needs_threshold: bool = True
     counts_failed_cases: bool = False  # error_rate looks at the failures themselves
     # Which cases the metric is about at all; a missing case outside them is not lacking data.
-    applies: Callable[[CaseRow], bool] = lambda row: True
+    applies: Callable[[CaseRow], bool] = every_row
     description: str = ""
 
 

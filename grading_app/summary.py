@@ -1,8 +1,9 @@
 """Run summaries: quality per grader and production signals, overall and by tier and class.
 
 Built in one pass over the run's rows (a stream: grading_app.results.iter_case_rows), keeping
-counts and sums, and the values themselves only where a percentile needs them (as arrays of
-doubles): a summary of 100,000 cases costs a few megabytes, not the run's rows.
+counts and sums per (tier, failure class) cell, and the values themselves only where a
+percentile needs them (as arrays of doubles): a summary of 100,000 cases costs a few
+megabytes, not the run's rows.
 """
 
 from array import array
@@ -28,12 +29,18 @@ class _Mean:
     def value(self) -> float | None:
         return self.total / self.n if self.n else None
 
+    def merge(self, other: "_Mean") -> None:
+        self.n += other.n
+        self.total += other.total
+
 
 class _Signals:
     """Production signals of a group of rows: counts, rates, means and percentiles."""
 
+    MEANS = ("latency", "ttft", "cost", "refusals", "escalations", "retried", "tool_calls", "trace_steps")
+
     def __init__(self) -> None:
-        self.cases = self.missing = self.errors = self.failed = self.produced = 0
+        self.cases = self.missing = self.errors = self.failed = 0
         self.latencies, self.ttfts = array("d"), array("d")
         self.latency, self.ttft, self.cost = _Mean(), _Mean(), _Mean()
         self.refusals, self.escalations = _Mean(), _Mean()
@@ -61,6 +68,14 @@ class _Signals:
         self.retried.add(row.retries > 0)
         self.tool_calls.add(row.tool_calls)
         self.trace_steps.add(row.trace_steps)
+
+    def merge(self, other: "_Signals") -> None:
+        for name in ("cases", "missing", "errors", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.latencies.extend(other.latencies)
+        self.ttfts.extend(other.ttfts)
+        for name in self.MEANS:
+            getattr(self, name).merge(getattr(other, name))
 
     def result(self) -> dict[str, Any]:
         latencies, ttfts = sorted(self.latencies), sorted(self.ttfts)
@@ -111,6 +126,15 @@ class _Group:
             if grade.score is not None:
                 stats.scores.add(grade.score)
 
+    def merge(self, other: "_Group") -> None:
+        self.signals.merge(other.signals)
+        for slug, theirs in other.graders.items():
+            ours = self.graders[slug]
+            ours.n += theirs.n
+            ours.passed += theirs.passed
+            ours.errors += theirs.errors
+            ours.scores.merge(theirs.scores)
+
     def graders_result(self) -> dict[str, Any]:
         out = {}
         for slug, stats in sorted(self.graders.items()):
@@ -129,18 +153,28 @@ class _Group:
         return {"signals": self.signals.result(), "graders": self.graders_result()}
 
 
+def _merged(groups: Iterable[_Group]) -> _Group:
+    merged = _Group()
+    for group in groups:
+        merged.merge(group)
+    return merged
+
+
 def summarise(rows: Iterable[CaseRow]) -> dict[str, Any]:
-    """The JSON summary stored on a run: overall, by tier and by failure class."""
-    overall = _Group()
-    tiers: dict[str, _Group] = defaultdict(_Group)
-    classes: dict[str, _Group] = defaultdict(_Group)
+    """The JSON summary stored on a run: overall, by tier and by failure class.
+
+    Each row is counted once, in its (tier, failure class) cell; tiers, classes and the whole
+    run are merges of cells (sums of sums, percentiles over the cells' values together)."""
+    cells: dict[tuple[str, str], _Group] = defaultdict(_Group)
     for row in rows:
-        overall.add(row)
-        tiers[row.tier].add(row)
-        classes[row.failure_class].add(row)
+        cells[row.tier, row.failure_class].add(row)
+    tiers, classes = sorted({t for t, _ in cells}), sorted({c for _, c in cells})
+    overall = _merged(cells.values())
     return {
         "signals": overall.signals.result(),
         "graders": overall.graders_result(),
-        "by_tier": {name: group.result() for name, group in sorted(tiers.items())},
-        "by_failure_class": {name: group.result() for name, group in sorted(classes.items())},
+        "by_tier": {t: _merged(g for (tier, _), g in cells.items() if tier == t).result() for t in tiers},
+        "by_failure_class": {
+            c: _merged(g for (_, fc), g in cells.items() if fc == c).result() for c in classes
+        },
     }

@@ -1,0 +1,107 @@
+"""The run summary (grading_app.summary): every signal and grader figure, overall and by tier
+and failure class, worked out by hand for six cases."""
+
+import pytest
+
+from grading_app.results import CaseRow, GradeRow
+from grading_app.stats import wilson_interval
+from grading_app.summary import summarise
+
+PASS, FAIL = GradeRow(1.0, True), GradeRow(0.0, False)
+
+
+def row(case_id, tier, failure_class, missing=False, error="", **fields):
+    return CaseRow(case_id, f"k{case_id}", tier, failure_class, "normal", [], False, missing, error, **fields)
+
+
+ROWS = [
+    row(1, "trusted", "factual", latency_ms=100, ttft_ms=10, cost_usd=0.01, refused=False,
+        tool_calls=2, trace_steps=3, grades={"exact": PASS}),
+    row(2, "trusted", "factual", latency_ms=300, ttft_ms=30, cost_usd=0.03, refused=True, retries=1,
+        trace_steps=1, grades={"exact": FAIL}),
+    row(3, "trusted", "safety", latency_ms=200, escalated=True, tool_calls=1, trace_steps=1,
+        grades={"exact": PASS, "judge": GradeRow(None, None, "TimeoutError")}),
+    row(4, "monitoring", "factual", missing=True),
+    row(5, "monitoring", "safety", error="boom"),
+    row(6, "monitoring", "safety", latency_ms=400, escalated=False,
+        grades={"exact": PASS, "judge": GradeRow(0.5, True)}),
+]  # fmt: skip
+
+
+def test_signals_over_the_whole_run():
+    # Produced: 1, 2, 3, 6. Latencies 100, 200, 300, 400: p50 250, p95 300 + 0.85 * 100.
+    signals = summarise(iter(ROWS))["signals"]  # one pass: a stream will do
+    assert signals == {
+        "cases": 6,
+        "missing": 1,
+        "errors": 1,  # case 5; case 4 is missing, not an error
+        "error_rate": pytest.approx(2 / 6),
+        "latency_p50_ms": 250.0,
+        "latency_p95_ms": pytest.approx(385.0),
+        "latency_mean_ms": 250.0,
+        "ttft_p50_ms": 20.0,
+        "ttft_p95_ms": pytest.approx(29.0),
+        "ttft_mean_ms": 20.0,
+        "cost_per_case_usd": pytest.approx(0.02),
+        "refusal_rate": 0.5,  # known for 1 and 2 only
+        "escalation_rate": 0.5,  # known for 3 and 6
+        "retry_rate": 0.25,
+        "tool_calls_mean": 0.75,
+        "trace_steps_mean": 1.25,
+    }
+
+
+def test_graders_over_the_whole_run():
+    graders = summarise(ROWS)["graders"]
+    assert graders == {
+        "exact": {
+            "n": 4,
+            "passed": 3,
+            "errors": 0,
+            "pass_rate": 0.75,
+            "interval": list(wilson_interval(3, 4)),
+            "mean_score": 0.75,
+        },
+        "judge": {
+            "n": 1,
+            "passed": 1,
+            "errors": 1,
+            "pass_rate": 1.0,
+            "interval": list(wilson_interval(1, 1)),
+            "mean_score": 0.5,
+        },
+    }
+
+
+def test_groups_by_tier_and_failure_class():
+    summary = summarise(ROWS)
+    assert list(summary["by_tier"]) == ["monitoring", "trusted"]
+    assert list(summary["by_failure_class"]) == ["factual", "safety"]
+    trusted, monitoring = summary["by_tier"]["trusted"], summary["by_tier"]["monitoring"]
+    assert trusted["signals"]["cases"] == 3 and trusted["signals"]["error_rate"] == 0.0
+    assert trusted["signals"]["latency_p50_ms"] == 200.0
+    assert trusted["graders"]["exact"]["passed"] == 2 and trusted["graders"]["judge"]["errors"] == 1
+    assert monitoring["signals"]["missing"] == 1 and monitoring["signals"]["errors"] == 1
+    assert monitoring["signals"]["latency_p95_ms"] == 400.0  # one produced case with a latency
+    assert monitoring["signals"]["refusal_rate"] is None  # never known there
+    safety = summary["by_failure_class"]["safety"]
+    assert safety["signals"]["cases"] == 3
+    assert safety["signals"]["latency_mean_ms"] == 300.0  # cases 3 and 6
+    assert safety["graders"]["judge"] == {
+        "n": 1,
+        "passed": 1,
+        "errors": 1,
+        "pass_rate": 1.0,
+        "interval": list(wilson_interval(1, 1)),
+        "mean_score": 0.5,
+    }
+    factual = summary["by_failure_class"]["factual"]
+    assert factual["signals"]["error_rate"] == pytest.approx(1 / 3)
+    assert "judge" not in factual["graders"]
+
+
+def test_an_empty_run_has_no_figures():
+    summary = summarise([])
+    assert summary["signals"]["cases"] == 0
+    assert summary["signals"]["error_rate"] is None and summary["signals"]["latency_p95_ms"] is None
+    assert summary["graders"] == {} and summary["by_tier"] == {}
