@@ -13,6 +13,7 @@ throughput, p50, p99 and errors (anything but a 200 with the expected body, or n
 within --timeout); then the verdict API's p99 and throughput against the ceiling's.
 
     .venv/bin/python benchmarks/api_latency.py [--clients 200] [--duration 30] [--gunicorn-workers 4]
+        [--gunicorn-threads 1]
 """
 
 import argparse
@@ -118,6 +119,7 @@ def setup(clients: int) -> tuple[int, list[str]]:
 
     from datasets_app import services as datasets
     from datasets_app.models import Case
+    from gates_app.choices import CheckStatus
     from gates_app.services import request_check, save_gate
     from gates_app.tokens import create_token
     from grading_app.services import save_grader
@@ -153,8 +155,8 @@ def setup(clients: int) -> tuple[int, list[str]]:
     outputs = [{"case": f"c{i}", "output": "No", "metrics": {"latency_ms": 800}} for i in range(50)]
     check, _ = request_check(gate=gate, candidate="v1", outputs=outputs)  # jobs run in-process
     check.refresh_from_db()
-    if not check.verdict:
-        raise SystemExit("the check has no verdict: the benchmark would measure a pending check")
+    if check.status != CheckStatus.DONE or check.decided_at is None:  # "pending" is a verdict too
+        raise SystemExit("the check is not decided: the benchmark would measure a pending check")
     secrets = [create_token(name=f"ci-{n}", gates=[gate], actor=owner)[1] for n in range(clients)]
     return check.pk, secrets
 
@@ -177,6 +179,8 @@ def start_gunicorn(args: argparse.Namespace, port: int, redis_url: str | None) -
         env["REDIS_URL"] = redis_url
     log = Path(os.environ["EVALGATE_VAR_DIR"]) / "gunicorn.log"
     command = [sys.executable, "-m", "gunicorn", "evalproject.wsgi", "-w", str(args.gunicorn_workers)]
+    if args.gunicorn_threads > 1:  # gunicorn then runs gthread workers
+        command += ["--threads", str(args.gunicorn_threads)]
     command += ["-b", f"127.0.0.1:{port}", "--backlog", "2048"]
     process = start_process(command, env=env, log=log)
 
@@ -207,6 +211,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--duration", type=float, default=30, help="seconds of load per endpoint")
     parser.add_argument("--gunicorn-workers", type=int, default=4)
+    parser.add_argument("--gunicorn-threads", type=int, default=1, help="above 1: gthread workers")
     parser.add_argument(
         "--timeout", type=float, default=10, help="seconds before a request counts as an error"
     )
@@ -234,9 +239,10 @@ def main() -> None:
 def bench(args: argparse.Namespace, port: int, check_id: int, secrets: list[str], cache: str) -> None:
     check = f"/api/v1/checks/{check_id}/"
     no_auth = [""] * args.clients
+    kind = f"gthread ({args.gunicorn_threads} threads)" if args.gunicorn_threads > 1 else "sync"
     print(
         f"verdict API: {args.clients} concurrent clients, {args.duration:.0f} s per endpoint, gunicorn "
-        f"{args.gunicorn_workers} sync workers, {database_label()}, {cache} rate-limit cache"
+        f"{args.gunicorn_workers} {kind} workers, {database_label()}, {cache} rate-limit cache"
     )
     # Warm-up, not counted: each worker's first requests load code and open its connections.
     warm = argparse.Namespace(**{**vars(args), "duration": min(3.0, args.duration)})

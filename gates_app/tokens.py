@@ -7,15 +7,19 @@ issued a deploy token answers for what it writes. ``actor=None`` is the server's
 (``manage.py create_token`` without ``--as``), trusted like a superuser and recorded as such.
 """
 
+import functools
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field, Q, QuerySet
 from django.utils import timezone
 
 from audit_app.choices import Action
@@ -136,18 +140,100 @@ def create_token(
 
 
 def authenticate_secret(secret: str) -> DeployToken | None:
-    """The usable token for this secret, or None. Records when it was last used."""
+    """The usable token for this secret, or None. Records when it was last used.
+
+    The token and its user come back as DeployToken.objects.usable().select_related("user")
+    returns them, from one SQL query built once per process (``_usable_token_sql``): every API
+    request runs it, and the ORM spent four times the query's own cost compiling it. Validity
+    is read from the database on every request, never cached, so a revocation, an expiry or a
+    deactivated user counts from the very next request.
+    """
     parts = secret.split("_", 2)  # the random part may itself contain "_"
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
-    token = DeployToken.objects.usable().select_related("user").filter(prefix=parts[1]).first()
+    conn = connections[DEFAULT_DB_ALIAS]
+    now = timezone.now()
+    token = _usable_token(conn, parts[1], now)
     if token is None or not hmac.compare_digest(token.secret_hash, _hash(secret)):
         return None
-    now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
-        DeployToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        with conn.cursor() as cursor:
+            cursor.execute(_last_used_sql(conn.vendor), [conn.ops.adapt_datetimefield_value(now), token.pk])
         token.last_used_at = now
     return token
+
+
+def _usable_token(conn: BaseDatabaseWrapper, prefix: str, now: datetime) -> DeployToken | None:
+    with conn.cursor() as cursor:
+        cursor.execute(_usable_token_sql(conn.vendor), [prefix, conn.ops.adapt_datetimefield_value(now)])
+        row = cursor.fetchone()  # the prefix is unique: one row at most
+    if row is None:
+        return None
+    token_fields, user_fields = _token_fields(), _user_fields()
+    token = _instance(conn, token_fields, row[: len(token_fields)])
+    user_row = row[len(token_fields) :]
+    user = None if user_row[0] is None else _instance(conn, user_fields, user_row)
+    DeployToken._meta.get_field("user").set_cached_value(token, user)  # as select_related does
+    return token
+
+
+@functools.cache
+def _token_fields() -> tuple[Field, ...]:
+    return tuple(DeployToken._meta.concrete_fields)
+
+
+@functools.cache
+def _user_fields() -> tuple[Field, ...]:
+    return tuple(DeployToken._meta.get_field("user").related_model._meta.concrete_fields)
+
+
+@functools.cache
+def _usable_token_sql(vendor: str) -> str:
+    """A token by prefix, with its user's columns; the WHERE is DeployToken.objects.usable()
+    (not revoked, not expired at the given time), pinned to it by tests/gates/test_fast_check_path.py."""
+    qn, meta = connection.ops.quote_name, DeployToken._meta
+    user_fk = meta.get_field("user")
+    columns = [f"t.{qn(f.column)}" for f in _token_fields()] + [f"u.{qn(f.column)}" for f in _user_fields()]
+    prefix, revoked, expires = (qn(meta.get_field(f).column) for f in ("prefix", "revoked_at", "expires_at"))
+    return (
+        f"SELECT {', '.join(columns)} FROM {qn(meta.db_table)} t "
+        f"LEFT OUTER JOIN {qn(user_fk.related_model._meta.db_table)} u "
+        f"ON u.{qn(user_fk.target_field.column)} = t.{qn(user_fk.column)} "
+        f"WHERE t.{prefix} = %s AND t.{revoked} IS NULL AND (t.{expires} IS NULL OR t.{expires} > %s)"
+    )
+
+
+@functools.cache
+def _last_used_sql(vendor: str) -> str:
+    qn, meta = connection.ops.quote_name, DeployToken._meta
+    last_used = qn(meta.get_field("last_used_at").column)
+    return f"UPDATE {qn(meta.db_table)} SET {last_used} = %s WHERE {qn(meta.pk.column)} = %s"
+
+
+def _instance(conn: BaseDatabaseWrapper, fields: tuple[Field, ...], values: Sequence[Any]) -> Any:
+    """A model instance as the ORM builds one from a row: converted values, then Model.from_db."""
+    return fields[0].model.from_db(conn.alias, [f.attname for f in fields], db_values(conn, fields, values))
+
+
+def db_values(conn: BaseDatabaseWrapper, fields: tuple[Field, ...], values: Sequence[Any]) -> list[Any]:
+    """Raw column values as the ORM loads ``fields`` from them: through the backend's and the
+    fields' converters (JSON decoded; on SQLite, datetimes made aware and 0/1 made booleans)."""
+    values = list(values)
+    for i in _converted_columns(conn.vendor, fields):
+        col = fields[i].get_col(fields[i].model._meta.db_table)
+        for converter in conn.ops.get_db_converters(col) + col.get_db_converters(conn):
+            values[i] = converter(values[i], col, conn)
+    return values
+
+
+@functools.cache
+def _converted_columns(vendor: str, fields: tuple[Field, ...]) -> tuple[int, ...]:
+    """Which of ``fields`` have a converter on this database (on PostgreSQL: JSON fields only)."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    cols = [f.get_col(f.model._meta.db_table) for f in fields]
+    return tuple(
+        i for i, col in enumerate(cols) if conn.ops.get_db_converters(col) + col.get_db_converters(conn)
+    )
 
 
 @transaction.atomic

@@ -7,21 +7,32 @@ and missing cases. Once decided, its body changes only with a decision (approval
 exactly those, read in the one query that also checks the requester may see the check. A key
 therefore never serves a stale body: the next request after any change looks up a new key.
 
+Each process also keeps the bodies it served last (``LOCAL_KEPT`` of them) in front of the
+shared cache: a key names one immutable body, so a copy in memory is as fresh as the shared
+one, and a poll that hits it costs no round trip to Redis.
+
 The cache is optional: when it cannot be reached, bodies are built as if nothing were cached.
 """
 
+import functools
 import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Count, Max, QuerySet
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from rest_framework.request import Request
 
+from gates_app.api.permissions import visible_gate_sql
 from gates_app.choices import CheckStatus
-from gates_app.models import Check
+from gates_app.models import Check, CheckDecision
+from gates_app.tokens import db_values
 
 logger = logging.getLogger(__name__)
 KEPT_S = 24 * 3600
@@ -32,6 +43,9 @@ FINGERPRINT = (
 )  # fmt: skip
 ADMIN_URL = "admin_url"  # the one field that depends on the request (its host)
 VERSION = 1  # bump when the body's shape changes, so no body of the old shape is served
+LOCAL_KEPT = 256  # bodies per process, most recently served first (a few KiB each)
+_local: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_local_lock = threading.Lock()  # gthread workers serve requests from several threads
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,10 @@ class State:
 
 
 def decided_state(visible: QuerySet[Check], pk: Any) -> State | None:
-    """The check's cache key if it is decided; None if the requester cannot see it."""
+    """The check's cache key if it is decided; None if the requester cannot see it.
+
+    The reference for ``visible_decided_state``, which the API's hot path uses instead.
+    """
     row = (
         visible.filter(pk=pk)
         .order_by()
@@ -49,8 +66,59 @@ def decided_state(visible: QuerySet[Check], pk: Any) -> State | None:
         .annotate(decisions_n=Count("decisions"), decisions_last=Max("decisions__id"))
         .first()
     )
+    return None if row is None else _state(row)
+
+
+def visible_decided_state(request: Request, pk: int) -> State | None:
+    """``decided_state(Check.objects.filter(gate__in=visible_gates(request)), pk)`` in one SQL
+    query built once per process: the ORM took three times the query's own cost to compile it,
+    on every request of every deploy script polling a verdict."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    condition, params = visible_gate_sql(request)
+    with conn.cursor() as cursor:
+        cursor.execute(_state_sql(conn.vendor) + condition, [pk, *params])
+        row = cursor.fetchone()
     if row is None:
         return None
+    names, fields = _state_columns()
+    *columns, decisions_n, decisions_last = row
+    state = dict(zip(names, db_values(conn, fields, columns), strict=True))
+    return _state({**state, "decisions_n": decisions_n, "decisions_last": decisions_last})
+
+
+@functools.cache
+def _state_columns() -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """The names and model fields of what the query reads before the decisions' count and last id."""
+    names = ("pk", *(f for f in FINGERPRINT if not f.startswith("decisions_")))
+    return names, tuple(_field(name) for name in names)
+
+
+def _field(name: str) -> Any:
+    if name.startswith("gate__"):
+        return Check._meta.get_field("gate").related_model._meta.get_field(name.removeprefix("gate__"))
+    return Check._meta.pk if name == "pk" else Check._meta.get_field(name)
+
+
+@functools.cache
+def _state_sql(vendor: str) -> str:
+    """The check %s's id, fingerprint and decisions' count and last id, when its gate ``g``
+    meets the condition appended after this (gates_app.api.permissions.visible_gate_sql)."""
+    qn, check, decision = connection.ops.quote_name, Check._meta, CheckDecision._meta
+    gate_fk = check.get_field("gate")
+    columns = [f"{'c' if f.model is Check else 'g'}.{qn(f.column)}" for f in _state_columns()[1]]
+    check_id = f"c.{qn(check.pk.column)}"
+    of_check = qn(decision.get_field("gate_check").column)
+    decisions = f"FROM {qn(decision.db_table)} d WHERE d.{of_check} = {check_id}"
+    columns += [f"(SELECT COUNT(*) {decisions})", f"(SELECT MAX(d.{qn(decision.pk.column)}) {decisions})"]
+    return (
+        f"SELECT {', '.join(columns)} FROM {qn(check.db_table)} c "
+        f"INNER JOIN {qn(gate_fk.related_model._meta.db_table)} g "
+        f"ON g.{qn(gate_fk.target_field.column)} = c.{qn(gate_fk.column)} "
+        f"WHERE {check_id} = %s AND "
+    )
+
+
+def _state(row: dict[str, Any]) -> State:
     if row["status"] != CheckStatus.DONE or row["decided_at"] is None:
         return State(row["pk"], None)
     digest = hashlib.blake2b(repr([row[f] for f in FINGERPRINT]).encode(), digest_size=16).hexdigest()
@@ -58,22 +126,50 @@ def decided_state(visible: QuerySet[Check], pk: Any) -> State | None:
 
 
 def cached(key: str) -> dict[str, Any] | None:
+    """The body kept under ``key``: from this process's memory, else from the shared cache.
+    Callers copy it before changing it (``for_request``)."""
+    with _local_lock:
+        body = _local.get(key)
+        if body is not None:
+            _local.move_to_end(key)
+            return body
     try:
-        return cache.get(key)
+        body = cache.get(key)
     except Exception as exc:  # Redis down or refusing: build the body instead
         logger.warning("check bodies built uncached: the cache is unreachable (%s)", exc)
         return None
+    if body is not None:
+        _remember(key, body)
+    return body
 
 
 def keep(key: str, body: dict[str, Any]) -> None:
+    body = dict(body)
+    _remember(key, body)
     try:
-        cache.set(key, dict(body), KEPT_S)
+        cache.set(key, body, KEPT_S)
     except Exception as exc:
         logger.warning("check body not cached: the cache is unreachable (%s)", exc)
+
+
+def _remember(key: str, body: dict[str, Any]) -> None:
+    with _local_lock:
+        _local[key] = body
+        _local.move_to_end(key)
+        while len(_local) > LOCAL_KEPT:
+            _local.popitem(last=False)
 
 
 def for_request(body: dict[str, Any], request: Request, pk: int) -> dict[str, Any]:
     """The cached body with this request's absolute admin URL (key order kept)."""
     body = dict(body)
-    body[ADMIN_URL] = request.build_absolute_uri(reverse("admin:gates_app_check_change", args=[pk]))
+    urlconf = get_urlconf() or settings.ROOT_URLCONF
+    body[ADMIN_URL] = request.build_absolute_uri(_admin_path(get_script_prefix(), urlconf, pk))
     return body
+
+
+@functools.lru_cache(maxsize=LOCAL_KEPT)
+def _admin_path(script_prefix: str, urlconf: str, pk: int) -> str:
+    """The check's admin path (reversing it cost as much as the rest of serving a cached body);
+    keyed by everything reverse() reads besides the arguments."""
+    return reverse("admin:gates_app_check_change", args=[pk], urlconf=urlconf)

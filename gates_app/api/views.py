@@ -126,7 +126,7 @@ class CheckDetail(StrictQueryParams, generics.RetrieveAPIView):
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         require_scope(request, *READ_SCOPES)
-        state = bodies.decided_state(Check.objects.filter(gate__in=visible_gates(request)), self.kwargs["pk"])
+        state = bodies.visible_decided_state(request, self.kwargs["pk"])
         if state is None:
             raise NotFound()
         if state.key is None:  # not decided yet: its body changes as the run goes
