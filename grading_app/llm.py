@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-import httpcore2  # noqa: F401  (see below)
+import httpcore2  # noqa: F401  (imported for forked work horses: see below)
 import httpx2
 import openai
+import openai.resources.chat.chat  # imported for forked work horses, likewise
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
@@ -29,11 +30,13 @@ _clients_lock = threading.Lock()
 
 # Each RQ job runs in a fresh fork of its worker, which imported this module (with the job
 # modules) before forking: what is built here is inherited, what a client builds on first use
-# is paid again by every job. httpx2 imports httpcore2 on its first Client (~30 ms) and every
-# Client loads the CA store into a TLS context of its own (~20 ms), so both happen once, here.
-# The context is httpx2's default one (verify=True, honouring SSL_CERT_FILE / SSL_CERT_DIR).
+# is paid again by every job. httpx2 imports httpcore2 on its first Client (~30 ms), openai
+# its chat resource on first use (~35 ms, chat targets), and every Client loads the CA store
+# into a TLS context of its own (~20 ms): all three happen once, here. The context is httpx2's
+# default one (verify=True, honouring SSL_CERT_FILE / SSL_CERT_DIR).
 _tls_context = httpx2.create_ssl_context()
-# What chat.completions.create() sends for a judge call, minus its per-call work (see judge()).
+# The request options chat.completions.create() passes: bearer auth only (client.post()'s
+# default would also allow an admin key).
 _JUDGE_OPTIONS: openai.RequestOptions = {"security": {"bearer_auth": True}}
 
 
