@@ -6,9 +6,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from datasets_app.models import Case
-from grading_app import judging, llm
+from grading_app import jobs, judging, llm
 from grading_app.graders.base import GradingInput
-from grading_app.models import JudgeCacheEntry
+from grading_app.models import Grade, JudgeCacheEntry
 from grading_app.outputs import parse_outputs
 from grading_app.services import save_target, start_run
 from tests.factories import make_endpoint, make_failure_class, make_grader, make_rubric_version, make_scenario
@@ -186,3 +186,25 @@ def test_a_completion_without_a_message_is_an_invalid_answer_never_a_crash():
         llm.completion_parts("<html>502</html>")
     with pytest.raises(llm.JudgeError, match="not JSON"):
         llm.parse_judge_json(llm.completion_parts({"choices": []})[0])
+
+
+def test_a_judge_chunk_runs_the_same_queries_for_few_cases_as_for_many(
+    fake_openai, django_capture_on_commit_callbacks
+):
+    fake_openai.default(json_reply(PASS))
+    judge_on(concurrency=4, base_url=fake_openai.base_url)
+    counts = []
+    for n in (5, 20):  # both within one SQLite insert batch (999 parameters: 40 grades fill 520)
+        dataset = dataset_of(n)
+        keys = Case.objects.filter(dataset=dataset).values_list("key", flat=True)
+        outputs = parse_outputs([{"case": key, "output": f"No, {key} ({n})"} for key in keys])
+        with django_capture_on_commit_callbacks(execute=False):
+            run = start_run(dataset=dataset, candidate=f"v{n}", outputs=outputs, chunk_size=100)
+        (chunk,) = run.chunks.all()
+        with CaptureQueriesContext(connection) as queries:
+            jobs.grade_chunk(chunk.pk)
+        counts.append(len(queries.captured_queries))
+        judged = Grade.objects.filter(case_result__run=run, grader__slug="helpful", passed=True)
+        assert judged.count() == n
+    # No query per case or per judge call: prompts, cache lookups and grades are per chunk.
+    assert counts[0] == counts[1]
