@@ -148,15 +148,15 @@ def run_judges(tasks: list[JudgeTask]) -> dict[Any, JudgeOutcome]:
                 "key": key,
                 "model": task.version.model,
                 "rubric_version_id": task.version.pk,
-                "score": answer.score,
-                "passed": answer.passed,
-                "rationale": answer.rationale,
-                "raw_response": answer.raw,
-                "input_tokens": answer.input_tokens,
-                "output_tokens": answer.output_tokens,
+                "score": answers[key].score,
+                "passed": answers[key].passed,
+                "rationale": answers[key].rationale,
+                "raw_response": answers[key].raw,
+                "input_tokens": answers[key].input_tokens,
+                "output_tokens": answers[key].output_tokens,
             }
             for key, task in unique.items()
-            if not isinstance(answer := answers[key], str)
+            if not isinstance(answers[key], str)
         ]
     remember(fresh)
     return outcomes
@@ -168,8 +168,8 @@ def remember(entries: list[dict[str, Any]]) -> None:
     if not entries:
         return
     if connection.vendor == "postgresql":
-        # COPY, as the chunk's results are written: the ORM's bulk insert cost more than all
-        # the rest of a judge chunk's own work (prompts, outcomes, grades) together.
+        # COPY, as the chunk's results are written: the ORM's bulk insert was the largest part
+        # of a judge chunk's own work. One transaction for its statements, not one each.
         with transaction.atomic():
             copy_insert(JudgeCacheEntry, entries, skip_conflicts_on=("key",))
     else:
