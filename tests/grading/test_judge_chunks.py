@@ -140,7 +140,7 @@ def test_judge_cache_queries_do_not_grow_with_the_calls_of_a_chunk(fake_openai):
     # 2. SQLite: INSERT the fresh answers (ON CONFLICT DO NOTHING)
     #    PostgreSQL: CREATE TEMPORARY TABLE IF NOT EXISTS (the staging table), then COPY into it
     #    (not captured), INSERT ... SELECT ... ON CONFLICT DO NOTHING, TRUNCATE the staging table
-    assert counts == [4, 4] if connection.vendor == "postgresql" else counts == [2, 2]
+    assert counts == ([4, 4] if connection.vendor == "postgresql" else [2, 2])
     assert JudgeCacheEntry.objects.count() == 22
     assert fake_openai.calls == 22
 
