@@ -84,6 +84,19 @@ def fields_of(obj: models.Model) -> dict[str, Any]:
     return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields if not f.primary_key}
 
 
+ANALYZE_AFTER_ROWS = 10_000
+
+
+def refresh_statistics(model: type[models.Model], rows_written: int) -> None:
+    """After a bulk write of many rows, ANALYZE the table (PostgreSQL) so the next queries plan on
+    its new size, not on the statistics from before: autovacuum gets to it within minutes, but a
+    check started right after a 100,000-case import planned as if the table were small (looking
+    its 100,000 keys up by sequential scans: 55 s instead of 10 s for the same request)."""
+    if connection.vendor == "postgresql" and rows_written >= ANALYZE_AFTER_ROWS:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
 class Dumped(str):
     """A JSON column's value already encoded (copy_insert sends it as it is)."""
 

@@ -21,7 +21,7 @@ from datasets_app.importers import (
 )
 from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass
 from datasets_app.services.cases import Actor, require_perm, save_failure_class
-from evalproject.bulk import copy_insert_with_history
+from evalproject.bulk import copy_insert_with_history, refresh_statistics
 
 KEY_BATCH = 10_000
 
@@ -169,6 +169,7 @@ def import_cases(
             default_user=actor,
             default_change_reason="imported",
         )
+    refresh_statistics(Case, len(created))
     record_event(
         Action.CASES_IMPORTED,
         actor=actor,

@@ -10,11 +10,13 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.urls import reverse
 
 from datasets_app import services
 from datasets_app.importers import ImportFailed, parse_cases
 from datasets_app.models import UNCLASSIFIED, Case, FailureClass
+from evalproject import bulk
 from tests.factories import make_case, make_dataset, make_failure_class, make_user
 
 pytestmark = pytest.mark.django_db
@@ -639,3 +641,25 @@ def model_fields(case) -> dict:
 
 def history_fields(history) -> dict:
     return {f.attname: getattr(history, f.attname) for f in type(history)._meta.concrete_fields}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="ANALYZE statistics are PostgreSQL's")
+def test_a_large_import_refreshes_the_planner_statistics(dataset, dataset_owner, monkeypatch):
+    # The next check looks the imported keys up: planned on the statistics from before the
+    # import, it read the table sequentially for each batch of keys.
+    monkeypatch.setattr(bulk, "ANALYZE_AFTER_ROWS", 50)
+
+    def estimated_rows() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [Case._meta.db_table])
+            return cursor.fetchone()[0]
+
+    before = estimated_rows()
+    services.import_cases(
+        dataset, parse_cases(jsonl(*(row(f"few-{i}") for i in range(49))), "jsonl"), actor=dataset_owner
+    )
+    assert estimated_rows() == before  # below the threshold: left to autovacuum
+    services.import_cases(
+        dataset, parse_cases(jsonl(*(row(f"many-{i}") for i in range(50))), "jsonl"), actor=dataset_owner
+    )
+    assert estimated_rows() == Case.objects.count()  # every row, the earlier ones too
