@@ -5,7 +5,8 @@ database, with Redis db 14 as the cache that holds the rate-limit counters, as i
 production. The same server also serves /bench/ping/ (benchmarks/bench_urls.py): a DRF view
 with no authentication, permission or throttle, the ceiling any endpoint of this stack can
 reach. --clients concurrent clients (each with its own deploy token, as separate CI
-pipelines would have) call one endpoint for --duration seconds, then the other.
+pipelines would have) call one endpoint, then the other, --rounds times, for --duration
+seconds per endpoint in all.
 
 Each request opens a connection (gunicorn's sync workers close it after every response), so
 latency counts connecting and queueing for a free worker. Printed per endpoint: requests,
@@ -13,7 +14,7 @@ throughput, p50, p99 and errors (anything but a 200 with the expected body, or n
 within --timeout); then the verdict API's p99 and throughput against the ceiling's.
 
     .venv/bin/python benchmarks/api_latency.py [--clients 200] [--duration 30] [--gunicorn-workers 4]
-        [--gunicorn-threads 1]
+        [--gunicorn-threads 1] [--rounds 3]
 """
 
 import argparse
@@ -60,6 +61,11 @@ class Load:
             return float("nan")
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    def add(self, other: "Load") -> None:
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.seconds += other.seconds
 
     def line(self, label: str) -> str:
         errors = ", ".join(f"{n} x {kind}" for kind, n in self.errors.most_common()) or "none"
@@ -212,6 +218,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30, help="seconds of load per endpoint")
     parser.add_argument("--gunicorn-workers", type=int, default=4)
     parser.add_argument("--gunicorn-threads", type=int, default=1, help="above 1: gthread workers")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each endpoint takes, alternating")
     parser.add_argument(
         "--timeout", type=float, default=10, help="seconds before a request counts as an error"
     )
@@ -254,9 +261,14 @@ def bench(args: argparse.Namespace, port: int, check_id: int, secrets: list[str]
         single = asyncio.run(run_load(port, path, [secret], marker, alone))
         print(f"  one client at a time, {path}: p50 {single.percentile(50) * 1000:.1f} ms")
 
-    ping = asyncio.run(run_load(port, PING, no_auth, b'"ok"', args))
+    # The endpoints take turns (--rounds of duration / rounds each), so a neighbour's load on a
+    # shared machine weighs on both sides of the ratio rather than on whichever ran during it.
+    ping, verdicts = Load(), Load()
+    phase = argparse.Namespace(**{**vars(args), "duration": args.duration / args.rounds})
+    for _ in range(args.rounds):
+        ping.add(asyncio.run(run_load(port, PING, no_auth, b'"ok"', phase)))
+        verdicts.add(asyncio.run(run_load(port, check, secrets, b'"verdict"', phase)))
     print(ping.line(f"GET {PING} (ceiling)"))
-    verdicts = asyncio.run(run_load(port, check, secrets, b'"verdict"', args))
     print(verdicts.line("GET /api/v1/checks/{id}/"))
     if verdicts.latencies and ping.latencies:
         print_ratio("verdict API p99 / ping p99", verdicts.percentile(99) / ping.percentile(99), "ceiling 1")

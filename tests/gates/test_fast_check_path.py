@@ -90,6 +90,10 @@ def requesters(world):
     for label, gates in tokens.items():
         token, _ = create_token(name=label, gates=gates, actor=None)
         yield label, SimpleNamespace(auth=token, user=AnonymousUser())
+    # create_token refuses a deploy token without gates; one can still lose them all later.
+    token, _ = create_token(name="orphan", gates=[world.gate], actor=None)
+    token.gates.clear()
+    yield "token whose gates were removed", SimpleNamespace(auth=token, user=AnonymousUser())
     people = ("owner", "co_owner", "approver", "viewer", "group_viewer", "stranger", "superuser")
     for name in people:
         user = getattr(world, name)
@@ -112,7 +116,7 @@ def test_the_raw_visibility_query_answers_as_the_orm_for_every_requester_and_che
     assert seen["token of the gate"] == of("release")
     assert seen["token of another gate"] == of("other")
     assert seen["token of both gates"] == of("release") | of("other")
-    assert seen["token of the retired gate"] == set()
+    assert seen["token of the retired gate"] == seen["token whose gates were removed"] == set()
     for name in ("owner", "co_owner", "approver"):
         assert seen[f"personal token of {name}"] == seen[f"session of {name}"] == of("release")
     for name in ("viewer", "group_viewer", "superuser"):
@@ -168,6 +172,22 @@ def test_the_raw_token_lookup_returns_what_the_orm_returned(world):
     assert authenticate_secret(deploy_secret[:-1] + ("A" if deploy_secret[-1] != "A" else "B")) is None
     assert authenticate_secret("egt_nosuchprefix_secret") is None
     assert authenticate_secret("not a token") is None
+
+
+def test_last_used_is_written_at_most_once_a_minute(world):
+    token, secret = create_token(name="ci", gates=[world.gate], actor=None)
+
+    def writes() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert authenticate_secret(secret) is not None
+        return sum(q["sql"].startswith("UPDATE") for q in queries.captured_queries)
+
+    assert writes() == 1  # never used before
+    first = DeployToken.objects.get(pk=token.pk).last_used_at
+    assert first is not None and writes() == 0  # within the minute
+    DeployToken.objects.filter(pk=token.pk).update(last_used_at=first - timedelta(minutes=2))
+    assert writes() == 1
+    assert DeployToken.objects.get(pk=token.pk).last_used_at > first
 
 
 def test_revocation_expiry_and_deactivation_count_from_the_very_next_request(world, api_client):
