@@ -3,16 +3,17 @@
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from django.db.models import TextField
+from django.db import connection
+from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 
 from datasets_app.models import Case
-from grading_app.models import CaseResult, Grade, Run
+from grading_app.models import CaseResult, Grade, Grader, Run
 
 
-@dataclass(frozen=True, slots=True)
-class GradeRow:
+class GradeRow(NamedTuple):  # a tuple: a run's grades are the most numerous objects read
     score: float | None
     passed: bool | None
     error: str = ""
@@ -57,6 +58,9 @@ ROW_LOOKUPS = (
     "case__pinned", "missing", "error", "latency_ms", "ttft_ms", "input_tokens", "output_tokens",
     "cost_usd", "tool_calls", "trace_steps", "retries", "refused", "escalated", "tool_sequence_text",
 )  # fmt: skip
+ROW_BOOLEANS = tuple(
+    i for i, name in enumerate(ROW_LOOKUPS) if name in ("case__pinned", "missing", "refused", "escalated")
+)
 CHUNK_ROWS = 2000  # rows fetched at a time: memory stays flat whatever the size of the run
 
 
@@ -79,27 +83,46 @@ class _Lists:
         return value
 
 
+def _fetched(queryset: QuerySet, booleans: tuple[int, ...]) -> Iterator[tuple]:
+    """The queryset's rows as the driver returns them, CHUNK_ROWS at a time through a server-side
+    cursor where the database has one (connection.chunked_cursor(), as QuerySet.iterator() uses)
+    without the ORM's per-row work. SQLite returns booleans as 0/1: the ``booleans`` columns
+    are made bools there, which is the one conversion these columns need."""
+    sql, params = queryset.query.sql_with_params()
+    convert = bool(booleans) and connection.vendor == "sqlite"
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(CHUNK_ROWS):
+            if convert:
+                rows = [
+                    tuple(bool(v) if i in booleans and v is not None else v for i, v in enumerate(r))
+                    for r in rows
+                ]
+            yield from rows
+
+
 def iter_case_rows(run: Run | int) -> Iterator[CaseRow]:
-    """The run's case rows in case id order, streamed: two queries read through server-side
-    cursors (results with their cases, and grades in the same order) merged here, so a summary
-    or a verdict over 100,000 cases holds a chunk of rows at a time, not the run."""
+    """The run's case rows in case id order, streamed: two queries (results with their cases,
+    and grades in the same order) read a chunk at a time and merged here, so a summary or a
+    verdict over 100,000 cases holds a chunk of rows, not the run."""
     run_id = run if isinstance(run, int) else run.pk
-    results = (
+    results = _fetched(
         CaseResult.objects.filter(run_id=run_id)
         .annotate(
             tags_text=Cast("case__tags", TextField()),
             tool_sequence_text=Cast("tool_sequence", TextField()),
         )
         .order_by("case_id")
-        .values_list(*ROW_LOOKUPS)
-        .iterator(chunk_size=CHUNK_ROWS)
+        .values_list(*ROW_LOOKUPS),
+        booleans=ROW_BOOLEANS,
     )
-    grades = (
+    grades = _fetched(
         Grade.objects.filter(case_result__run_id=run_id)
         .order_by("case_result__case_id")
-        .values_list("case_result__case_id", "grader__slug", "score", "passed", "error")
-        .iterator(chunk_size=CHUNK_ROWS)
+        .values_list("case_result__case_id", "grader_id", "score", "passed", "error"),
+        booleans=(3,),
     )
+    slugs = dict(Grader.objects.values_list("pk", "slug"))
     lists = _Lists()
     grade = next(grades, None)
     for fields in results:
@@ -108,7 +131,7 @@ def iter_case_rows(run: Run | int) -> Iterator[CaseRow]:
         # Every grade belongs to one of the run's results, so the two streams advance together.
         while grade is not None and grade[0] <= row.case_id:
             if grade[0] == row.case_id:
-                row.grades[grade[1]] = GradeRow(grade[2], grade[3], grade[4])
+                row.grades[slugs[grade[1]]] = GradeRow(grade[2], grade[3], grade[4])
             grade = next(grades, None)
         yield row
 

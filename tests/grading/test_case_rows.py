@@ -124,7 +124,7 @@ def test_rows_are_read_lazily(stored, django_assert_num_queries):
     stream = iter_case_rows(run.pk)
     with django_assert_num_queries(0):
         pass  # nothing is read before the first row is asked for
-    with django_assert_num_queries(2):  # the results with their cases, the grades
+    with django_assert_num_queries(3):  # the results with their cases, the grades, the graders
         first = next(stream)
     assert first.key == "a-plain"
 
