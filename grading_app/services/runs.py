@@ -6,9 +6,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 
 from datasets_app.models import Case, Dataset
+from evalproject.bulk import copy_insert
 from evalproject.queues import cancel_jobs, enqueue, process_identity, uses_redis
 from grading_app import graders
 from grading_app.choices import RubricState, RunStatus, TargetKind
@@ -140,10 +141,14 @@ def add_outputs(run: Run, outputs: list[OutputItem]) -> None:
         raise ValidationError(
             {"outputs": f"Output(s) already submitted for case(s): {', '.join(sorted(again)[:20])}"}
         )
-    SubmittedOutput.objects.bulk_create(
-        SubmittedOutput(run=run, case_key=i.case, output=i.output, trace=i.trace, metrics=i.metrics)
+    rows = [
+        {"run_id": run.pk, "case_key": i.case, "output": i.output, "trace": i.trace, "metrics": i.metrics}
         for i in outputs
-    )
+    ]
+    if connection.vendor == "postgresql":  # COPY: the ORM's insert was most of accepting outputs
+        copy_insert(SubmittedOutput, rows)
+    else:
+        SubmittedOutput.objects.bulk_create(SubmittedOutput(**row) for row in rows)
 
 
 def llm_concurrencies(run: Run) -> set[int]:
