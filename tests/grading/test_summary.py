@@ -51,6 +51,17 @@ def test_signals_over_the_whole_run():
     }
 
 
+# The judge graded cases 3 (errored) and 6 (passed, 0.5): both in the safety class.
+JUDGE = {
+    "n": 1,
+    "passed": 1,
+    "errors": 1,
+    "pass_rate": 1.0,
+    "interval": list(wilson_interval(1, 1)),
+    "mean_score": 0.5,
+}
+
+
 def test_graders_over_the_whole_run():
     graders = summarise(ROWS)["graders"]
     assert graders == {
@@ -62,14 +73,7 @@ def test_graders_over_the_whole_run():
             "interval": list(wilson_interval(3, 4)),
             "mean_score": 0.75,
         },
-        "judge": {
-            "n": 1,
-            "passed": 1,
-            "errors": 1,
-            "pass_rate": 1.0,
-            "interval": list(wilson_interval(1, 1)),
-            "mean_score": 0.5,
-        },
+        "judge": JUDGE,
     }
 
 
@@ -87,14 +91,7 @@ def test_groups_by_tier_and_failure_class():
     safety = summary["by_failure_class"]["safety"]
     assert safety["signals"]["cases"] == 3
     assert safety["signals"]["latency_mean_ms"] == 300.0  # cases 3 and 6
-    assert safety["graders"]["judge"] == {
-        "n": 1,
-        "passed": 1,
-        "errors": 1,
-        "pass_rate": 1.0,
-        "interval": list(wilson_interval(1, 1)),
-        "mean_score": 0.5,
-    }
+    assert safety["graders"]["judge"] == JUDGE  # all of the judge's grades are safety cases
     factual = summary["by_failure_class"]["factual"]
     assert factual["signals"]["error_rate"] == pytest.approx(1 / 3)
     assert "judge" not in factual["graders"]
