@@ -17,7 +17,7 @@ from grading_app.choices import ChunkStatus, RunStatus
 from grading_app.execution import grade_cases
 from grading_app.models import CaseResult, Grade, Run, RunChunk
 from grading_app.results import iter_case_rows
-from grading_app.services.runs import chunk_job_id
+from grading_app.services.runs import chunk_job_id, finalise_job_id
 from grading_app.signals import run_finished
 from grading_app.summary import summarise
 
@@ -57,34 +57,49 @@ def grade_chunk(chunk_id: int) -> None:
     try:
         results, grades = grade_cases(chunk.run, chunk.case_ids)
         _write_chunk(chunk.pk, results, grades)
-        if chunk.attempts > 1:
-            _finalise_if_settled(chunk)
     except Exception as exc:
         RunChunk.objects.filter(pk=chunk_id).exclude(status=ChunkStatus.DONE).update(
             status=ChunkStatus.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:2000],
             finished_at=timezone.now(),
         )
-        if not uses_redis():
-            # Embedded mode has no reaper process: retry here, within the same bound.
-            if chunk.attempts < settings.EVALGATE_CHUNK_MAX_ATTEMPTS:
+        if chunk.attempts < settings.EVALGATE_CHUNK_MAX_ATTEMPTS:
+            if not uses_redis():
+                # Embedded mode has no reaper process: retry here, within the same bound.
                 job_id = chunk_job_id(chunk.run_id, chunk.index, chunk.attempts + 1)
                 enqueue(grade_chunk, chunk_id, job_id=job_id)
-            elif chunk.attempts > 1:
-                _finalise_if_settled(chunk)
+            # With Redis, the reaper re-enqueues it, and that attempt settles it.
+        else:
+            _finalise_if_settled(chunk)
         raise
+    _finalise_if_settled(chunk)
 
 
 def _finalise_if_settled(chunk: RunChunk) -> None:
-    """A retried chunk may finish after the run's original finaliser gave up waiting for it:
-    when it is the last one to settle, it enqueues the finaliser itself."""
-    pending = [
-        c
-        for c in RunChunk.objects.filter(run_id=chunk.run_id).values_list("status", "attempts")
-        if not is_settled(*c)
-    ]
-    if not pending:
-        enqueue_finaliser(chunk.run_id, f"run-{chunk.run_id}-finalise-c{chunk.index}-a{chunk.attempts}")
+    """The chunk that settles last enqueues the run's finaliser (one indexed query per chunk).
+
+    Not an RQ dependency of the finaliser on every chunk: enqueueing a job that depends on a
+    thousand others WATCHes all of them, and every chunk a worker finished meanwhile restarted
+    the enqueue, so a 100,000-case check request returned only once the run had been graded.
+    Two chunks settling at once may both find the run settled: the update of the run's
+    finaliser id lets one of them enqueue (a finaliser that runs twice changes nothing anyway).
+    If the process dies between its write and this, the reaper finds the run settled with no
+    finaliser in Redis and enqueues one.
+    """
+    unsettled = (
+        RunChunk.objects.filter(run_id=chunk.run_id)
+        .exclude(status=ChunkStatus.DONE)
+        .exclude(status=ChunkStatus.FAILED, attempts__gte=settings.EVALGATE_CHUNK_MAX_ATTEMPTS)
+    )
+    if unsettled.exists():
+        return
+    job_id = (
+        finalise_job_id(chunk.run_id)
+        if chunk.attempts == 1
+        else f"{finalise_job_id(chunk.run_id)}-c{chunk.index}-a{chunk.attempts}"
+    )
+    if Run.objects.filter(pk=chunk.run_id).exclude(finaliser_job_id=job_id).update(finaliser_job_id=job_id):
+        enqueue(finalise_run, chunk.run_id, job_id=job_id)
 
 
 def enqueue_finaliser(run_id: int, job_id: str) -> None:

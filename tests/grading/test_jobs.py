@@ -111,3 +111,50 @@ def test_finaliser_is_idempotent(django_capture_on_commit_callbacks):
     check.refresh_from_db()
     assert check.decided_at == decided_at
     assert check.verdict == Verdict.PASS
+
+
+def test_the_chunk_that_settles_last_enqueues_the_finaliser_once(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    # No RQ dependency on every chunk (enqueueing one WATCHes them all, and a busy worker kept
+    # restarting it): the last chunk to settle enqueues the finaliser, after every chunk is done.
+    settings.EVALGATE_CHUNK_SIZE = 2
+    s = make_scenario(n_trusted=4, n_monitoring=3)
+    finalisers = []
+    enqueue = jobs.enqueue
+
+    def recording(func, *args, job_id, **kwargs):
+        if func is jobs.finalise_run:
+            statuses = set(RunChunk.objects.filter(run_id=args[0]).values_list("status", flat=True))
+            finalisers.append((job_id, statuses))
+        return enqueue(func, *args, job_id=job_id, **kwargs)
+
+    monkeypatch.setattr(jobs, "enqueue", recording)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=s["dataset"], candidate="v1", outputs=parse_outputs(outputs_for(s["cases"])))
+    assert finalisers == [(f"run-{run.pk}-finalise", {ChunkStatus.DONE})]
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.finaliser_job_id == f"run-{run.pk}-finalise"
+
+    # Two chunks finding the run settled at the same moment: only one of them enqueues.
+    Run.objects.filter(pk=run.pk).update(finaliser_job_id="")
+    last, other = RunChunk.objects.filter(run=run).order_by("-index")[:2]
+    jobs._finalise_if_settled(last)
+    jobs._finalise_if_settled(other)
+    assert len(finalisers) == 2  # the first run's, and one more
+
+
+def test_a_chunk_with_attempts_left_does_not_finalise_the_run(settings, monkeypatch):
+    s = make_scenario(n_trusted=2, n_monitoring=0)
+    run = start_run(dataset=s["dataset"], candidate="v1", outputs=parse_outputs(outputs_for(s["cases"])))
+    chunk = RunChunk.objects.get(run=run)
+    RunChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.FAILED, attempts=1)
+    chunk.refresh_from_db()
+    enqueued = []
+    monkeypatch.setattr(jobs, "enqueue", lambda func, *args, job_id, **kw: enqueued.append(job_id))
+    jobs._finalise_if_settled(chunk)
+    assert enqueued == []  # it will be retried: the run is not settled
+    RunChunk.objects.filter(pk=chunk.pk).update(attempts=settings.EVALGATE_CHUNK_MAX_ATTEMPTS)
+    chunk.refresh_from_db()
+    jobs._finalise_if_settled(chunk)
+    assert enqueued == [f"run-{run.pk}-finalise-c0-a{settings.EVALGATE_CHUNK_MAX_ATTEMPTS}"]
