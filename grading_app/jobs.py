@@ -16,10 +16,9 @@ from evalproject.queues import enqueue, uses_redis
 from grading_app.choices import ChunkStatus, RunStatus
 from grading_app.execution import grade_cases
 from grading_app.models import CaseResult, Grade, Run, RunChunk
-from grading_app.results import iter_case_rows
 from grading_app.services.runs import chunk_job_id, finalise_job_id
 from grading_app.signals import run_finished
-from grading_app.summary import summarise
+from grading_app.summary import summarise_run
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +175,7 @@ def finish_run(run: Run, status: str) -> None:
     The signal is sent inside the transaction: the verdict is written with the run's final
     state or not at all, so a check never shows a finished run with a pending verdict."""
     run.status = status
-    run.summary = summarise(iter_case_rows(run))  # streamed: memory flat with the run's size
+    run.summary = summarise_run(run)  # aggregated in SQL, or streamed: flat with the run's size
     run.finished_at = timezone.now()
     run.started_at = run.started_at or run.finished_at
     run.save()

@@ -11,7 +11,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from grading_app.results import CaseRow
+from django.db import connection
+
+from datasets_app.models import Case, FailureClass
+from grading_app.models import CaseResult, Grade, Grader, Run
+from grading_app.results import CaseRow, iter_case_rows
 from grading_app.stats import percentile, wilson_interval
 
 
@@ -178,3 +182,120 @@ def summarise(rows: Iterable[CaseRow]) -> dict[str, Any]:
             c: _merged(g for (_, fc), g in cells.items() if fc == c).result() for c in classes
         },
     }
+
+
+def summarise_run(run: Run) -> dict[str, Any]:
+    """The run's summary: aggregated by PostgreSQL in two queries where it runs (the finaliser
+    then reads no row of the run), else summarise() over the streamed rows. The two agree figure
+    for figure (tests/grading/test_summary.py compares them on PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return summarise(iter_case_rows(run))
+    signals, graders = _aggregated(run.pk)
+    return {
+        "signals": signals.get(None, _empty_signals()),
+        "graders": graders.get(None, {}),
+        "by_tier": {
+            t: {"signals": signals[("tier", t)], "graders": graders.get(("tier", t), {})}
+            for t in sorted(k[1] for k in signals if k and k[0] == "tier")
+        },
+        "by_failure_class": {
+            c: {"signals": signals[("class", c)], "graders": graders.get(("class", c), {})}
+            for c in sorted(k[1] for k in signals if k and k[0] == "class")
+        },
+    }
+
+
+def _empty_signals() -> dict[str, Any]:
+    return _Signals().result()
+
+
+PRODUCED = "NOT r.missing AND r.error = ''"
+SIGNALS_SQL = f"""
+SELECT GROUPING(c.tier), GROUPING(fc.slug), c.tier, fc.slug,
+    count(*),
+    count(*) FILTER (WHERE r.missing),
+    count(*) FILTER (WHERE r.error <> '' AND NOT r.missing),
+    count(*) FILTER (WHERE r.missing OR r.error <> ''),
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms) FILTER (WHERE {PRODUCED}),
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms) FILTER (WHERE {PRODUCED}),
+    avg(r.latency_ms) FILTER (WHERE {PRODUCED}),
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY r.ttft_ms) FILTER (WHERE {PRODUCED}),
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY r.ttft_ms) FILTER (WHERE {PRODUCED}),
+    avg(r.ttft_ms) FILTER (WHERE {PRODUCED}),
+    avg(r.cost_usd) FILTER (WHERE {PRODUCED}),
+    (avg(r.refused::int) FILTER (WHERE {PRODUCED}))::float8,
+    (avg(r.escalated::int) FILTER (WHERE {PRODUCED}))::float8,
+    (avg((r.retries > 0)::int) FILTER (WHERE {PRODUCED}))::float8,
+    (avg(r.tool_calls) FILTER (WHERE {PRODUCED}))::float8,
+    (avg(r.trace_steps) FILTER (WHERE {PRODUCED}))::float8
+FROM {{results}} r
+JOIN {{cases}} c ON c.id = r.case_id
+JOIN {{classes}} fc ON fc.id = c.failure_class_id
+WHERE r.run_id = %s
+GROUP BY GROUPING SETS ((), (c.tier), (fc.slug))
+"""
+GRADED = "g.error = '' AND g.passed IS NOT NULL"
+GRADERS_SQL = f"""
+SELECT GROUPING(c.tier), GROUPING(fc.slug), c.tier, fc.slug, gr.slug,
+    count(*) FILTER (WHERE {GRADED}),
+    count(*) FILTER (WHERE {GRADED} AND g.passed),
+    count(*) FILTER (WHERE NOT ({GRADED})),
+    avg(g.score) FILTER (WHERE {GRADED} AND g.score IS NOT NULL)
+FROM {{grades}} g
+JOIN {{graders}} gr ON gr.id = g.grader_id
+JOIN {{results}} r ON r.id = g.case_result_id
+JOIN {{cases}} c ON c.id = r.case_id
+JOIN {{classes}} fc ON fc.id = c.failure_class_id
+WHERE r.run_id = %s
+GROUP BY GROUPING SETS ((gr.slug), (c.tier, gr.slug), (fc.slug, gr.slug))
+"""
+SIGNAL_NAMES = (
+    "latency_p50_ms", "latency_p95_ms", "latency_mean_ms", "ttft_p50_ms", "ttft_p95_ms",
+    "ttft_mean_ms", "cost_per_case_usd", "refusal_rate", "escalation_rate", "retry_rate",
+    "tool_calls_mean", "trace_steps_mean",
+)  # fmt: skip
+
+
+def _group(by_tier: int, by_class: int, tier: str, failure_class: str) -> tuple[str, str] | None:
+    """The GROUPING SETS row's group: None for the whole run (GROUPING is 1 for a rolled-up key)."""
+    if not by_tier:
+        return ("tier", tier)
+    if not by_class:
+        return ("class", failure_class)
+    return None
+
+
+def _aggregated(run_id: int) -> tuple[dict, dict]:
+    tables = {
+        "results": CaseResult._meta.db_table,
+        "cases": Case._meta.db_table,
+        "classes": FailureClass._meta.db_table,
+        "grades": Grade._meta.db_table,
+        "graders": Grader._meta.db_table,
+    }
+    signals: dict[Any, dict[str, Any]] = {}
+    graders: dict[Any, dict[str, Any]] = defaultdict(dict)
+    with connection.cursor() as cursor:
+        cursor.execute(SIGNALS_SQL.format(**tables), [run_id])
+        for by_tier, by_class, tier, failure_class, cases, missing, errors, failed, *values in cursor:
+            signals[_group(by_tier, by_class, tier, failure_class)] = {
+                "cases": cases,
+                "missing": missing,
+                "errors": errors,
+                "error_rate": failed / cases if cases else None,
+                **dict(zip(SIGNAL_NAMES, values, strict=True)),
+            }
+        cursor.execute(GRADERS_SQL.format(**tables), [run_id])
+        for by_tier, by_class, tier, failure_class, slug, n, passed, errors, score in sorted(
+            cursor.fetchall(), key=lambda row: row[4]
+        ):
+            interval = wilson_interval(passed, n)
+            graders[_group(by_tier, by_class, tier, failure_class)][slug] = {
+                "n": n,
+                "passed": passed,
+                "errors": errors,
+                "pass_rate": passed / n if n else None,
+                "interval": list(interval) if interval else None,
+                "mean_score": score,
+            }
+    return signals, graders

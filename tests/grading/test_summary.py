@@ -1,11 +1,19 @@
 """The run summary (grading_app.summary): every signal and grader figure, overall and by tier
-and failure class, worked out by hand for six cases."""
+and failure class, worked out by hand for six cases; and PostgreSQL's aggregation of it equal
+to the stream's on random runs."""
+
+import random
 
 import pytest
+from django.db import connection
 
-from grading_app.results import CaseRow, GradeRow
+from grading_app.models import CaseResult, Grade, Run
+from grading_app.results import CaseRow, GradeRow, iter_case_rows
 from grading_app.stats import wilson_interval
-from grading_app.summary import summarise
+from grading_app.summary import summarise, summarise_run
+from tests.factories import make_case, make_dataset, make_failure_class, make_grader
+
+TIERS = ("trusted", "monitoring")
 
 PASS, FAIL = GradeRow(1.0, True), GradeRow(0.0, False)
 
@@ -102,3 +110,64 @@ def test_an_empty_run_has_no_figures():
     assert summary["signals"]["cases"] == 0
     assert summary["signals"]["error_rate"] is None and summary["signals"]["latency_p95_ms"] is None
     assert summary["graders"] == {} and summary["by_tier"] == {}
+
+
+def close(a, b, path="summary"):
+    """Equal, floats to 1e-9 relative (PostgreSQL and Python add in other orders)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert sorted(a) == sorted(b), path
+        for key in a:
+            close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12), path
+    else:
+        assert a == b, path
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the SQL summary is PostgreSQL's")
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_postgresql_aggregates_the_same_summary_as_the_stream(seed):
+    rng = random.Random(seed)
+    dataset = make_dataset()
+    classes = [make_failure_class(slug) for slug in ("factual", "safety", "format")]
+    graders = [make_grader(slug, kind="contains") for slug in ("exact", "judge", "schema")]
+    run = Run.objects.create(dataset=dataset, candidate="v1")
+    for i in range(60):
+        case = make_case(dataset, f"c{i}", failure_class=rng.choice(classes), tier=rng.choice(TIERS))
+        fate = rng.random()
+        result = CaseResult.objects.create(
+            run=run,
+            case=case,
+            case_revision=case.revision,
+            missing=fate < 0.1,
+            error="boom" if 0.05 <= fate < 0.2 else "",  # some missing cases say why
+            latency_ms=rng.choice([None, rng.uniform(50, 3000)]),
+            ttft_ms=rng.choice([None, rng.uniform(5, 300)]),
+            cost_usd=rng.choice([None, rng.uniform(0, 0.01)]),
+            refused=rng.choice([None, True, False]),
+            escalated=rng.choice([None, True, False]),
+            retries=rng.choice([0, 0, 1, 3]),
+            tool_calls=rng.randrange(5),
+            trace_steps=rng.randrange(9),
+        )
+        for grader in rng.sample(graders, rng.randrange(4)):
+            outcome = rng.random()
+            Grade.objects.create(
+                case_result=result,
+                grader=grader,
+                passed=None if outcome < 0.1 else outcome < 0.6,
+                score=None if outcome < 0.2 else rng.random(),
+                error="timeout" if outcome > 0.95 else "",
+            )
+    close(summarise_run(run), summarise(iter_case_rows(run)))
+
+
+@pytest.mark.django_db
+def test_an_empty_run_summarised_on_either_path():
+    run = Run.objects.create(dataset=make_dataset(), candidate="v1")
+    close(summarise_run(run), summarise([]))
