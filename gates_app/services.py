@@ -16,7 +16,8 @@ from audit_app.choices import Action
 from audit_app.services import record_event
 from datasets_app.models import Case
 from evalproject.queues import enqueue
-from gates_app.choices import CheckStatus, DecisionKind, RuleStage, Verdict
+from gates_app import metrics
+from gates_app.choices import CheckStatus, DecisionKind, RuleMode, RuleStage, Verdict
 from gates_app.evaluation import RuleSpec, evaluate
 from gates_app.models import Check, CheckDecision, CheckUploadPage, DeployToken, Gate, GateRule
 from grading_app.calibration import cohen_kappa, human_pairs
@@ -317,6 +318,21 @@ def requesters(check: Check) -> set[int]:
     return ids - {None}
 
 
+def baseline_graders(specs: list[RuleSpec]) -> set[str] | None:
+    """The graders whose baseline grades the paired (no-regression) rules compare; None when one
+    of them reads every grade of a case (pinned_pass). Trace deltas read no grade."""
+    needed: set[str] = set()
+    for spec in specs:
+        if spec.mode != RuleMode.NO_REGRESSION:
+            continue
+        metric = metrics.get_metric(spec.metric)
+        if metric.aggregate == metrics.ALL:
+            return None
+        if metric.needs_grader and spec.grader:
+            needed.add(spec.grader)
+    return needed
+
+
 @transaction.atomic
 def evaluate_check(run: Run) -> Check | None:
     """Decide the verdict of the check that started ``run``, once its run has finished.
@@ -328,11 +344,15 @@ def evaluate_check(run: Run) -> Check | None:
     if check is None or check.status == CheckStatus.DONE:
         return check
     baseline = find_baseline(check)
-    # Both runs are streamed side by side, a page at a time: memory stays flat with their size.
-    baseline_rows = iter_case_rows(baseline.run_id) if baseline and baseline.run_id else None
+    specs = rule_specs(check.gate, run)
+    # Both runs are streamed side by side, a chunk at a time: memory stays flat with their size.
+    # Of the baseline's grades only those its paired rules compare are read (trace deltas read
+    # none); a rule whose metric reads every grade of a case (pinned) needs them all.
+    graders = baseline_graders(specs)
+    baseline_rows = iter_case_rows(baseline.run_id, graders) if baseline and baseline.run_id else None
     rows = iter_case_rows(run)
     result = evaluate(
-        rule_specs(check.gate, run),
+        specs,
         rows,
         baseline_rows,
         check.gate.missing_tolerance,

@@ -1,10 +1,11 @@
 """Read a run's results as plain per-case rows, the input of summaries and gate rules."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
@@ -88,7 +89,10 @@ def _fetched(queryset: QuerySet, booleans: tuple[int, ...]) -> Iterator[tuple]:
     cursor where the database has one (connection.chunked_cursor(), as QuerySet.iterator() uses)
     without the ORM's per-row work. SQLite returns booleans as 0/1: the ``booleans`` columns
     are made bools there, which is the one conversion these columns need."""
-    sql, params = queryset.query.sql_with_params()
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:  # e.g. grades of no grader: the ORM would return no rows either
+        return
     convert = bool(booleans) and connection.vendor == "sqlite"
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
@@ -101,7 +105,7 @@ def _fetched(queryset: QuerySet, booleans: tuple[int, ...]) -> Iterator[tuple]:
             yield from rows
 
 
-def iter_case_rows(run: Run | int) -> Iterator[CaseRow]:
+def iter_case_rows(run: Run | int, graders: Collection[str] | None = None) -> Iterator[CaseRow]:
     """The run's case rows in case id order, streamed: two queries (results with their cases,
     and grades in the same order) read a chunk at a time and merged here, so a summary or a
     verdict over 100,000 cases holds a chunk of rows, not the run."""
@@ -116,10 +120,13 @@ def iter_case_rows(run: Run | int) -> Iterator[CaseRow]:
         .values_list(*ROW_LOOKUPS),
         booleans=ROW_BOOLEANS,
     )
+    graded = Grade.objects.filter(case_result__run_id=run_id)
+    if graders is not None:  # only these graders' grades (a baseline read for its paired rules)
+        graded = graded.filter(grader__slug__in=list(graders))
     grades = _fetched(
-        Grade.objects.filter(case_result__run_id=run_id)
-        .order_by("case_result__case_id")
-        .values_list("case_result__case_id", "grader_id", "score", "passed", "error"),
+        graded.order_by("case_result__case_id").values_list(
+            "case_result__case_id", "grader_id", "score", "passed", "error"
+        ),
         booleans=(3,),
     )
     slugs = dict(Grader.objects.values_list("pk", "slug"))

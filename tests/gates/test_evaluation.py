@@ -512,3 +512,18 @@ def test_trace_deltas_per_failure_class_against_the_baseline():
 def test_trace_deltas_for_a_class_only_in_the_candidate_have_no_delta():
     deltas = trace_deltas([row(1, True, failure_class="new", tool_calls=2)], [])
     assert deltas["new"]["tool_calls_mean"] == {"candidate": 2.0, "baseline": None, "delta": None}
+
+
+# which baseline grades a verdict reads
+
+
+def test_the_baseline_is_read_for_the_graders_its_paired_rules_compare():
+    from gates_app.services import baseline_graders
+
+    absolute = rule(threshold=0.9)
+    paired = rule("no regression", mode="no_regression", grader="judge")
+    latency = rule("latency", metric="latency_p95_ms", mode="no_regression")
+    assert baseline_graders([absolute]) == set()  # nothing compared: no grade read
+    assert baseline_graders([absolute, paired, latency]) == {"judge"}
+    # pinned_pass reads every grade of a case
+    assert baseline_graders([paired, rule("pins", metric="pinned_pass", mode="no_regression")]) is None

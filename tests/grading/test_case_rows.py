@@ -147,3 +147,14 @@ def test_pairing_refuses_a_stream_out_of_order():
     # A stream is read once, so it cannot be sorted: pairing it out of order would pair wrong cases.
     with pytest.raises(ValueError, match="out of case id order"):
         list(pair_by_case(iter([row(2), row(1)]), None))
+
+
+def test_rows_can_carry_only_some_graders_grades(stored):
+    run, by_key = stored
+    rows = list(iter_case_rows(run, graders={"contains"}))
+    assert [sorted(r.grades) for r in rows] == [[], ["contains"], ["contains"], [], []]
+    assert [r.key for r in rows] == [r.key for r in expected_rows(by_key)]  # every case still there
+    # No grader at all (a baseline no paired rule compares): every case, no grade.
+    assert [(r.key, r.grades) for r in iter_case_rows(run, graders=set())] == [
+        (r.key, {}) for r in expected_rows(by_key)
+    ]
