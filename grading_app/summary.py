@@ -192,7 +192,7 @@ def summarise_run(run: Run) -> dict[str, Any]:
         return summarise(iter_case_rows(run))
     signals, graders = _aggregated(run.pk)
     return {
-        "signals": signals.get(None, _empty_signals()),
+        "signals": signals[None] if None in signals else _Signals().result(),
         "graders": graders.get(None, {}),
         "by_tier": {
             t: {"signals": signals[("tier", t)], "graders": graders.get(("tier", t), {})}
@@ -203,10 +203,6 @@ def summarise_run(run: Run) -> dict[str, Any]:
             for c in sorted(k[1] for k in signals if k and k[0] == "class")
         },
     }
-
-
-def _empty_signals() -> dict[str, Any]:
-    return _Signals().result()
 
 
 PRODUCED = "NOT r.missing AND r.error = ''"
