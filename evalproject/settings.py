@@ -117,6 +117,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif env_bool("EVALGATE_DB_PREPARED_STATEMENTS", default=True):
+    # The API's hot queries are prepared once per connection (evalproject.prepared); Django's
+    # own cursors bind on the client and are never prepared. Off behind a pooler in transaction
+    # mode that does not track prepared statements (PgBouncer before 1.21). A query is prepared
+    # on its second run on a connection: one run once (a migration's) is not worth a statement.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # History rows keep the whole reason a person wrote (a retirement, a demotion), not 100 characters.
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True

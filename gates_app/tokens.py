@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from django.utils import timezone
 
 from audit_app.choices import Action
 from audit_app.services import record_event
+from evalproject.prepared import prepared_cursor
 from gates_app.choices import Scope
 from gates_app.models import DeployToken, Gate
 
@@ -139,42 +141,70 @@ def create_token(
     return token, secret
 
 
+@dataclass(frozen=True)
+class Lookahead:
+    """Columns another part of the request needs, fetched in the token's own query so the
+    request pays one database round trip: ``join`` is joined to the token row ``t`` (and its
+    user ``u``), ``columns`` is what it adds to the select list, ``params`` fill its
+    placeholders. Only a usable token's row comes back, so nothing joined is seen without one."""
+
+    columns: str
+    join: str
+    params: tuple[Any, ...]
+
+
 def authenticate_secret(secret: str) -> DeployToken | None:
     """The usable token for this secret, or None. Records when it was last used.
 
     The token and its user come back as DeployToken.objects.usable().select_related("user")
-    returns them, from one SQL query built once per process (``_usable_token_sql``): every API
-    request runs it, and the ORM spent four times the query's own cost compiling it. Validity
-    is read from the database on every request, never cached, so a revocation, an expiry or a
-    deactivated user counts from the very next request.
+    returns them, from one SQL query built once per process (``_usable_token_sql``) and prepared
+    once per connection (evalproject.prepared): every API request runs it, and the ORM spent
+    four times the query's own cost compiling it. Validity is read from the database on every
+    request, never cached, so a revocation, an expiry or a deactivated user counts from the
+    very next request.
     """
+    return authenticate_secret_with(secret, None)[0]
+
+
+def authenticate_secret_with(
+    secret: str, lookahead: Lookahead | None
+) -> tuple[DeployToken | None, tuple[Any, ...] | None]:
+    """``authenticate_secret``, plus the ``lookahead`` columns of the same row (None without a
+    usable token for this secret)."""
     parts = secret.split("_", 2)  # the random part may itself contain "_"
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
-        return None
+        return None, None
     conn = connections[DEFAULT_DB_ALIAS]
     now = timezone.now()
-    token = _usable_token(conn, parts[1], now)
+    token, extra = _usable_token(conn, parts[1], now, lookahead)
     if token is None or not hmac.compare_digest(token.secret_hash, _hash(secret)):
-        return None
+        return None, None
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
         with conn.cursor() as cursor:
             cursor.execute(_last_used_sql(conn.vendor), [conn.ops.adapt_datetimefield_value(now), token.pk])
         token.last_used_at = now
-    return token
+    return token, extra
 
 
-def _usable_token(conn: BaseDatabaseWrapper, prefix: str, now: datetime) -> DeployToken | None:
-    with conn.cursor() as cursor:
-        cursor.execute(_usable_token_sql(conn.vendor), [prefix, conn.ops.adapt_datetimefield_value(now)])
+def _usable_token(
+    conn: BaseDatabaseWrapper, prefix: str, now: datetime, lookahead: Lookahead | None
+) -> tuple[DeployToken | None, tuple[Any, ...] | None]:
+    sql, params = _usable_token_sql(conn.vendor), [prefix, conn.ops.adapt_datetimefield_value(now)]
+    if lookahead is not None:
+        select, joins, where = sql
+        sql = (f"{select}, {lookahead.columns}", f"{joins} {lookahead.join}", where)
+        params = [*lookahead.params, *params]  # the join's placeholders come before the WHERE's
+    with prepared_cursor() as cursor:
+        cursor.execute(" ".join(sql), params)
         row = cursor.fetchone()  # the prefix is unique: one row at most
     if row is None:
-        return None
+        return None, None
     token_fields, user_fields = _token_fields(), _user_fields()
     token = _instance(conn, token_fields, row[: len(token_fields)])
-    user_row = row[len(token_fields) :]
+    user_row = row[len(token_fields) : len(token_fields) + len(user_fields)]
     user = None if user_row[0] is None else _instance(conn, user_fields, user_row)
     DeployToken._meta.get_field("user").set_cached_value(token, user)  # as select_related does
-    return token
+    return token, (tuple(row[len(token_fields) + len(user_fields) :]) if lookahead else None)
 
 
 @functools.cache
@@ -188,18 +218,20 @@ def _user_fields() -> tuple[Field, ...]:
 
 
 @functools.cache
-def _usable_token_sql(vendor: str) -> str:
-    """A token by prefix, with its user's columns; the WHERE is DeployToken.objects.usable()
-    (not revoked, not expired at the given time), pinned to it by tests/gates/test_fast_check_path.py."""
+def _usable_token_sql(vendor: str) -> tuple[str, str, str]:
+    """A token by prefix, with its user's columns, as (select list, FROM and joins, WHERE); the
+    WHERE is DeployToken.objects.usable() (not revoked, not expired at the given time), pinned
+    to it by tests/gates/test_fast_check_path.py."""
     qn, meta = connection.ops.quote_name, DeployToken._meta
     user_fk = meta.get_field("user")
     columns = [f"t.{qn(f.column)}" for f in _token_fields()] + [f"u.{qn(f.column)}" for f in _user_fields()]
     prefix, revoked, expires = (qn(meta.get_field(f).column) for f in ("prefix", "revoked_at", "expires_at"))
     return (
-        f"SELECT {', '.join(columns)} FROM {qn(meta.db_table)} t "
+        f"SELECT {', '.join(columns)}",
+        f"FROM {qn(meta.db_table)} t "
         f"LEFT OUTER JOIN {qn(user_fk.related_model._meta.db_table)} u "
-        f"ON u.{qn(user_fk.target_field.column)} = t.{qn(user_fk.column)} "
-        f"WHERE t.{prefix} = %s AND t.{revoked} IS NULL AND (t.{expires} IS NULL OR t.{expires} > %s)"
+        f"ON u.{qn(user_fk.target_field.column)} = t.{qn(user_fk.column)}",
+        f"WHERE t.{prefix} = %s AND t.{revoked} IS NULL AND (t.{expires} IS NULL OR t.{expires} > %s)",
     )
 
 

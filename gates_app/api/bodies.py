@@ -29,10 +29,11 @@ from django.db.models import Count, Max, QuerySet
 from django.urls import get_script_prefix, get_urlconf, reverse
 from rest_framework.request import Request
 
-from gates_app.api.permissions import visible_gate_sql
+from evalproject.prepared import prepared_cursor
+from gates_app.api.permissions import token_row_gate_sql, visible_gate_sql
 from gates_app.choices import CheckStatus
-from gates_app.models import Check, CheckDecision
-from gates_app.tokens import db_values
+from gates_app.models import Check, CheckDecision, DeployToken
+from gates_app.tokens import Lookahead, db_values
 
 logger = logging.getLogger(__name__)
 KEPT_S = 24 * 3600
@@ -71,15 +72,40 @@ def decided_state(visible: QuerySet[Check], pk: Any) -> State | None:
 
 def visible_decided_state(request: Request, pk: int) -> State | None:
     """``decided_state(Check.objects.filter(gate__in=visible_gates(request)), pk)`` in one SQL
-    query built once per process: the ORM took three times the query's own cost to compile it,
-    on every request of every deploy script polling a verdict."""
+    query built once per process and prepared once per connection: the ORM took three times the
+    query's own cost to compile it, on every request of every deploy script polling a verdict."""
     conn = connections[DEFAULT_DB_ALIAS]
     condition, params = visible_gate_sql(request)
-    with conn.cursor() as cursor:
-        cursor.execute(_state_sql(conn.vendor) + condition, [pk, *params])
+    columns, tables = _state_sql(conn.vendor)
+    sql = f"SELECT {columns} {tables} WHERE c.{_pk_column()} = %s AND {condition}"
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [pk, *params])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _state_of(conn, row)
+
+
+def deploy_token_lookahead(pk: int) -> Lookahead:
+    """The check's state for a deploy token, in the token's own query (gates_app.tokens): the
+    check ``pk`` when its gate is active and one of the token's (``visible_gates`` for a deploy
+    token), else NULL columns. A personal token's row always has NULL here: users' visibility
+    goes through the auth backends (``visible_decided_state``)."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    columns, tables = _state_sql(conn.vendor)
+    user_fk = DeployToken._meta.get_field("user").column
+    visible = token_row_gate_sql()
+    join = (
+        f"LEFT OUTER JOIN ({tables.removeprefix('FROM ')}) "
+        f"ON c.{_pk_column()} = %s AND t.{connection.ops.quote_name(user_fk)} IS NULL AND {visible}"
+    )
+    return Lookahead(columns, join, (pk, True))
+
+
+def state_from_lookahead(row: tuple[Any, ...]) -> State | None:
+    """The state ``deploy_token_lookahead`` fetched; None: the token may not see the check."""
+    return None if row[0] is None else _state_of(connections[DEFAULT_DB_ALIAS], row)
+
+
+def _state_of(conn: Any, row: tuple[Any, ...]) -> State:
     names, fields = _state_columns()
     *columns, decisions_n, decisions_last = row
     state = dict(zip(names, db_values(conn, fields, columns), strict=True))
@@ -99,10 +125,14 @@ def _field(name: str) -> Any:
     return Check._meta.pk if name == "pk" else Check._meta.get_field(name)
 
 
+def _pk_column() -> str:
+    return connection.ops.quote_name(Check._meta.pk.column)
+
+
 @functools.cache
-def _state_sql(vendor: str) -> str:
-    """The check %s's id, fingerprint and decisions' count and last id, when its gate ``g``
-    meets the condition appended after this (gates_app.api.permissions.visible_gate_sql)."""
+def _state_sql(vendor: str) -> tuple[str, str]:
+    """(select list, FROM clause) of a check ``c``'s id, fingerprint and decisions' count and last
+    id, with its gate ``g``; callers add which check and the gate's visibility."""
     qn, check, decision = connection.ops.quote_name, Check._meta, CheckDecision._meta
     gate_fk = check.get_field("gate")
     columns = [f"{'c' if f.model is Check else 'g'}.{qn(f.column)}" for f in _state_columns()[1]]
@@ -110,12 +140,12 @@ def _state_sql(vendor: str) -> str:
     of_check = qn(decision.get_field("gate_check").column)
     decisions = f"FROM {qn(decision.db_table)} d WHERE d.{of_check} = {check_id}"
     columns += [f"(SELECT COUNT(*) {decisions})", f"(SELECT MAX(d.{qn(decision.pk.column)}) {decisions})"]
-    return (
-        f"SELECT {', '.join(columns)} FROM {qn(check.db_table)} c "
+    tables = (
+        f"FROM {qn(check.db_table)} c "
         f"INNER JOIN {qn(gate_fk.related_model._meta.db_table)} g "
-        f"ON g.{qn(gate_fk.target_field.column)} = c.{qn(gate_fk.column)} "
-        f"WHERE {check_id} = %s AND "
+        f"ON g.{qn(gate_fk.target_field.column)} = c.{qn(gate_fk.column)}"
     )
+    return ", ".join(columns), tables
 
 
 def _state(row: dict[str, Any]) -> State:

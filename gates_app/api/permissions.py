@@ -63,22 +63,30 @@ def visible_gate_sql(request: Request) -> tuple[str, list[Any]]:
     return _gate_sql(connection.vendor, "member"), [True, user.pk, user.pk, user.pk]
 
 
+def token_row_gate_sql() -> str:
+    """``visible_gates`` of a deploy token as a SQL condition on a gate row ``g`` and the token's
+    own row ``t`` in the same query (one parameter: True, for the gate's active flag)."""
+    return _gate_sql(connection.vendor, "token row t")
+
+
 @functools.cache
 def _gate_sql(vendor: str, kind: str) -> str:
     qn, meta = connection.ops.quote_name, Gate._meta
     gate_id = f"g.{qn(meta.pk.column)}"
     active = f"g.{qn(meta.get_field('active').column)} = %s"
 
-    def linked(m2m: Any, gate_column: str, other_column: str) -> str:
-        """The gate has a row in ``m2m``'s table whose other side is the parameter."""
+    def linked(m2m: Any, gate_column: str, other_column: str, other: str = "%s") -> str:
+        """The gate has a row in ``m2m``'s table whose other side is ``other`` (the parameter)."""
         return (
             f"EXISTS (SELECT 1 FROM {qn(m2m.m2m_db_table())} m "
-            f"WHERE m.{qn(gate_column)} = {gate_id} AND m.{qn(other_column)} = %s)"
+            f"WHERE m.{qn(gate_column)} = {gate_id} AND m.{qn(other_column)} = {other})"
         )
 
-    if kind == "token":  # filter(tokens=token): the token's own gates
+    if kind in ("token", "token row t"):  # filter(tokens=token): the token's own gates
         gates = DeployToken._meta.get_field("gates")
-        return f"{active} AND {linked(gates, gates.m2m_reverse_name(), gates.m2m_column_name())}"
+        # "token row t": the token is the row t of the same query, not a parameter.
+        token = f"t.{qn(DeployToken._meta.pk.column)}" if kind == "token row t" else "%s"
+        return f"{active} AND {linked(gates, gates.m2m_reverse_name(), gates.m2m_column_name(), token)}"
     if kind == "all":  # the view_gate permission: every active gate
         return active
     # Q(owner=user) | Q(co_owners=user) | Q(approvers=user), distinct

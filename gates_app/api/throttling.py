@@ -33,6 +33,18 @@ return {current, redis.call('GET', KEYS[2])}
 """
 
 
+_script: Any = None
+
+
+def _count_script(client: Any) -> Any:
+    """COUNT_SCRIPT as a redis-py Script, its digest computed once per process; the client it is
+    first registered with does not matter: each call names the client it runs on."""
+    global _script
+    if _script is None:
+        _script = client.register_script(COUNT_SCRIPT)
+    return _script
+
+
 def _cache_failed(exc: Exception) -> None:
     global _warned_at
     if time.monotonic() - _warned_at > WARN_EVERY_S:
@@ -83,9 +95,10 @@ class ResilientThrottle(SimpleRateThrottle):
         if isinstance(cache, RedisCache):
             current_key, previous_key = cache.make_key(current_key), cache.make_key(previous_key)
             client = cache._cache.get_client(current_key, write=True)
-            # One command, where a pipeline of three cost more Python than the round trip;
-            # Redis keeps the compiled script, keyed by its digest.
-            current, previous = client.eval(COUNT_SCRIPT, 2, current_key, previous_key, ttl)
+            # One command, where a pipeline of three cost more Python than the round trip; by
+            # its digest (EVALSHA), loading it only when a Redis does not know it yet.
+            script = _count_script(client)
+            current, previous = script(keys=[current_key, previous_key], args=[ttl], client=client)
             return int(current), int(previous or 0)
         cache.add(current_key, 0, ttl)
         return cache.incr(current_key), int(cache.get(previous_key) or 0)

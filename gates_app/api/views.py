@@ -28,6 +28,7 @@ from gates_app.api.serializers import (
 from gates_app.choices import Scope
 from gates_app.models import Check, GateRule
 from gates_app.production import production_verdict
+from gates_app.tokens import Lookahead
 from gates_app.uploads import add_outputs_page
 
 READ_SCOPES = (Scope.CHECKS_READ, Scope.CHECKS_WRITE)
@@ -119,6 +120,11 @@ class CheckDetail(StrictQueryParams, generics.RetrieveAPIView):
     still change with, so a decision or a gate setting takes effect on the next request."""
 
     serializer_class = CheckSerializer
+    auth_lookahead_row: tuple[Any, ...] | None = None
+
+    def auth_lookahead(self) -> Lookahead:
+        """A deploy token's query also fetches this check's state (gates_app.api.authentication)."""
+        return bodies.deploy_token_lookahead(self.kwargs["pk"])
 
     def get_queryset(self) -> QuerySet:
         require_scope(self.request, *READ_SCOPES)
@@ -126,7 +132,10 @@ class CheckDetail(StrictQueryParams, generics.RetrieveAPIView):
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         require_scope(request, *READ_SCOPES)
-        state = bodies.visible_decided_state(request, self.kwargs["pk"])
+        if deploy_token(request) is not None and self.auth_lookahead_row is not None:
+            state = bodies.state_from_lookahead(self.auth_lookahead_row)
+        else:  # a user (personal token or session): visibility goes through the auth backends
+            state = bodies.visible_decided_state(request, self.kwargs["pk"])
         if state is None:
             raise NotFound()
         if state.key is None:  # not decided yet: its body changes as the run goes

@@ -1,6 +1,7 @@
-"""The decided-check hot path runs two hand-written SQL queries instead of compiling ORM ones:
-each is pinned here to the ORM query it replaces, for every kind of requester, and the API
-still refuses every way around the rules (another gate, revoked, expired, inactive)."""
+"""The decided-check hot path runs hand-written SQL instead of compiling ORM queries (for a
+deploy token one query: the token with the check's state), prepared once per connection on
+PostgreSQL: each is pinned here to the ORM query it replaces, for every kind of requester, and
+the API still refuses every way around the rules (another gate, revoked, expired, inactive)."""
 
 import os
 from datetime import timedelta
@@ -20,7 +21,7 @@ from gates_app.api.permissions import visible_gates
 from gates_app.api.throttling import PerClientRateThrottle
 from gates_app.choices import CheckStatus, DecisionKind, Scope, Verdict
 from gates_app.models import Check, CheckDecision, DeployToken
-from gates_app.tokens import authenticate_secret, create_token, revoke_token
+from gates_app.tokens import _hash, authenticate_secret, authenticate_secret_with, create_token, revoke_token
 from tests.factories import make_dataset, make_gate, make_user
 from tests.gates.test_api import bearer
 
@@ -249,7 +250,63 @@ def test_a_cached_decided_check_costs_two_queries_and_compiles_none(world, api_c
     assert again.content == first.content
     # 1. the token by prefix, with its user (none: a deploy token)
     # 2. the check, if its gate is one of the token's, with its fingerprint
-    assert len(queries.captured_queries) == 2, [q["sql"] for q in queries.captured_queries]
+    # 1. the token by prefix, with its user (none: a deploy token) and, joined to it, the check
+    #    if its gate is one of the token's, with its fingerprint
+    assert len(queries.captured_queries) == 1, [q["sql"] for q in queries.captured_queries]
+
+
+def test_a_personal_token_reads_the_check_in_a_second_query_through_its_permissions(
+    world, api_client, monkeypatch
+):
+    _, secret = create_token(name="mine", user=world.owner, actor=None)
+    url = f"/api/v1/checks/{world.checks['release', 'warn'].pk}/"
+    assert api_client.get(url, **bearer(secret)).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert api_client.get(url, **bearer(secret)).status_code == 200
+    # 1. the token with its user (the joined check columns are NULL for a personal token)
+    # 2. the user's permissions (ModelBackend: view_gate, user and group permissions)
+    # 3. the check, if the user owns, co-owns or approves its gate, with its fingerprint
+    assert len(queries.captured_queries) <= 4, [q["sql"] for q in queries.captured_queries]
+    assert queries.captured_queries[-1]["sql"].startswith("SELECT c.")
+
+
+def test_the_token_lookahead_answers_as_the_orm_for_every_deploy_token_and_check(world):
+    missing = max(c.pk for c in world.checks.values()) + 1
+    pks = [c.pk for c in world.checks.values()] + [missing]
+    seen = 0
+    for label, request in requesters(world):
+        if request.auth is None or request.auth.is_personal:
+            continue
+        secret = f"egt_{request.auth.prefix}_x"
+        DeployToken.objects.filter(pk=request.auth.pk).update(secret_hash=_hash(secret))
+        for pk in pks:
+            token, row = authenticate_secret_with(secret, bodies.deploy_token_lookahead(pk))
+            assert token.pk == request.auth.pk
+            reference = bodies.decided_state(Check.objects.filter(gate__in=visible_gates(request)), pk)
+            assert bodies.state_from_lookahead(row) == reference, (label, pk)
+            seen += reference is not None
+        # A wrong secret for the same prefix reads nothing joined to it either.
+        wrong = authenticate_secret_with(f"{secret}y", bodies.deploy_token_lookahead(pks[0]))
+        assert wrong == (None, None)
+    assert seen == 12  # 3 checks each: the token of a gate, of the other, and of both (6)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_the_hot_queries_are_prepared_once_per_connection_on_postgresql(world, api_client):
+    _, deploy_secret = create_token(name="ci", gates=[world.gate], actor=None)
+    _, personal_secret = create_token(name="mine", user=world.owner, actor=None)
+    url = f"/api/v1/checks/{world.checks['release', 'pass'].pk}/"
+    for _ in range(4):
+        for secret in (deploy_secret, personal_secret):
+            assert api_client.get(url, **bearer(secret)).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+        statements = [row[0] for row in cursor.fetchall()]
+    token_queries = [s for s in statements if "deploytoken" in s and "prefix" in s]
+    # One statement for both tokens: the token with the check's columns joined (NULL for the
+    # personal token, whose check is read by the second statement, through its permissions).
+    assert len(token_queries) == 1 and "$1" in token_queries[0], token_queries
+    assert any(s.startswith("SELECT c.") for s in statements)  # a personal token's check query
 
 
 def test_without_the_cache_the_fast_path_still_builds_the_same_body(world, api_client, monkeypatch):
@@ -285,8 +342,10 @@ def test_the_throttle_counts_on_the_default_redis_cache_in_one_command(
     monkeypatch.setattr(RedisCache, "add", lambda *a, **k: pytest.fail("the generic cache path"))
     token, secret = create_token(name="ci", gates=[world.gate], actor=None)
     url = f"/api/v1/checks/{world.checks['release', 'pass'].pk}/"
-    assert [api_client.get(url, **bearer(secret)).status_code for _ in range(4)] == [200, 200, 200, 429]
     client = redis_default_cache._cache.get_client(write=True)
+    assert api_client.get(url, **bearer(secret)).status_code == 200
+    client.script_flush()  # a restarted Redis forgets the script: it is loaded again, not lost
+    assert [api_client.get(url, **bearer(secret)).status_code for _ in range(3)] == [200, 200, 429]
     [key] = client.keys(f"*throttle_client_token:{token.prefix}*")
     assert int(client.get(key)) == 3  # the refused request is not counted
     assert 0 < client.ttl(key) <= 121
