@@ -18,8 +18,7 @@ the worker is started before this process builds the outputs, since a child's pe
 the pages of the parent it was forked from).
 
 Baselines: the peak at the smallest size (target: the largest size's peak within 10% of it)
-and 0.3 s for the finaliser lag. promptfoo's time on the same workload is printed only when
-`npx promptfoo@0.121.20` is installed; the benchmark installs nothing and says when it skips.
+and 0.3 s for the finaliser lag. promptfoo's time on the same workload: versus_promptfoo.py.
 
     .venv/bin/python benchmarks/check_path.py [--cases 10000 100000]
 """
@@ -46,7 +45,6 @@ from _setup import (
 from grading_throughput import GRADERS, case_data
 
 LAG_TARGET_S = 0.3
-PROMPTFOO = ("npx", "--no-install", "promptfoo@0.121.20")
 
 
 def main() -> None:
@@ -80,22 +78,16 @@ def main() -> None:
         )
     for cases, m in sorted(measured.items()):
         print_ratio(f"finaliser lag at {cases:,} cases / {LAG_TARGET_S} s", m["lag_s"] / LAG_TARGET_S, "<= 1")
-    promptfoo_line()
 
 
-def promptfoo_line() -> None:
-    try:
-        found = subprocess.run([*PROMPTFOO, "--version"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        found = None
-    if found is None or found.returncode != 0:
-        print(
-            "  promptfoo: skipped, `npx promptfoo@0.121.20` is not installed (this benchmark installs "
-            "nothing); the issue's promptfoo ratios need it"
-        )
-        return
-    version = found.stdout.strip()
-    print(f"  promptfoo {version} is installed, but this benchmark does not script its side yet: no line")
+def stop_worker(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 def one(cases: int) -> None:

@@ -43,6 +43,7 @@ BENCHMARKS = [
     Benchmark("import", "import_cases.py", 420, quick_args=["--cases", "10000"]),
     Benchmark("traces", "trace_ingestion.py", 900, quick_args=["--traces", "10000", "--stored", "100000"]),
     Benchmark("check", "check_path.py", 900, quick_args=["--cases", "1000", "5000"]),
+    Benchmark("promptfoo", "versus_promptfoo.py", 900, quick_args=["--cases", "1000"]),
 ]
 
 

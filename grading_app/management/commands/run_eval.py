@@ -67,12 +67,14 @@ class Command(BaseCommand):
             raise CommandError(message) from None
         deadline = time.monotonic() + options["timeout"]
         run.refresh_from_db()
+        pause = 0.05  # a small run on idle workers finishes in well under a second
         while not run.is_finished:
             if time.monotonic() > deadline:
                 raise CommandError(
                     f"Run {run.pk} still {run.status} after {options['timeout']:.0f}s; workers?"
                 )
-            time.sleep(0.5)
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.5)
             run.refresh_from_db()
         self._print(run)
 
