@@ -50,6 +50,7 @@ def kind_keys() -> list[str]:
 from grading_app.graders import (  # noqa: E402, F401
     answers,
     embeddings,
+    evidence,
     judge,
     safety,
     schema,
@@ -57,7 +58,7 @@ from grading_app.graders import (  # noqa: E402, F401
     strings,
     structured,
     text,
-    trace_kinds,
+    tools,
 )
 
 __all__ = [

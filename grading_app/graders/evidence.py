@@ -1,65 +1,15 @@
-"""Code graders on the trace: the tools a system called, and the documents it cited."""
+"""Code graders on evidence: the documents an answer cites, whether they were retrieved, and
+whether the cited documents say what the answer says they say."""
 
 import re
-from collections import Counter
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
 from grading_app.graders import register
 from grading_app.graders.base import ConfigField, GradeOutcome, GraderKind, GradingInput
-from grading_app.graders.expected import flag, non_negative_number, string_list
-from grading_app.traces import normalise_trace, tool_sequence
-
-
-def _is_subsequence(wanted: list[str], seen: list[str]) -> bool:
-    remaining = iter(seen)
-    # "in" consumes the iterator up to the match, so order is enforced and gaps allowed.
-    return all(name in remaining for name in wanted)
-
-
-@register
-class ToolCalls(GraderKind):
-    key = "tool_calls"
-    dimension = "trace"
-    description = (
-        "Tool use matches expected.tools (optionally in order), avoids expected.forbidden_tools "
-        "and stays within expected.max_tool_calls."
-    )
-
-    def grade(self, item: GradingInput, config: dict[str, Any]) -> GradeOutcome | None:
-        required = string_list(item.expected, "tools") or []
-        ordered = flag(item.expected, "tools_ordered")
-        forbidden = string_list(item.expected, "forbidden_tools") or []
-        limit = non_negative_number(item.expected, "max_tool_calls", integer=True)
-        if ordered and not required:
-            raise ValueError("expected.tools_ordered needs the tools in expected.tools")
-        if not required and not forbidden and limit is None:
-            return None
-        calls = tool_sequence(normalise_trace(item.trace))
-        # One entry per check that applies: (passed, what was wrong).
-        checks: list[tuple[bool, str]] = []
-        if required:
-            # A tool listed twice must be called twice.
-            missing = list((Counter(required) - Counter(calls)).elements())
-            checks.append((not missing, f"not called: {', '.join(missing)}"))
-            if ordered:
-                in_order = _is_subsequence(required, calls)
-                # When a tool is missing the order fails too; saying so twice helps nobody.
-                why = "" if missing else f"out of order: expected {' -> '.join(required)}"
-                checks.append((in_order, why))
-        if forbidden:
-            called = sorted(set(calls) & set(forbidden))
-            checks.append((not called, f"forbidden tool(s) called: {', '.join(called)}"))
-        if limit is not None:
-            checks.append((len(calls) <= limit, f"{len(calls)} tool calls, limit {limit}"))
-        problems = [why for ok, why in checks if not ok and why]
-        score = sum(ok for ok, _ in checks) / len(checks)
-        seen = f"called: {' -> '.join(calls) or 'nothing'}"
-        if problems:
-            return GradeOutcome(score, False, f"{'; '.join(problems)} ({seen})")
-        return GradeOutcome(1.0, True, f"tool use as expected ({seen})")
-
+from grading_app.graders.expected import string_list
+from grading_app.traces import normalise_trace
 
 _ID_SEPARATOR = re.compile(r"[,;\s]+")
 
