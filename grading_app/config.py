@@ -17,7 +17,7 @@ from evalproject.config import ConfigErrors, Plan, as_list, check_fields, check_
 from grading_app import graders, services
 from grading_app.choices import Dimension, RubricScale, RubricState
 from grading_app.models import Endpoint, Grader, Rubric, RubricVersion, Target
-from grading_app.models.rubrics import DEFAULT_PROMPT_TEMPLATE
+from grading_app.models.rubrics import PROMPT_TEMPLATES
 from grading_app.targets import validate_target_config
 
 ENDPOINT_FIELDS = {
@@ -36,6 +36,7 @@ VERSION_KEYS = (
     "endpoint",
     "model",
     "prompt_template",
+    "template",
     "few_shot",
     "author",
     "approved_by",
@@ -138,6 +139,13 @@ def validate(
             for who in ("author", "approved_by"):
                 if version.get(who) is not None and version[who] not in users:
                     errors.add(f"{vpath}.{who}", f"no user named {version[who]!r}")
+            if version.get("template") is not None:
+                if not isinstance(version["template"], str) or version["template"] not in PROMPT_TEMPLATES:
+                    errors.add(f"{vpath}.template", f"must be one of {', '.join(PROMPT_TEMPLATES)}")
+                    continue
+                if version.get("prompt_template") is not None:
+                    errors.add(f"{vpath}.template", "give template or prompt_template, not both")
+                    continue
             if version.get("scale", RubricScale.BINARY) not in RubricScale.values:
                 errors.add(f"{vpath}.scale", f"must be one of {', '.join(RubricScale.values)}")
             threshold = version.get("pass_threshold", 1)
@@ -247,7 +255,7 @@ def _version_content(spec: dict[str, Any], endpoint: Endpoint | None) -> dict[st
         "pass_threshold": float(spec.get("pass_threshold", 1)),
         "endpoint_id": endpoint.pk if endpoint else None,
         "model": spec["model"],
-        "prompt_template": spec.get("prompt_template", DEFAULT_PROMPT_TEMPLATE),
+        "prompt_template": spec.get("prompt_template") or PROMPT_TEMPLATES[spec.get("template") or "default"],
         "few_shot": spec.get("few_shot", []),
     }
 

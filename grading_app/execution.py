@@ -104,7 +104,7 @@ def to_result(run: Run, case: Case, produced: Produced) -> tuple[CaseResult, gra
 def grade_code(kind: graders.GraderKind, pinned: dict[str, Any], item: graders.GradingInput) -> Grade | None:
     grade = Grade(grader_id=pinned["id"])
     try:
-        outcome = kind.grade(item, pinned["config"])
+        outcome = kind.evaluate(item, pinned["config"])
     except Exception as exc:
         # A grader that breaks on one case is an error on that grade, never a pass.
         logger.warning("grader %s failed: %s", pinned["slug"], exc)

@@ -2,8 +2,10 @@
 
 The output under evaluation is untrusted. It goes between tags that carry a value derived
 from a hash of the output itself, so it cannot predict and close its own tag; any text in
-it that looks like such a tag is escaped. The same output always renders the same prompt,
-so the cache (keyed by model, rubric version and rendered prompt) still hits.
+it that looks like such a tag is escaped. The trace (``{trace}``, ``{retrieved}``,
+``{tool_calls}``) is just as untrusted: each renders escaped, inside the same tags. The same
+output always renders the same prompt, so the cache (keyed by model, rubric version and
+rendered prompt) still hits.
 """
 
 import hashlib
@@ -20,9 +22,13 @@ from evalproject.bulk import copy_insert
 from grading_app import llm
 from grading_app.graders.base import GradingInput
 from grading_app.models import JudgeCacheEntry, RubricVersion
+from grading_app.traces import normalise_trace
 
 TAG_PREFIX = "untrusted-output-"
-PLACEHOLDER = re.compile(r"\{(criteria|examples|input|expected|output|tag)\}")
+PLACEHOLDER = re.compile(r"\{(criteria|examples|input|expected|output|tag|trace|retrieved|tool_calls)\}")
+# Placeholders for what the candidate's trace holds: as untrusted as its output, so each renders
+# escaped and between the output's own tags, whatever the template around it says.
+TRACE_PLACEHOLDERS = ("trace", "retrieved", "tool_calls")
 
 
 def output_tag(output_text: str) -> str:
@@ -34,6 +40,33 @@ def escape_output(output_text: str) -> str:
     return output_text.replace(f"</{TAG_PREFIX}", f"&lt;/{TAG_PREFIX}").replace(
         f"<{TAG_PREFIX}", f"&lt;{TAG_PREFIX}"
     )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def trace_views(trace: list[dict[str, Any]]) -> dict[str, str]:
+    """The trace as the judge reads it: every step, the retrieved documents, the tool calls."""
+    steps = normalise_trace(trace)
+    documents = [
+        f"[{d.get('id', '')}] {d.get('text', '')}" if isinstance(d, dict) else str(d)
+        for step in steps
+        if step.get("type") == "retrieval"
+        for d in step.get("documents") or []
+    ]
+    calls = [
+        f"{step.get('name', '')}({_json(step.get('arguments'))})"
+        + (f" -> {_json(step['result'])}" if step.get("result") is not None else "")
+        + (f" [error: {_json(step['error'])}]" if step.get("error") else "")
+        for step in steps
+        if step.get("type") == "tool_call"
+    ]
+    return {
+        "trace": "\n".join(_json(step) for step in steps) or "(no trace)",
+        "retrieved": "\n\n".join(documents) or "(nothing retrieved)",
+        "tool_calls": "\n".join(calls) or "(no tool calls)",
+    }
 
 
 def _examples(version: RubricVersion) -> str:
@@ -60,6 +93,10 @@ def render_prompt(version: RubricVersion, item: GradingInput, config: dict[str, 
         "output": escape_output(output_text),
         "tag": output_tag(output_text),
     }
+    if any(f"{{{name}}}" in version.prompt_template for name in TRACE_PLACEHOLDERS):
+        tag = values["tag"]
+        for name, text in trace_views(item.trace).items():
+            values[name] = f"<{tag}>\n{escape_output(text)}\n</{tag}>"
     # One pass over the template: text inserted for a placeholder is never re-expanded.
     return PLACEHOLDER.sub(lambda m: values[m.group(1)], version.prompt_template)
 

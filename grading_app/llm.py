@@ -170,6 +170,23 @@ def _count(usage: dict[str, Any], name: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
+class EmbeddingError(Exception):
+    """The endpoint gave no valid embeddings (after retries): a grade error, never a pass."""
+
+
+def embed(endpoint: Endpoint, model: str, texts: list[str]) -> list[list[float]]:
+    """One embedding per text, in order, from the endpoint's OpenAI-compatible /embeddings."""
+    try:
+        client = client_for(endpoint)
+        response = client.embeddings.create(model=model, input=texts, encoding_format="float")
+    except (openai.APIError, ValueError, ValidationError) as exc:
+        raise EmbeddingError(f"{type(exc).__name__}: {exc}") from None
+    vectors = sorted(response.data, key=lambda item: item.index)
+    if len(vectors) != len(texts) or not all(v.embedding for v in vectors):
+        raise EmbeddingError(f"asked for {len(texts)} embeddings, got {len(vectors)}")
+    return [list(v.embedding) for v in vectors]
+
+
 @dataclass
 class ChatResult:
     """What a chat target produced, with the production signals measured on the way."""

@@ -35,7 +35,11 @@ The same seed gives the same fault sequence for the same order of requests.
 
 Endpoints: POST /v1/chat/completions (``stream: true`` answers with SSE chunks like OpenAI's,
 including a usage chunk when ``stream_options.include_usage`` is true; ``response_format`` and other
-fields are accepted and recorded), GET /v1/models.
+fields are accepted and recorded), POST /v1/embeddings (deterministic vectors, below), GET /v1/models.
+
+Embeddings are not scripted: each input text gets ``embedding_for(text)``, a unit vector of
+``EMBEDDING_SIZE`` hashed word counts, so texts sharing words are close and the same text always
+gets the same vector. Injected 429 and 500 faults (``faults()``) apply to it; scripted replies do not.
 
 Timing: every request waits ``latency_s`` before its answer. A stream sends its headers at once,
 then waits ``first_token_delay_s`` (default: ``latency_s``) before the first chunk, so the time to
@@ -48,11 +52,14 @@ JSON, the reply served and whether it was an injected fault), ``calls``, ``in_fl
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import random
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -131,6 +138,41 @@ def fault(kind: str, *, seconds: float = 5.0, content: str = "I think it passed"
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
     return FaultReply(kind, seconds, content)
+
+
+EMBEDDING_SIZE = 64
+_WORD = re.compile(r"\w+")
+
+
+def embedding_for(text: str) -> list[float]:
+    """A deterministic unit vector for ``text``: its lower-cased words hashed into buckets."""
+    vector = [0.0] * EMBEDDING_SIZE
+    for word in _WORD.findall(text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        # Signed buckets keep unrelated words from all pointing the same way.
+        vector[digest[0] % EMBEDDING_SIZE] += 1.0 if digest[1] % 2 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else vector
+
+
+def _embeddings(body: dict[str, Any], model: str) -> dict[str, Any] | None:
+    texts = body.get("input")
+    texts = [texts] if isinstance(texts, str) else texts
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        return None
+    data = []
+    for index, text in enumerate(texts):
+        vector: Any = embedding_for(text)
+        if body.get("encoding_format") == "base64":
+            vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    tokens = sum(_tokens(len(t)) for t in texts)
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.get("model") or model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def _as_reply(reply: Reply | str) -> Reply:
@@ -291,6 +333,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = raw.decode("utf-8", "replace")
         with fake._tracking():
+            if self.path.rstrip("/") == "/v1/embeddings" and isinstance(body, dict):
+                self._answer_embeddings(body)
+                return
             if self.path.rstrip("/") != "/v1/chat/completions":
                 fake._record(self._request_entry(body))
                 self._send_json(404, _error(f"no route POST {self.path}", "invalid_request_error"))
@@ -301,6 +346,22 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             reply, call_no = fake._next_reply(self._request_entry(body))
             self._answer_chat(reply, body, call_no)
+
+    def _answer_embeddings(self, body: dict[str, Any]) -> None:
+        fake = self.server.fake
+        injected, _ = fake._next_fault(self._request_entry(body))
+        if not fake._sleep(fake.latency_s):
+            return
+        if injected is not None and injected.kind in ("429", "500"):
+            self._answer_chat(injected, body, fake.calls)  # the same HTTP error a chat call gets
+            return
+        answer = _embeddings(body, fake.model)
+        if answer is None:
+            self._send_json(
+                400, _error("input must be a string or a list of strings", "invalid_request_error")
+            )
+        else:
+            self._send_json(200, answer)
 
     def _answer_chat(self, reply: Reply | None, body: dict[str, Any], call_no: int) -> None:
         fake = self.server.fake
@@ -522,18 +583,27 @@ class FakeOpenAI:
 
     def _next_reply(self, request: dict[str, Any]) -> tuple[Reply | None, int]:
         with self._lock:
-            injected = None
-            if self._fault_rate > 0:
-                # Two draws per request whatever the outcome, so request n always sees the same pair.
-                roll, kind = self._fault_rng.random(), self._fault_rng.choice(self._fault_kinds)
-                if roll < self._fault_rate:
-                    injected = FaultReply(kind, seconds=self._fault_seconds)
+            injected = self._roll_fault_locked()
             if injected is not None:
                 reply: Reply | None = injected
             else:
                 reply = self._queue.popleft() if self._queue else self._default
             self._record_locked(request, reply, injected=injected is not None)
             return reply, self.calls
+
+    def _roll_fault_locked(self) -> FaultReply | None:
+        if self._fault_rate <= 0:
+            return None
+        # Two draws per request whatever the outcome, so request n always sees the same pair.
+        roll, kind = self._fault_rng.random(), self._fault_rng.choice(self._fault_kinds)
+        return FaultReply(kind, seconds=self._fault_seconds) if roll < self._fault_rate else None
+
+    def _next_fault(self, request: dict[str, Any]) -> tuple[FaultReply | None, int]:
+        """For requests that are not scripted (embeddings): an injected fault or None, recorded."""
+        with self._lock:
+            injected = self._roll_fault_locked()
+            self._record_locked(request, injected, injected=injected is not None)
+            return injected, self.calls
 
     def _record(self, request: dict[str, Any], reply: Reply | None = None, *, injected: bool = False) -> None:
         with self._lock:

@@ -47,7 +47,19 @@ def kind_keys() -> list[str]:
 
 
 # Built-in kinds: imported for their @register side effect.
-from grading_app.graders import answers, judge, safety, schema, structured, text, trace_kinds  # noqa: E402, F401
+from grading_app.graders import (  # noqa: E402, F401
+    answers,
+    embeddings,
+    evidence,
+    judge,
+    safety,
+    schema,
+    similarity,
+    strings,
+    structured,
+    text,
+    tools,
+)
 
 __all__ = [
     "ConfigField",

@@ -1,11 +1,11 @@
-"""tool_calls and citations: what the trace says the system did (no database)."""
+"""tool_calls, tool_schema and citations: what the trace says the system did (no database)."""
 
 import re
 
 import pytest
 
 from grading_app.graders import get_kind
-from grading_app.graders.trace_kinds import cited_ids
+from grading_app.graders.evidence import cited_ids
 from tests.grading.grading_helpers import config_error, grade
 
 
@@ -15,7 +15,8 @@ def test_trace_kinds_are_registered_with_their_dimensions():
 
 
 def calls(*names):
-    return [{"type": "tool_call", "name": name, "arguments": {}} for name in names]
+    # Each call with its own arguments: identical calls are a check of their own (max_repeats).
+    return [{"type": "tool_call", "name": name, "arguments": {"n": i}} for i, name in enumerate(names)]
 
 
 def retrieval(*ids):
@@ -251,3 +252,220 @@ def test_citations_invalid_pattern_is_a_config_error_naming_it():
 
 def test_citations_pattern_must_be_a_string():
     assert "pattern" in config_error("citations", {"pattern": ["doc"]})
+
+
+# tool_calls: repeated identical calls (flagged by default), arguments, failed steps
+
+
+def same_calls(name, arguments, times):
+    return [{"type": "tool_call", "name": name, "arguments": dict(arguments)} for _ in range(times)]
+
+
+def test_four_identical_calls_fail_by_default():
+    trace = same_calls("search", {"q": "refund policy"}, 4)
+    outcome = grade("tool_calls", "ok", trace=trace, tools=["search"])
+    assert outcome.passed is False
+    assert outcome.score == 0.5
+    assert (
+        'repeated identical call(s), at most 1 each: search({"q": "refund policy"}) x4' in outcome.rationale
+    )
+
+
+def test_the_same_tool_with_other_arguments_is_not_a_repeat():
+    trace = [*same_calls("search", {"q": "refunds"}, 1), *same_calls("search", {"q": "returns"}, 1)]
+    assert grade("tool_calls", "ok", trace=trace, tools=["search"]).passed is True
+
+
+def test_max_repeats_from_the_case_or_the_grader_allows_some_or_turns_the_check_off():
+    trace = same_calls("poll_status", {"id": 7}, 3)
+    assert grade("tool_calls", "ok", trace=trace, tools=["poll_status"], max_repeats=3).passed is True
+    assert grade("tool_calls", "ok", trace=trace, tools=["poll_status"], max_repeats=2).passed is False
+    assert grade("tool_calls", "ok", {"max_repeats": 0}, trace=trace, tools=["poll_status"]).passed is True
+
+
+def test_max_repeats_alone_makes_the_kind_apply():
+    assert grade("tool_calls", "ok", trace=same_calls("a", {}, 2), max_repeats=1).passed is False
+    assert grade("tool_calls", "ok", trace=same_calls("a", {}, 2)) is None
+
+
+def test_max_repeats_must_be_a_whole_number():
+    with pytest.raises(ValueError, match="max_repeats must be an integer >= 0"):
+        grade("tool_calls", "ok", trace=[], max_repeats=1.5)
+    assert "config.max_repeats must be >= 0" in config_error("tool_calls", {"max_repeats": -1})
+
+
+REFUND = {
+    "type": "tool_call",
+    "name": "issue_refund",
+    "arguments": {"order_id": "A-17", "amount": 20, "note": "late"},
+}
+
+
+@pytest.mark.parametrize(
+    ("check", "passed"),
+    [
+        ({"exact": {"order_id": "A-17", "amount": 20, "note": "late"}}, True),
+        ({"exact": {"order_id": "A-17", "amount": 20}}, False),
+        ({"subset": {"order_id": "A-17", "amount": 20.0}}, True),
+        ({"subset": {"order_id": "A-18"}}, False),
+        ({"regex": {"order_id": "^A-\\d+$", "amount": "^20$"}}, True),
+        ({"regex": {"order_id": "^B-"}}, False),
+        ({"regex": {"reason": "."}}, False),
+        (
+            {
+                "schema": {
+                    "type": "object",
+                    "required": ["order_id"],
+                    "properties": {"amount": {"maximum": 50}},
+                }
+            },
+            True,
+        ),
+        ({"schema": {"type": "object", "properties": {"amount": {"maximum": 10}}}}, False),
+    ],
+)
+def test_tool_arguments_exact_subset_regex_and_schema(check, passed):
+    outcome = grade("tool_calls", "ok", trace=[REFUND], tool_arguments={"issue_refund": check})
+    assert outcome.passed is passed
+    if not passed:
+        assert "issue_refund arguments fail the" in outcome.rationale
+
+
+def test_tool_arguments_every_call_must_match_unless_any_is_enough():
+    wrong = {**REFUND, "arguments": {"order_id": "A-99", "amount": 20}}
+    check = {"subset": {"order_id": "A-17"}}
+    assert (
+        grade("tool_calls", "ok", trace=[REFUND, wrong], tool_arguments={"issue_refund": check}).passed
+        is False
+    )
+    anyone = {**check, "calls": "any"}
+    assert (
+        grade("tool_calls", "ok", trace=[REFUND, wrong], tool_arguments={"issue_refund": anyone}).passed
+        is True
+    )
+
+
+def test_tool_arguments_of_a_tool_never_called_fail():
+    outcome = grade("tool_calls", "ok", trace=[], tool_arguments={"issue_refund": {"subset": {}}})
+    assert outcome.passed is False
+    assert "issue_refund never called" in outcome.rationale
+
+
+def test_tool_arguments_several_checks_for_one_tool():
+    checks = [{"subset": {"order_id": "A-17"}}, {"regex": {"note": "^late$"}}]
+    assert grade("tool_calls", "ok", trace=[REFUND], tool_arguments={"issue_refund": checks}).passed is True
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (["x"], "must be an object of tool name"),
+        ({"t": "x"}, r"expected\.tool_arguments\.t must be an object"),
+        ({"t": {"subset": {}, "exact": {}}}, "needs exactly one of"),
+        ({"t": {"like": {}}}, "needs exactly one of"),
+        ({"t": {"regex": {"a": "("}}}, r"regex\.a is not a valid pattern"),
+        ({"t": {"schema": {"type": 3}}}, "not a valid JSON Schema"),
+        ({"t": {"subset": {}, "calls": "some"}}, "calls must be all or any"),
+        ({"t": [{"exact": []}]}, r"t\[0\]\.exact must be an object"),
+    ],
+)
+def test_malformed_tool_arguments_are_a_broken_case(spec, message):
+    with pytest.raises(ValueError, match=message):
+        grade("tool_calls", "ok", trace=[REFUND], tool_arguments=spec)
+
+
+def test_failed_tool_steps_are_counted_and_checked_when_a_limit_is_set():
+    trace = [
+        {"type": "tool_call", "name": "search", "arguments": {"q": 1}, "error": "timeout"},
+        {"type": "tool_call", "name": "search", "arguments": {"q": 2}, "is_error": True},
+        {"type": "tool_call", "name": "lookup", "arguments": {}, "status": "error"},
+        {"type": "tool_call", "name": "lookup", "arguments": {"q": 3}, "result": "ok", "status": "ok"},
+    ]
+    outcome = grade("tool_calls", "ok", trace=trace, tools=["search"])
+    assert outcome.passed is True  # not checked without a limit, but said
+    assert "3 failed" in outcome.rationale
+    outcome = grade("tool_calls", "ok", trace=trace, tools=["search"], max_tool_errors=1)
+    assert outcome.passed is False
+    assert (
+        "3 tool step(s) failed, at most 1: search (step 0), search (step 1), lookup (step 2)"
+        in outcome.rationale
+    )
+    assert grade("tool_calls", "ok", {"max_tool_errors": 3}, trace=trace, tools=["search"]).passed is True
+
+
+# tool_schema
+
+WEATHER_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+                "required": ["city"],
+            },
+        },
+    },
+    {"name": "get_time", "input_schema": {"type": "object", "properties": {"tz": {"type": "string"}}}},
+]
+
+
+def weather_call(arguments, name="get_weather"):
+    return {"type": "tool_call", "name": name, "arguments": arguments}
+
+
+def test_tool_schema_passes_calls_valid_against_their_definitions():
+    trace = [weather_call({"city": "Oslo", "unit": "c"}), weather_call({"tz": "UTC"}, "get_time")]
+    outcome = grade("tool_schema", "ok", trace=trace, tool_definitions=WEATHER_TOOLS)
+    assert outcome.passed is True
+    assert "2 call(s) valid" in outcome.rationale
+
+
+def test_tool_schema_fails_bad_arguments_unknown_tools_and_unparsable_arguments():
+    trace = [
+        weather_call({"unit": "k"}),
+        weather_call({}, "get_stock"),
+        weather_call("{city: Oslo", "get_weather"),
+        weather_call({"city": "Rome"}),
+    ]
+    outcome = grade("tool_schema", "ok", trace=trace, tool_definitions=WEATHER_TOOLS)
+    assert outcome.passed is False
+    assert outcome.score == 0.25
+    assert "call 0 (get_weather)" in outcome.rationale
+    assert "call 1: 'get_stock' is not a defined tool" in outcome.rationale
+    assert "call 2 (get_weather): arguments are not JSON" in outcome.rationale
+
+
+def test_tool_schema_reads_a_function_call_written_as_the_output():
+    legacy = {"name": "get_weather", "arguments": '{"city": "Oslo"}'}
+    assert grade("tool_schema", legacy, tool_definitions=WEATHER_TOOLS).passed is True
+    tools_call = '[{"type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]'
+    outcome = grade("tool_schema", tools_call, tool_definitions=WEATHER_TOOLS)
+    assert outcome.passed is False
+    assert "'city' is a required property" in outcome.rationale
+
+
+def test_tool_schema_requires_a_call_unless_told_otherwise():
+    outcome = grade("tool_schema", "It is sunny.", tool_definitions=WEATHER_TOOLS)
+    assert outcome.passed is False
+    assert "one is required" in outcome.rationale
+    optional = {"value": WEATHER_TOOLS, "require_call": False}
+    assert grade("tool_schema", "It is sunny.", tool_definitions=optional).passed is True
+    assert grade(
+        "tool_schema", "It is sunny.", {"require_call": False}, tool_definitions=WEATHER_TOOLS
+    ).passed
+
+
+@pytest.mark.parametrize(
+    ("definitions", "message"),
+    [
+        ([], "non-empty list"),
+        ([{"type": "function", "function": {"parameters": {}}}], r"\[0\] needs a name"),
+        ([{"name": "t", "parameters": {"type": "nope"}}], "not a valid JSON Schema"),
+        ({"tools": []}, "is a list, or"),
+    ],
+)
+def test_tool_schema_refuses_malformed_definitions(definitions, message):
+    with pytest.raises(ValueError, match=message):
+        grade("tool_schema", "ok", trace=[weather_call({"city": "x"})], tool_definitions=definitions)

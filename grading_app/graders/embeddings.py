@@ -1,0 +1,80 @@
+"""The embedding_similarity kind: cosine similarity of the output's and the reference's
+embeddings, from an Endpoint's OpenAI-compatible /embeddings (promptfoo's similar, OpenAI's
+text_similarity with cosine).
+
+Not a pure kind: each grade asks the endpoint (through grading_app.llm) for two embeddings.
+A failed call is a grade error, never a pass.
+"""
+
+import math
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from grading_app.graders import register
+from grading_app.graders.base import ConfigField, GradeOutcome, GraderKind, GradingInput
+from grading_app.graders.strings import text_values
+
+
+def cosine(left: list[float], right: list[float]) -> float:
+    """Cosine similarity of two vectors (0 when either is all zeros)."""
+    if len(left) != len(right):
+        raise ValueError(f"embeddings of different sizes ({len(left)} and {len(right)})")
+    norms = math.sqrt(sum(x * x for x in left)) * math.sqrt(sum(y * y for y in right))
+    return sum(x * y for x, y in zip(left, right, strict=True)) / norms if norms else 0.0
+
+
+@register
+class EmbeddingSimilarity(GraderKind):
+    key = "embedding_similarity"
+    dimension = "correctness"
+    description = (
+        "Cosine similarity between the embeddings of the output and of expected.similar (a "
+        "reference, or a list: the closest counts) is at least the threshold; the embeddings "
+        "come from config.endpoint (an Endpoint's name) and config.model."
+    )
+    config_fields = {
+        "expected_field": ConfigField(str, "similar", "Key of expected holding the reference(s)."),
+        "endpoint": ConfigField(str, "", "Name of the Endpoint serving /embeddings."),
+        "model": ConfigField(str, "", "Embedding model at that endpoint."),
+        "threshold": ConfigField((int, float), 0.75, "Pass when the cosine similarity is at least this."),
+    }
+    case_options = ("threshold",)
+
+    def check_config(self, config: dict[str, Any]) -> None:
+        for name in ("endpoint", "model"):
+            if not config[name]:
+                raise ValidationError({"config": f"embedding_similarity: config.{name} is required."})
+        if not -1 <= config["threshold"] <= 1:
+            raise ValidationError(
+                {"config": "embedding_similarity: config.threshold must be between -1 and 1."}
+            )
+
+    def grade(self, item: GradingInput, config: dict[str, Any]) -> GradeOutcome | None:
+        # Imported here: the registry loads while grading_app.models is still importing.
+        from grading_app import llm
+        from grading_app.models import Endpoint
+
+        key = config["expected_field"]
+        found = self.case_assertions(item.expected, key, config)
+        if not found:
+            return None
+        endpoint = Endpoint.objects.filter(name=config["endpoint"]).first()
+        if endpoint is None:
+            raise ValueError(f"no endpoint named {config['endpoint']!r}")
+        references = [text_values(a.value, a.where) for a in found]
+        texts = [item.output_text, *(r for refs in references for r in refs)]
+        # One call for the output and every reference of the case.
+        vectors = iter(llm.embed(endpoint, config["model"], texts))
+        output_vector = next(vectors)
+
+        def check(value: Any, settings: dict[str, Any]) -> GradeOutcome:
+            refs = text_values(value, "")
+            score, best = max((cosine(output_vector, next(vectors)), ref) for ref in refs)
+            passed = score >= settings["threshold"]
+            versus = f" against {best[:80]!r}" if len(refs) > 1 else ""
+            return GradeOutcome(
+                max(0.0, score), passed, f"cosine {score:.3f}{versus} (threshold {settings['threshold']})"
+            )
+
+        return self.grade_assertions(item.expected, key, config, check)
