@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from rq import get_current_job
 
 from evalproject.bulk import copy_insert, fields_of
 from evalproject.queues import enqueue, uses_redis
@@ -75,13 +76,14 @@ def grade_chunk(chunk_id: int) -> None:
 
 
 def _finalise_if_settled(chunk: RunChunk) -> None:
-    """The chunk that settles last enqueues the run's finaliser (one indexed query per chunk).
+    """The chunk that settles last finalises the run (one indexed query per chunk): in a
+    worker by calling the finaliser itself, in embedded mode by enqueueing it after commit.
 
     Not an RQ dependency of the finaliser on every chunk: enqueueing a job that depends on a
     thousand others WATCHes all of them, and every chunk a worker finished meanwhile restarted
     the enqueue, so a 100,000-case check request returned only once the run had been graded.
     Two chunks settling at once may both find the run settled: the update of the run's
-    finaliser id lets one of them enqueue (a finaliser that runs twice changes nothing anyway).
+    finaliser id lets one of them go on (a finaliser that runs twice changes nothing anyway).
     If the process dies between its write and this, the reaper finds the run settled with no
     finaliser in Redis and enqueues one.
     """
@@ -92,13 +94,22 @@ def _finalise_if_settled(chunk: RunChunk) -> None:
     )
     if unsettled.exists():
         return
-    job_id = (
-        finalise_job_id(chunk.run_id)
-        if chunk.attempts == 1
-        else f"{finalise_job_id(chunk.run_id)}-c{chunk.index}-a{chunk.attempts}"
-    )
+    current = get_current_job() if uses_redis() else None
+    if current is not None:
+        # In a worker, this job finalises the run itself, now: a finaliser job of its own
+        # added its hand-off (enqueue, dequeue, a fork, a new database connection) to the time
+        # from the last chunk to the verdict. The run records this job as its finaliser, so the
+        # reaper judges it as any finaliser: if the worker dies inside, another is enqueued.
+        job_id = current.id
+    elif chunk.attempts == 1:
+        job_id = finalise_job_id(chunk.run_id)
+    else:
+        job_id = f"{finalise_job_id(chunk.run_id)}-c{chunk.index}-a{chunk.attempts}"
     if Run.objects.filter(pk=chunk.run_id).exclude(finaliser_job_id=job_id).update(finaliser_job_id=job_id):
-        enqueue(finalise_run, chunk.run_id, job_id=job_id)
+        if current is not None:
+            finalise_run(chunk.run_id)
+        else:
+            enqueue(finalise_run, chunk.run_id, job_id=job_id)
 
 
 def enqueue_finaliser(run_id: int, job_id: str) -> None:
