@@ -42,6 +42,7 @@ from _setup import (
 )
 
 PING = "/bench/ping/"
+PING_IO = "/bench/ping-io/"
 
 
 @dataclass
@@ -263,13 +264,19 @@ def bench(args: argparse.Namespace, port: int, check_id: int, secrets: list[str]
 
     # The endpoints take turns (--rounds of duration / rounds each), so a neighbour's load on a
     # shared machine weighs on both sides of the ratio rather than on whichever ran during it.
-    ping, verdicts = Load(), Load()
+    ping, ping_io, verdicts = Load(), Load(), Load()
     phase = argparse.Namespace(**{**vars(args), "duration": args.duration / args.rounds})
     for _ in range(args.rounds):
         ping.add(asyncio.run(run_load(port, PING, no_auth, b'"ok"', phase)))
         verdicts.add(asyncio.run(run_load(port, check, secrets, b'"verdict"', phase)))
+        ping_io.add(asyncio.run(run_load(port, PING_IO, no_auth, b'"ok"', phase)))
     print(ping.line(f"GET {PING} (ceiling)"))
+    print(ping_io.line(f"GET {PING_IO} (+ the I/O)"))
     print(verdicts.line("GET /api/v1/checks/{id}/"))
+    if verdicts.latencies and ping_io.latencies:
+        # No target: how close the verdict's own code comes to the round trips it cannot skip.
+        io_throughput = (verdicts.requests / verdicts.seconds) / (ping_io.requests / ping_io.seconds)
+        print(f"  verdict API req/s / ping-io req/s = {io_throughput:.2f} (the I/O floor, no target)")
     if verdicts.latencies and ping.latencies:
         print_ratio("verdict API p99 / ping p99", verdicts.percentile(99) / ping.percentile(99), "<= 2")
         throughput = (verdicts.requests / verdicts.seconds) / (ping.requests / ping.seconds)

@@ -1,7 +1,10 @@
-"""Benchmark-only routes: the project's own, plus /bench/ping/, the cheapest DRF view possible.
+"""Benchmark-only routes: the project's own, plus /bench/ping/, the cheapest DRF view possible,
+and /bench/ping-io/, the same with the two round trips any authenticated, rate-limited request
+makes here (a prepared indexed query on PostgreSQL, one script call on Redis).
 
-api_latency.py compares the verdict API with it on the same server: whatever ping costs is
-the floor set by gunicorn, Django and DRF, not by Evalgate.
+api_latency.py compares the verdict API with both on the same server: whatever ping costs is
+the floor set by gunicorn, Django and DRF; ping-io adds what a shared database and a shared
+rate-limit counter cost, whatever code sits around them.
 """
 
 from django.urls import include, path
@@ -20,7 +23,25 @@ class Ping(APIView):
         return Response({"ok": True})
 
 
+class PingIO(Ping):
+    """Ping, plus a prepared query on the token table's prefix index and one Redis script."""
+
+    def get(self, request: Request) -> Response:
+        from django.core.cache import caches
+
+        from evalproject.prepared import prepared_cursor
+        from gates_app.api.throttling import _count_script
+
+        with prepared_cursor() as cursor:
+            cursor.execute("SELECT id FROM gates_app_deploytoken WHERE prefix = %s", ["bench"])
+            cursor.fetchone()
+        client = caches["default"]._cache.get_client("bench", write=True)
+        _count_script(client)(keys=["bench:ping-io:1", "bench:ping-io:0"], args=[121], client=client)
+        return Response({"ok": True})
+
+
 urlpatterns = [
     path("bench/ping/", Ping.as_view()),
+    path("bench/ping-io/", PingIO.as_view()),
     path("", include("evalproject.urls")),
 ]
