@@ -53,3 +53,9 @@ class RubricScale(models.TextChoices):
     BINARY = "binary", "Pass / fail"
     FIVE_POINT = "1-5", "1 to 5"
     UNIT = "0-1", "0 to 1"
+
+
+class AlignmentStatus(models.TextChoices):
+    MEASURING = "measuring", "Measuring on held-out labels"
+    MEASURED = "measured", "Measured"
+    FAILED = "failed", "Measurement failed"

@@ -191,3 +191,10 @@ def finish_run(run: Run, status: str) -> None:
     run.started_at = run.started_at or run.finished_at
     run.save()
     run_finished.send(sender=Run, run=run)
+
+
+def measure_alignment(proposal_id: int) -> None:
+    """Judge an alignment proposal's held-out cases with its draft (grading_app.services.alignment)."""
+    from grading_app.services.alignment import measure_proposal
+
+    measure_proposal(proposal_id)

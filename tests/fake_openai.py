@@ -7,6 +7,7 @@ Start it, point ``openai.OpenAI(base_url=fake.base_url, api_key="test")`` at it,
         fake.script(text("hello"), json_reply({"passed": True}), fault("429"), "plain str is text")
         fake.default(text("ok"))           # served whenever the script is empty
         fake.faults(rate=0.3, seed=1)      # deterministic fault injection on top of the replies
+        fake.responder(lambda body: ...)   # an answer computed from the request (script empty)
 
 Replies (frozen dataclasses; build them with the helper functions):
 
@@ -64,7 +65,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -483,6 +484,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._queue: deque[Reply] = deque()
         self._default: Reply | None = None
+        self._respond: Callable[[dict[str, Any]], Reply | str | None] | None = None
         self._fault_rate = 0.0
         self._fault_kinds: tuple[str, ...] = ()
         self._fault_seconds = 5.0
@@ -551,6 +553,12 @@ class FakeOpenAI:
         with self._lock:
             self._default = built
 
+    def responder(self, respond: Callable[[dict[str, Any]], Reply | str | None] | None) -> None:
+        """A function of each chat request's body that answers it when the script is empty (its
+        None falls through to the default): a model whose answer depends on what it is asked."""
+        with self._lock:
+            self._respond = respond
+
     def faults(
         self,
         rate: float,
@@ -587,9 +595,15 @@ class FakeOpenAI:
             if injected is not None:
                 reply: Reply | None = injected
             else:
-                reply = self._queue.popleft() if self._queue else self._default
+                reply = self._queue.popleft() if self._queue else self._responded(request) or self._default
             self._record_locked(request, reply, injected=injected is not None)
             return reply, self.calls
+
+    def _responded(self, request: dict[str, Any]) -> Reply | None:
+        if self._respond is None or not isinstance(request.get("body"), dict):
+            return None
+        reply = self._respond(request["body"])
+        return None if reply is None else _as_reply(reply)
 
     def _roll_fault_locked(self) -> FaultReply | None:
         if self._fault_rate <= 0:

@@ -18,9 +18,10 @@ from evalproject.admin_actions import GovernedAdmin, ReadOnlyInline, confirm_act
 from evalproject.decisions import Decision, DecisionsMixin, actions_for
 from grading_app import charts, services
 from grading_app.calibration import calibrate, human_pairs
-from grading_app.choices import RubricState
-from grading_app.models import Rubric, RubricVersion
-from grading_app.services.rubrics import EDITABLE_FIELDS
+from grading_app.choices import AlignmentStatus, RubricState
+from grading_app.models import AlignmentProposal, Rubric, RubricVersion
+from grading_app.services.alignment import proposal_refusal, propose_aligned_version, remeasure_alignment
+from grading_app.services.rubrics import EDITABLE_FIELDS, alignment_refusal
 
 
 class RubricVersionInline(ReadOnlyInline):
@@ -43,6 +44,41 @@ class RubricAdmin(GovernedAdmin):
         if obj is not None and not request.user.is_superuser and request.user.pk not in obj.owner_ids():
             return False
         return super().has_change_permission(request, obj)
+
+
+def _agreements(proposal: AlignmentProposal) -> str:
+    """ ", people agree with v1 50%, with this draft 100% (n=6)" once measured."""
+    m = proposal.measurement
+    if proposal.status != AlignmentStatus.MEASURED or not m.get("n"):
+        return ""
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    return (
+        f"; on {m['n']} held-out labels people agree with v{proposal.source.number} "
+        f"{pct(m['source']['agreement'])}, with the draft {pct(m['proposed']['agreement'])}"
+    )
+
+
+def _proposal_report(proposal: AlignmentProposal, version: RubricVersion) -> str:
+    source = reverse("admin:grading_app_rubricversion_change", args=[proposal.source_id])
+    head = format_html(
+        '<div>Proposed from <a href="{}">v{}</a> by {}: {} examples from disagreements, {} labelled '
+        "cases held out to measure it. Status: <b>{}</b>{}.</div>",
+        source,
+        proposal.source.number,
+        proposal.created_by,
+        len(version.few_shot) - len(proposal.source.few_shot),
+        len(proposal.held_out),
+        proposal.get_status_display().lower(),
+        _agreements(proposal),
+    )
+    if refusal := alignment_refusal(version):
+        head += format_html('<div><strong style="color:#ba2121">{}</strong></div>', refusal)
+    if proposal.error:
+        head += format_html("<div>Last measurement failed: {}</div>", proposal.error)
+    return head
 
 
 def _fmt(value: Any) -> str:
@@ -87,6 +123,29 @@ VERSION_DECISIONS = [
 ]
 
 
+ALIGNMENT_DECISIONS = [
+    Decision(
+        "propose_aligned",
+        "Propose an aligned draft",
+        lambda user, version, note: propose_aligned_version(version, actor=user),
+        lambda user, version: not proposal_refusal(version, user),
+        explanation="A new draft version shows the judge, as examples, cases where people's labels "
+        "disagree with it. Its agreement with people is then measured on labelled cases held out "
+        "from those examples; it can be signed off only after that.",
+    ),
+    Decision(
+        "measure_alignment",
+        "Measure on held-out labels again",
+        lambda user, version, note: remeasure_alignment(version.alignment, actor=user),
+        lambda user, version: (
+            hasattr(version, "alignment")
+            and (user.pk == version.author_id or user.pk in version.rubric.owner_ids())
+        ),
+        explanation="The draft's judge answers the held-out cases again, as the draft reads now.",
+    ),
+]
+
+
 @admin.register(RubricVersion)
 class RubricVersionAdmin(DecisionsMixin, admin.ModelAdmin):
     list_display = ["__str__", "rubric", "number", "state", "model", "author", "created_at"]
@@ -102,6 +161,7 @@ class RubricVersionAdmin(DecisionsMixin, admin.ModelAdmin):
         *EDITABLE_FIELDS,
         "events",
         "sign_off",
+        "alignment_report",
         ("calibration", "judge_vs_human"),
         "compare",
     ]
@@ -113,6 +173,7 @@ class RubricVersionAdmin(DecisionsMixin, admin.ModelAdmin):
             "author",
             "events",
             "sign_off",
+            "alignment_report",
             "calibration",
             "judge_vs_human",
             "compare",
@@ -126,7 +187,7 @@ class RubricVersionAdmin(DecisionsMixin, admin.ModelAdmin):
         return ["rubric", *always]
 
     def get_decisions(self, request: HttpRequest, obj: RubricVersion) -> list[Decision]:
-        return VERSION_DECISIONS
+        return [*VERSION_DECISIONS, *ALIGNMENT_DECISIONS]
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Deciding versions is for the owners of some rubric (the service checks which). Asked
@@ -198,6 +259,27 @@ class RubricVersionAdmin(DecisionsMixin, admin.ModelAdmin):
             return format_html('<strong style="color:#ba2121">{}</strong>', blocker)
         names = ", ".join(u.get_username() for u in services.signers(obj))
         return f"Any owner of the rubric except its author: {names}."
+
+    @admin.display(description="Alignment with people")
+    def alignment_report(self, obj: RubricVersion) -> str:
+        if not obj.pk:
+            return "-"
+        parts = []
+        proposal = AlignmentProposal.objects.filter(proposed=obj).select_related("source").first()
+        if proposal is not None:
+            parts.append(_proposal_report(proposal, obj))
+        for child in obj.alignment_proposals.select_related("proposed").order_by("-pk")[:5]:
+            link = reverse("admin:grading_app_rubricversion_change", args=[child.proposed_id])
+            parts.append(
+                format_html(
+                    '<div>Aligned draft <a href="{}">v{}</a>: {}{}</div>',
+                    link,
+                    child.proposed.number,
+                    child.get_status_display().lower(),
+                    _agreements(child),
+                )
+            )
+        return format_html_join("", "{}", ((p,) for p in parts)) or "-"
 
     @admin.display(description="Calibration (judge vs people and code)")
     def calibration(self, obj: RubricVersion) -> str:

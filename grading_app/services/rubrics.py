@@ -15,8 +15,9 @@ from django.db.models import Max
 
 from audit_app.choices import Action
 from audit_app.services import record_event
-from grading_app.choices import RubricState
-from grading_app.models import Endpoint, Rubric, RubricVersion, RubricVersionEvent
+from grading_app.alignment import content_digest
+from grading_app.choices import AlignmentStatus, RubricState
+from grading_app.models import AlignmentProposal, Endpoint, Rubric, RubricVersion, RubricVersionEvent
 
 EDITABLE_FIELDS = ("criteria", "scale", "pass_threshold", "endpoint", "model", "prompt_template", "few_shot")
 
@@ -79,8 +80,27 @@ def transition_refusal(version: RubricVersion, actor: AbstractBaseUser, to: str)
         return "Only submitted versions are approved or rejected."
     if to == RubricState.APPROVED and actor.pk == version.author_id:
         return "Nobody signs off a version they wrote."
+    if to == RubricState.APPROVED and (unmeasured := alignment_refusal(version)):
+        return unmeasured
     if to == RubricState.RETIRED and version.state not in (RubricState.APPROVED, RubricState.REJECTED):
         return "Only approved or rejected versions are retired."
+    return ""
+
+
+def alignment_refusal(version: RubricVersion) -> str:
+    """Why a version proposed from disagreeing labels cannot be signed off yet ("" when it can):
+    its agreement with people is measured first, on labels it was not built from, and on the
+    content being signed off."""
+    proposal = AlignmentProposal.objects.filter(proposed=version).first()
+    if proposal is None:
+        return ""
+    if proposal.status != AlignmentStatus.MEASURED:
+        return (
+            "It was proposed from disagreeing labels and its agreement on held-out labels is not "
+            f"measured yet ({proposal.get_status_display().lower()})."
+        )
+    if proposal.measured_content != content_digest(version):
+        return "It changed after its agreement on held-out labels was measured: measure it again."
     return ""
 
 
@@ -220,6 +240,8 @@ def approve_rubric_version(
     if actor.pk == version.author_id:
         others = ", ".join(u.get_username() for u in signers(version)) or "nobody yet: add a co-owner"
         raise PermissionDenied(f"You wrote this version: someone else must sign it off ({others}).")
+    if unmeasured := alignment_refusal(version):
+        raise ValidationError(unmeasured)
     return _transition(
         version,
         actor=actor,
