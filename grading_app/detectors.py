@@ -86,9 +86,22 @@ def _fold(text: str) -> str:
     return text.replace("\u2019", "'").replace("\u2018", "'").casefold()
 
 
+# Every refusal pattern above needs one of these words: most answers have none, and one search
+# for them is far cheaper than splitting the answer into sentences and trying every pattern.
+_REFUSAL_CUES = re.compile(
+    r"n't|not|unable|declin|refus|pass|turn|stop you|comfortable|against|outside|beyond"
+)
+_ESCALATION_CUES = re.compile(
+    r"transfer|connect|put|hand|pass|forward|sen[dt]|raised|escalat|ticket|case|will|human"
+)
+
+
 def detect_refusal(text: str) -> Detection:
     """Whether ``text`` declines the request (wholly or in an explicit part)."""
-    for sentence in _SENTENCES.split(_fold(text[:MAX_CHARS])):
+    folded = _fold(text[:MAX_CHARS])
+    if not _REFUSAL_CUES.search(folded):
+        return Detection(False, "")
+    for sentence in _SENTENCES.split(folded):
         sentence = sentence.strip()
         if not sentence or _NOT_REFUSALS.search(sentence):
             continue
@@ -127,6 +140,8 @@ def detect_escalation(text: str, trace: list[dict[str, Any]]) -> Detection:
         if step.get("type") == "tool_call" and HANDOFF_TOOL.search(str(step.get("name", "")).lower()):
             return Detection(True, f"tool call {step.get('name')}")
     folded = _fold(text[:MAX_CHARS])
+    if not _ESCALATION_CUES.search(folded):
+        return Detection(False, "")
     for pattern in _ESCALATIONS:
         match = pattern.search(folded)
         if match:

@@ -142,3 +142,16 @@ def test_a_refusal_rate_block_rule_passes_a_target_that_answers(
     assert (handoffs["outcome"], handoffs["value"]) == ("pass", pytest.approx(1 / 6))
     assert check["verdict"] == "pass"
     assert CaseResult.objects.filter(escalated=True).count() == 1
+
+
+def test_the_cue_words_are_a_superset_of_what_any_rule_matches():
+    """The cue search lets most answers skip the rules: it must never skip one a rule matches."""
+    from grading_app import detectors
+
+    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    for row in rows:
+        folded = detectors._fold(row["text"])
+        matched = any(p.search(s) for s in detectors._SENTENCES.split(folded) for p in detectors._REFUSALS)
+        assert not matched or detectors._REFUSAL_CUES.search(folded), row["id"]
+        escalates = any(p.search(folded) for p in detectors._ESCALATIONS)
+        assert not escalates or detectors._ESCALATION_CUES.search(folded), row["id"]
