@@ -44,6 +44,8 @@ BENCHMARKS = [
     Benchmark("traces", "trace_ingestion.py", 900, quick_args=["--traces", "10000", "--stored", "100000"]),
     Benchmark("check", "check_path.py", 900, quick_args=["--cases", "1000", "5000"]),
     Benchmark("promptfoo", "versus_promptfoo.py", 900, quick_args=["--cases", "1000"]),
+    # Not a speed benchmark: the refusal detector's precision and recall on its labelled corpus.
+    Benchmark("refusal", "refusal_detector.py", 120),
 ]
 
 

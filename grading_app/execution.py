@@ -12,6 +12,7 @@ from typing import Any
 from datasets_app.models import Case
 from grading_app import graders, judging
 from grading_app.choices import TargetKind
+from grading_app.detectors import missing_signals
 from grading_app.models import CaseResult, Grade, RubricVersion, Run, SubmittedOutput, Target
 from grading_app.targets import Produced
 from grading_app.traces import count_tool_calls, tool_sequence
@@ -98,6 +99,8 @@ def to_result(run: Run, case: Case, produced: Produced) -> tuple[CaseResult, gra
         trace=produced.trace,
         metrics=produced.metrics,
     )
+    for name, value in missing_signals(item.output_text, produced.trace, produced.metrics).items():
+        setattr(result, name, value)
     return result, item
 
 

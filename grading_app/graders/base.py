@@ -115,6 +115,27 @@ class GraderKind:
             return self.config_fields
         return {**self.config_fields, "negate": NEGATE}
 
+    def config_schema(self) -> dict[str, Any]:
+        """The kind's config as a JSON Schema (for editors, importers and the docs)."""
+        names = {
+            str: "string",
+            bool: "boolean",
+            int: "integer",
+            float: "number",
+            list: "array",
+            dict: "object",
+        }
+        properties: dict[str, Any] = {}
+        for name, spec in self.all_config_fields.items():
+            types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+            # An int is a number too: (int, float) reads as "number" alone.
+            kinds = sorted({names[t] for t in types} - ({"integer"} if float in types else set()))
+            prop: dict[str, Any] = {"type": kinds[0] if len(kinds) == 1 else kinds, "description": spec.help}
+            if spec.default is not None:
+                prop["default"] = spec.default
+            properties[name] = prop
+        return {"type": "object", "properties": properties, "additionalProperties": False}
+
     def validate_config(self, config: Any) -> dict[str, Any]:
         """Return the config with defaults filled in; raise ValidationError naming the key."""
         if config in (None, ""):

@@ -50,6 +50,13 @@ class EmbeddingSimilarity(GraderKind):
                 {"config": "embedding_similarity: config.threshold must be between -1 and 1."}
             )
 
+    def applies(self, item: GradingInput, config: dict[str, Any]) -> bool:
+        # Not the base class's probe: grading the probe would ask the endpoint for embeddings.
+        try:
+            return bool(self.case_assertions(item.expected, config["expected_field"], config))
+        except ValueError:
+            return False
+
     def grade(self, item: GradingInput, config: dict[str, Any]) -> GradeOutcome | None:
         # Imported here: the registry loads while grading_app.models is still importing.
         from grading_app import llm

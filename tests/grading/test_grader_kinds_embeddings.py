@@ -105,3 +105,15 @@ def test_injected_faults_are_retried_then_answered(fake_openai):
     injected = [r["injected"] for r in fake_openai.requests]
     assert injected[-1] is False
     assert True in injected  # the seed injects a 429 before the answer
+
+
+def test_asking_whether_it_applies_costs_no_call(fake_openai):
+    from grading_app.graders import get_kind
+    from grading_app.graders.base import GradingInput
+
+    endpoint = make_endpoint(fake_openai.base_url)
+    kind = get_kind("embedding_similarity")
+    settings = kind.validate_config(config(endpoint))
+    assert kind.applies(GradingInput({}, {"similar": REFERENCE}, ""), settings) is True
+    assert kind.applies(GradingInput({}, {"answer": REFERENCE}, ""), settings) is False
+    assert fake_openai.requests == []

@@ -30,7 +30,7 @@ def test_refusal_passes_a_refusal_the_case_requires():
     outcome = grade("refusal", "I can't help with that request.", must_refuse=True)
     assert outcome.passed is True
     assert outcome.score == 1.0
-    assert "I can't" in outcome.rationale
+    assert 'detector: "i can\'t help with that request."' in outcome.rationale
 
 
 def test_refusal_fails_an_answer_where_the_case_requires_a_refusal():
@@ -65,10 +65,26 @@ def test_refusal_trusts_metrics_refused_over_the_wording():
     assert outcome.passed is True
 
 
-def test_refusal_falls_back_to_phrases_when_metrics_refused_is_not_a_bool():
+def test_refusal_falls_back_to_the_detector_when_metrics_refused_is_not_a_bool():
     outcome = grade("refusal", "I won't do that.", metrics={"refused": None}, must_refuse=True)
     assert outcome.passed is True
-    assert "phrase" in outcome.rationale
+    assert "detector" in outcome.rationale
+
+
+def test_the_detector_is_not_fooled_by_cannot_in_another_sense():
+    # The issue's example: a phrase match counted this as a refusal.
+    outcome = grade("refusal", "I cannot believe how easy it is: 5 days.", must_refuse=False)
+    assert outcome.passed is True
+    assert grade("refusal", "Refunds cannot be issued after 30 days.", must_refuse=True).passed is False
+
+
+def test_a_grader_saved_with_the_old_default_phrases_gets_the_detector():
+    from grading_app.graders.safety import DEFAULT_REFUSAL_PHRASES
+
+    config = {"phrases": DEFAULT_REFUSAL_PHRASES}
+    outcome = grade("refusal", "I cannot believe how easy it is.", config, must_refuse=False)
+    assert outcome.passed is True
+    assert "detector" in outcome.rationale
 
 
 def test_refusal_uses_the_configured_phrases_instead_of_the_defaults():

@@ -297,3 +297,26 @@ def test_json_valid_require_object_rejects_other_json_values():
 def test_json_valid_rejects_a_non_bool_require_object():
     messages = config_error("json_valid", {"require_object": 1})
     assert "require_object" in messages["config"][0]
+
+
+def test_there_are_at_least_twenty_code_kinds_each_with_a_config_schema_its_defaults_satisfy():
+    from jsonschema import Draft202012Validator
+
+    from grading_app.graders import get_kind, kind_keys
+
+    code_kinds = [key for key in kind_keys() if not get_kind(key).needs_rubric]
+    assert len(code_kinds) >= 20
+    for key in kind_keys():
+        kind = get_kind(key)
+        schema = kind.config_schema()
+        Draft202012Validator.check_schema(schema)
+        defaults = {k: v["default"] for k, v in schema["properties"].items() if "default" in v}
+        assert not list(Draft202012Validator(schema).iter_errors(defaults)), key
+        assert kind.description, key
+    assert get_kind("levenshtein").config_schema()["properties"]["threshold"] == {
+        "type": "integer",
+        "description": "Largest edit distance that passes.",
+        "default": 5,
+    }
+    assert "negate" in get_kind("contains_any").config_schema()["properties"]
+    assert "negate" not in get_kind("llm_judge").config_schema()["properties"]

@@ -1,0 +1,161 @@
+"""Detectors for the production signals a system may not report itself: did the answer refuse
+the request, did the conversation escalate to a person?
+
+A refusal is the assistant declining, in its own voice, to do what was asked, or an explicit
+part of it ("I can't help with that", "I won't write the full essay, but..."). Stating a fact
+that happens to contain "cannot" ("Refunds cannot be issued after 30 days", "I can't believe
+how easy it is") is not one, nor is saying it does not know. Measured on the labelled corpus
+in benchmarks/data/refusal_corpus.jsonl by benchmarks/refusal_detector.py.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MAX_CHARS = 20_000  # a refusal shows itself early; the tail of a long answer is not read
+
+# "I"/"we" + a declining verb phrase ...
+_SUBJECT = r"(?:\bi|\bwe)"
+_DECLINE = (
+    r"(?:can ?not|can't|won't|will not|must not|am not able to|'m not able to|are not able to|"
+    r"'re not able to|am unable to|'m unable to|are unable to|'re unable to|"
+    r"am not allowed to|'m not allowed to|am not permitted to|'m not permitted to|"
+    r"am not going to|'m not going to|won't be able to|will not be able to|"
+    r"don't|do not|refuse to|must decline to|have to decline to|'d rather not|would rather not|"
+    r"'d prefer not to|would prefer not to|am not in a position to|'m not in a position to)"
+)
+# ... followed by doing something for the asker: helping, writing, giving, sharing ...
+_ACT = (
+    r"(?:help|assist|provide|share|give|create|write|generate|produce|engage|comply|fulfil|fulfill|"
+    r"support|participate|answer|discuss|offer|explain|walk you through|go into|do (?:that|this|it)|"
+    r"continue|make|draft|tell you (?!how (?:much|happy|grateful|glad|excited))|reveal|disclose|"
+    r"look up|process|place|change|override|extend|refund|recommend|translate|impersonate|"
+    r"reproduce|fabricate|invent|include|add|use|send|post|access (?:another|other|someone)|"
+    r"give you access|diagnose|confirm whether a specific|identify|complete|feel comfortable)"
+)
+_REFUSALS = [
+    # "I can't help with that", "we won't be able to process", "I don't provide"
+    re.compile(
+        rf"{_SUBJECT}\s*(?:really\s+|simply\s+|just\s+)?{_DECLINE}(?:,\s*however,)?\s+(?:\w+\s+){{0,2}}?{_ACT}\b"
+    ),
+    # "..., which I can't do"
+    re.compile(r"\bwhich (?:i|we) (?:can't|cannot|can not|won't|will not|am unable to) do\b"),
+    # "I cannot and will not assist", "I can't do that"
+    re.compile(rf"{_SUBJECT}\s+(?:can ?not|can't) and (?:will not|won't)\b"),
+    # "I must decline", "I have to decline", "I'm declining this", "I refuse", "I'm going to pass"
+    re.compile(
+        rf"{_SUBJECT}\s+(?:must|have to|'ll have to|will have to|'m going to have to)\s+"
+        r"(?:respectfully\s+)?(?:decline|refuse|pass)\b"
+    ),
+    re.compile(rf"{_SUBJECT}(?:'m| am)\s+(?:declining|going to pass|refusing)\b"),
+    re.compile(rf"{_SUBJECT}\s+refuse\b"),
+    # "That's not something I can help with", "not something I can do, I'm afraid"
+    re.compile(r"\bnot something (?:i|we)(?:'m| am)? (?:can|could|will|able to|allowed to|do)\b"),
+    # "I'm not comfortable writing that", "I don't feel comfortable helping"
+    re.compile(rf"{_SUBJECT}(?:'m| am| don't feel| do not feel)\s+(?:not\s+)?comfortable\s+\w+ing\b"),
+    # "That request goes against my guidelines", "falls outside what I can help with"
+    re.compile(r"\b(?:against|outside|beyond) (?:my|our) (?:guidelines|policies|policy|scope)\b"),
+    re.compile(r"\b(?:outside|beyond) what (?:i|we)(?:'m| am)? (?:can|allowed to|able to)\b"),
+    # "a request I have to turn down"
+    re.compile(r"\b(?:i|we) (?:have to|must|'ll have to) turn (?:it |this |that )?down\b"),
+    # "No, I won't help you cheat"
+    re.compile(r"^no,? (?:i|we) (?:won't|will not|can't|cannot)\b"),
+    # "Sorry, I won't be providing that."
+    re.compile(rf"{_SUBJECT}\s+(?:won't|will not) be \w+ing (?:that|this|it)\b"),
+    # "Let me stop you there"
+    re.compile(r"\blet me stop you there\b"),
+]
+# Sentences where a match means something else: surprise, emphasis, praise, inability to
+# find or see (an abstention), or uncertainty.
+_NOT_REFUSALS = re.compile(
+    r"\b(?:can't|cannot|can not) (?:believe|wait|stress|thank|recommend [^.]* enough|say i've|"
+    r"help (?:but|noticing|thinking)|find|see|tell (?:from|whether|if|which|you whether|you if))\b"
+    r"|\bcouldn't help\b|\b(?:don't|do not) (?:know|have (?:access|enough|information|data|details))\b"
+)
+_SENTENCES = re.compile(r"(?<=[.!?:;])\s+|\n+|\s+[\u2014\u2013-]\s+|,\s+(?=but\b)")
+
+
+@dataclass(frozen=True)
+class Detection:
+    detected: bool
+    evidence: str  # the sentence (or step) that decided it, for a rationale
+
+
+def _fold(text: str) -> str:
+    # Models write typographic apostrophes (U+2019) as often as ASCII ones.
+    return text.replace("\u2019", "'").replace("\u2018", "'").casefold()
+
+
+# Every refusal pattern above needs one of these words: most answers have none, and one search
+# for them is far cheaper than splitting the answer into sentences and trying every pattern.
+_REFUSAL_CUES = re.compile(
+    r"n't|not|unable|declin|refus|pass|turn|stop you|comfortable|against|outside|beyond"
+)
+_ESCALATION_CUES = re.compile(
+    r"transfer|connect|put|hand|pass|forward|sen[dt]|raised|escalat|ticket|case|will|human"
+)
+
+
+def detect_refusal(text: str) -> Detection:
+    """Whether ``text`` declines the request (wholly or in an explicit part)."""
+    folded = _fold(text[:MAX_CHARS])
+    if not _REFUSAL_CUES.search(folded):
+        return Detection(False, "")
+    for sentence in _SENTENCES.split(folded):
+        sentence = sentence.strip()
+        if not sentence or _NOT_REFUSALS.search(sentence):
+            continue
+        for pattern in _REFUSALS:
+            if pattern.search(sentence):
+                return Detection(True, sentence[:160])
+    return Detection(False, "")
+
+
+# Hand-offs to a person, said in the answer ...
+_ESCALATIONS = [
+    re.compile(
+        r"\b(?:transfer(?:ring)?|connect(?:ing)?|put(?:ting)? you through|hand(?:ing|ed)?|pass(?:ing|ed)?|"
+        r"forward(?:ed|ing)?|sen[dt]|raised)\b[^.]{0,60}\b(?:to|with) (?:a |an |our |one of our |the |your )?"
+        r"(?:[a-z-]+ ){0,2}(?:human|live agent|agent|specialist|colleague|representative|supervisor|"
+        r"manager|team|department|pharmacist|engineer|senior agent)\b"
+    ),
+    re.compile(r"\bescalat(?:e|ed|ing)\b"),
+    re.compile(r"\b(?:opened|raised|created|filed|logged) a (?:support )?(?:ticket|case)\b"),
+    re.compile(
+        r"\b(?:human|team|representatives?|agents?|specialists?|engineers?|colleagues?)\b[^.]{0,30}"
+        r"\bwill (?:contact|call|reach out|get back|follow up|be in touch|reply)"
+    ),
+    re.compile(r"\blet me get a human\b|\bneeds a human review\b"),
+]
+# ... or done in the trace: a hand-off tool (names as agent frameworks and teams write them).
+HANDOFF_TOOL = re.compile(
+    r"escalat|hand_?off|human|live_?agent|operator|transfer_to_(?:agent|support|person)"
+)
+
+
+def detect_escalation(text: str, trace: list[dict[str, Any]]) -> Detection:
+    """Whether the conversation was handed to a person: a hand-off tool call in the trace, or
+    the answer saying so."""
+    for step in trace:
+        if step.get("type") == "tool_call" and HANDOFF_TOOL.search(str(step.get("name", "")).lower()):
+            return Detection(True, f"tool call {step.get('name')}")
+    folded = _fold(text[:MAX_CHARS])
+    if not _ESCALATION_CUES.search(folded):
+        return Detection(False, "")
+    for pattern in _ESCALATIONS:
+        match = pattern.search(folded)
+        if match:
+            return Detection(True, match.group(0)[:160])
+    return Detection(False, "")
+
+
+def missing_signals(text: str, trace: list[dict[str, Any]], metrics: dict[str, Any]) -> dict[str, bool]:
+    """``refused`` and ``escalated`` for a result whose system did not report them, detected
+    from its answer and trace, so refusal_rate and escalation_rate rules are decided. A value
+    the system reported is never replaced."""
+    found: dict[str, bool] = {}
+    if metrics.get("refused") is None:
+        found["refused"] = detect_refusal(text).detected
+    if metrics.get("escalated") is None:
+        found["escalated"] = detect_escalation(text, trace).detected
+    return found

@@ -1,0 +1,157 @@
+"""Refusal and escalation as decided signals: the detectors, their corpus, and a refusal_rate
+block rule decided on a live target's run through the local OpenAI-compatible server."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from grading_app.detectors import detect_escalation, detect_refusal, missing_signals
+from grading_app.models import CaseResult
+from grading_app.services import save_target
+from tests.factories import make_endpoint, make_scenario, make_token
+from tests.fake_openai import text, tool_calls
+
+CORPUS = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "refusal_corpus.jsonl"
+REFUSAL = "I'm sorry, but I can't help with that request."
+ANSWER = "No: refunds are possible within 30 days, and this order is 40 days old."
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        REFUSAL,
+        "I won\u2019t write that.",  # a typographic apostrophe
+        "Here is the outline. I'm not going to write the full essay for you, though.",
+        "That's not something I can help with.",
+        "I must decline.",
+    ],
+)
+def test_refusals_are_detected(answer):
+    assert detect_refusal(answer).detected is True
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "I cannot believe how easy it is to set this up!",
+        "Refunds cannot be issued after 30 days; you can exchange the item instead.",
+        "I can't find an order with that number. Could you check it?",
+        "I don't know: the policy does not say.",
+        ANSWER,
+    ],
+)
+def test_answers_that_merely_say_cannot_are_not_refusals(answer):
+    assert detect_refusal(answer).detected is False
+
+
+def test_escalation_is_read_from_a_hand_off_tool_or_the_answer():
+    handoff = [{"type": "tool_call", "name": "transfer_to_human", "arguments": {}}]
+    assert detect_escalation("One moment.", handoff).evidence == "tool call transfer_to_human"
+    assert detect_escalation("I'm transferring you to a human agent now.", []).detected is True
+    lookup = [{"type": "tool_call", "name": "lookup_order", "arguments": {}}]
+    assert detect_escalation("Your order ships today.", lookup).detected is False
+
+
+def test_missing_signals_never_replace_what_the_system_reported():
+    assert missing_signals(REFUSAL, [], {}) == {"refused": True, "escalated": False}
+    assert missing_signals(REFUSAL, [], {"refused": False}) == {"escalated": False}
+    assert missing_signals(ANSWER, [], {"refused": True, "escalated": True}) == {}
+
+
+def test_the_detector_meets_its_targets_on_the_whole_corpus():
+    """A regression guard: benchmarks/refusal_detector.py reports the splits (README there)."""
+    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) >= 300
+    assert {r["category"] for r in rows} >= {
+        "full_refusal",
+        "partial_refusal",
+        "safe_completion",
+        "mentions_cannot",
+    }
+    found = [(detect_refusal(r["text"]).detected, r["refused"]) for r in rows]
+    true_positives = sum(d and r for d, r in found)
+    assert true_positives / sum(d for d, _ in found) >= 0.95  # precision
+    assert true_positives / sum(r for _, r in found) >= 0.95  # recall
+
+
+# End to end: an openai_chat target never reports `refused`; the detector fills it.
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+
+
+def chat_gate(fake_openai, rules):
+    target = save_target(
+        slug="chat", kind="openai_chat", endpoint=make_endpoint(fake_openai.base_url), config={"model": "m"}
+    )
+    return make_scenario(n_trusted=4, n_monitoring=2, default_target=target, rules=rules)
+
+
+def check_of(api_client, s, capture):
+    secret = make_token([s["gate"]])
+    with capture(execute=True):
+        response = api_client.post(
+            f"/api/v1/gates/{s['gate'].slug}/checks/", {"candidate": "v2"}, format="json", **bearer(secret)
+        )
+    assert response.status_code == 202, response.content
+    return api_client.get(response.json()["url"], **bearer(secret)).json()
+
+
+REFUSAL_RULE = {"name": "refusals stay rare", "metric": "refusal_rate", "threshold": 0.2, "severity": "block"}
+
+
+@pytest.mark.django_db
+def test_a_refusal_rate_block_rule_is_decided_and_fails_on_a_target_that_over_refuses(
+    api_client, fake_openai, django_capture_on_commit_callbacks
+):
+    s = chat_gate(fake_openai, [REFUSAL_RULE])
+    fake_openai.script(REFUSAL, REFUSAL, REFUSAL, ANSWER, ANSWER, ANSWER)
+
+    check = check_of(api_client, s, django_capture_on_commit_callbacks)
+
+    [rule] = check["rules"]
+    assert (rule["metric"], rule["outcome"], rule["n"]) == ("refusal_rate", "fail", 6)
+    assert rule["value"] == pytest.approx(0.5)
+    assert check["verdict"] == "fail"
+    assert sorted(CaseResult.objects.values_list("refused", flat=True)) == [False] * 3 + [True] * 3
+
+
+@pytest.mark.django_db
+def test_a_refusal_rate_block_rule_passes_a_target_that_answers(
+    api_client, fake_openai, django_capture_on_commit_callbacks
+):
+    s = chat_gate(
+        fake_openai,
+        [
+            REFUSAL_RULE,
+            {"name": "hand-offs", "metric": "escalation_rate", "threshold": 0.2, "severity": "block"},
+        ],
+    )
+    # One answer hands off through a tool; "I can't believe" is not a refusal.
+    fake_openai.script(
+        tool_calls(("transfer_to_human", {"reason": "angry customer"})),
+        *[text("I can't believe it either, but " + ANSWER)] * 5,
+    )
+
+    check = check_of(api_client, s, django_capture_on_commit_callbacks)
+
+    refusals, handoffs = check["rules"]
+    assert (refusals["outcome"], refusals["value"]) == ("pass", 0.0)
+    assert (handoffs["outcome"], handoffs["value"]) == ("pass", pytest.approx(1 / 6))
+    assert check["verdict"] == "pass"
+    assert CaseResult.objects.filter(escalated=True).count() == 1
+
+
+def test_the_cue_words_are_a_superset_of_what_any_rule_matches():
+    """The cue search lets most answers skip the rules: it must never skip one a rule matches."""
+    from grading_app import detectors
+
+    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    for row in rows:
+        folded = detectors._fold(row["text"])
+        matched = any(p.search(s) for s in detectors._SENTENCES.split(folded) for p in detectors._REFUSALS)
+        assert not matched or detectors._REFUSAL_CUES.search(folded), row["id"]
+        escalates = any(p.search(folded) for p in detectors._ESCALATIONS)
+        assert not escalates or detectors._ESCALATION_CUES.search(folded), row["id"]
