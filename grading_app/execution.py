@@ -142,6 +142,8 @@ def grade_cases(run: Run, case_ids: list[int]) -> tuple[list[CaseResult], dict[i
             if pinned["failure_classes"] and case.failure_class.slug not in pinned["failure_classes"]:
                 continue
             if kind.needs_rubric:
+                if not kind.reads(case.expected or {}, pinned["config"]):
+                    continue
                 version = versions.get(pinned.get("rubric_version"))
                 if version is None:
                     grades[case.pk].append(
