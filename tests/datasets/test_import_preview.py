@@ -156,7 +156,8 @@ def test_promptfoo_conflicts_are_numbered_by_line_like_its_own_problems(dataset,
 
     errors = services.check_import(dataset, read_cases(data, "promptfoo"), actor=dataset_owner)
 
-    assert [(e.unit, e.line, e.field) for e in errors] == [("line", 4, "assert javascript"), ("line", 5, "key")]
+    where = [(e.unit, e.line, e.field) for e in errors]
+    assert where == [("line", 4, "assert javascript"), ("line", 5, "key")]
     assert str(errors[1]) == "line 5: key: a case 'existing-01' already exists in support-bot"
 
 
@@ -338,6 +339,6 @@ def test_a_hand_made_post_with_an_unknown_format_is_an_error_not_a_crash(owner_c
 
     assert response.status_code == 200
     assert response.context["errors"] == [
-        "unknown format 'xml'; use one of: jsonl, csv, promptfoo, openai-evals, inspect, deepeval, langsmith, "
-        "langfuse"
+        "unknown format 'xml'; use one of: jsonl, csv, promptfoo, openai-evals, inspect, deepeval, "
+        "langsmith, langfuse"
     ]
