@@ -24,8 +24,23 @@ def _dump(value: Any, indent: int | None = None) -> str:
     return json.dumps(value, ensure_ascii=False, separators=separators, indent=indent)
 
 
+def _js_string(value: Any) -> Any:
+    """A value printed into a template as JavaScript's String() prints it in Nunjucks."""
+    if value is None:
+        return ""  # Nunjucks prints null and undefined as nothing
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(_js_string(item)) for item in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value
+
+
 def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+    env = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True, finalize=_js_string)
     env.filters["dump"] = _dump
     return env
 
@@ -64,7 +79,12 @@ def as_messages(text: str) -> list[dict[str, Any]]:
 def expand_vars(variables: dict[str, Any]) -> list[dict[str, Any]]:
     """promptfoo turns a test whose vars hold lists into one test per combination of their
     items (unless the test disables var expansion): the same here, in promptfoo's order."""
-    listed = [name for name, value in variables.items() if isinstance(value, list)]
+    # Only lists of text expand (promptfoo keeps a list of objects or numbers as one value).
+    listed = [
+        name
+        for name, value in variables.items()
+        if isinstance(value, list) and value and isinstance(value[0], str)
+    ]
     if not listed:
         return [variables]
     combos = itertools.product(*(variables[name] for name in listed))

@@ -172,7 +172,9 @@ def _prompt_files(reference: str, label: str, line: int, batch: Batch) -> list[P
             continue
         if path.suffix in (".json", ".yaml", ".yml"):
             value = files.load_value(path, batch, line, "prompts")
-            prompts.append(Prompt(label or path.stem, json.dumps(value, ensure_ascii=False)))
+            # promptfoo serialises a JSON or YAML prompt file compactly, then renders it.
+            compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            prompts.append(Prompt(label or path.stem, compact))
             continue
         # A text file may hold several prompts separated by a line of three dashes.
         parts = [part.strip("\n") for part in text.split("\n---\n")]
@@ -488,18 +490,12 @@ def _loader(batch: Batch):
 def _messages(
     prompt: Prompt, variables: dict[str, Any], options: dict[str, Any], line: int, batch: Batch
 ) -> list[dict[str, Any]] | None:
+    # promptfoo puts the test's prefix and suffix around the template itself, before rendering.
+    template = f"{options.get('prefix') or ''}{prompt.template}{options.get('suffix') or ''}"
     try:
-        text = render(prompt.template, variables)
+        text = render(template, variables)
     except RenderError as exc:
-        batch.error(
-            line, "prompts", f"the prompt {prompt.label or prompt.template[:40]!r} does not render: {exc}"
-        )
+        label = prompt.label or prompt.template[:40]
+        batch.error(line, "prompts", f"the prompt {label!r} does not render: {exc}")
         return None
-    messages = as_messages(text)
-    prefix, suffix = options.get("prefix") or "", options.get("suffix") or ""
-    if prefix or suffix:
-        # promptfoo adds them around the rendered prompt text (the last user turn of a chat).
-        last = messages[-1]
-        if isinstance(last.get("content"), str):
-            messages = [*messages[:-1], {**last, "content": f"{prefix}{last['content']}{suffix}"}]
-    return messages
+    return as_messages(text)
