@@ -81,10 +81,16 @@ JUDGE_CRITERIA = {
 }
 
 
+def _escape(text: str) -> str:
+    # Only the characters special in both Python's and JavaScript's regexes, so the pattern
+    # stays readable and exports to promptfoo as it is.
+    return re.sub(r"([\\.^$*+?{}\[\]|()])", r"\\\1", text)
+
+
 def starts_with_pattern(prefixes: list[str]) -> str:
     r"""A regex that matches text starting with any of ``prefixes``, case-sensitively: what
     promptfoo's starts-with and OpenAI Evals' Match check (\A: the start, whatever follows)."""
-    return r"\A(?:" + "|".join(re.escape(prefix) for prefix in prefixes) + ")"
+    return r"\A(?:" + "|".join(_escape(prefix) for prefix in prefixes) + ")"
 
 
 def prefixes_of(pattern: str) -> list[str] | None:

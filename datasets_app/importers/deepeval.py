@@ -37,8 +37,8 @@ KNOWN = {
 
 
 def read(text: str, batch: Batch) -> None:
-    for line, record in records(text, batch):
-        batch.add(line, _case(line, record, batch))
+    for number, (line, record) in enumerate(records(text, batch), start=1):
+        batch.add(line, _case(number, line, record, batch))
 
 
 def _json_cell(value: Any) -> Any:
@@ -51,14 +51,14 @@ def _json_cell(value: Any) -> Any:
     return value
 
 
-def _case(line: int, record: dict[str, Any], batch: Batch) -> dict[str, Any] | None:
+def _case(number: int, line: int, record: dict[str, Any], batch: Batch) -> dict[str, Any] | None:
     record = {k: _json_cell(v) for k, v in record.items() if v not in (None, "")}
     unknown = sorted(set(record) - KNOWN - {batch.options.input_field, batch.options.ideal_field})
     if unknown:
         batch.error(line, "fields", f"unknown golden field(s): {', '.join(unknown)}")
         return None
     input_key = batch.options.input_field or "input"
-    raw: dict[str, Any] = {"key": str(record.get("name") or f"golden-{line}")}
+    raw: dict[str, Any] = {"key": str(record.get("name") or f"golden-{number}")}
     variables: dict[str, Any] = {}
     if isinstance(record.get("turns"), list):
         turns = record["turns"]

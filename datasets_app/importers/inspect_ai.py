@@ -20,12 +20,12 @@ SANDBOX_FIELDS = ("files", "setup", "sandbox")
 def read(text: str, batch: Batch) -> None:
     input_key = batch.options.input_field or "input"
     target_key = batch.options.ideal_field or "target"
-    for line, record in records(text, batch):
-        batch.add(line, _case(line, record, input_key, target_key, batch))
+    for number, (line, record) in enumerate(records(text, batch), start=1):
+        batch.add(line, _case(number, line, record, input_key, target_key, batch))
 
 
 def _case(
-    line: int, record: dict[str, Any], input_key: str, target_key: str, batch: Batch
+    number: int, line: int, record: dict[str, Any], input_key: str, target_key: str, batch: Batch
 ) -> dict[str, Any] | None:
     value = record.get(input_key)
     if isinstance(value, str) and value.strip():
@@ -40,7 +40,7 @@ def _case(
         batch.error(line, "input", f"{input_key!r} must be text or chat messages, not {kind_of(value)}")
         return None
     ident = record.get("id")
-    raw: dict[str, Any] = {"key": f"sample-{line}" if ident in (None, "") else str(ident)}
+    raw: dict[str, Any] = {"key": f"sample-{number}" if ident in (None, "") else str(ident)}
     extra = {
         k: v for k, v in record.items() if k not in (input_key, target_key, "id", "metadata", *SANDBOX_FIELDS)
     }

@@ -19,8 +19,8 @@ PROMPT_KEYS = ("question", "input", "query", "prompt")
 
 
 def read(text: str, batch: Batch) -> None:
-    for line, record in records(text, batch):
-        batch.add(line, _case(line, record, batch))
+    for number, (line, record) in enumerate(records(text, batch), start=1):
+        batch.add(line, _case(number, line, record, batch))
 
 
 def _object(value: Any, line: int, field: str, batch: Batch) -> Any:
@@ -32,7 +32,7 @@ def _object(value: Any, line: int, field: str, batch: Batch) -> Any:
     return value
 
 
-def _case(line: int, record: dict[str, Any], batch: Batch) -> dict[str, Any] | None:
+def _case(number: int, line: int, record: dict[str, Any], batch: Batch) -> dict[str, Any] | None:
     inputs = _object(record.get("inputs", record.get("input")), line, "inputs", batch)
     outputs = _object(
         record.get("outputs", record.get("expectedOutput", record.get("expected_output"))),
@@ -41,12 +41,13 @@ def _case(line: int, record: dict[str, Any], batch: Batch) -> dict[str, Any] | N
         batch,
     )
     metadata = _object(record.get("metadata"), line, "metadata", batch) or {}
+    field = batch.options.input_field
     if isinstance(inputs, str):
-        inputs = {"input": inputs}
+        # Text input (Langfuse allows it) is the user turn itself, whatever --input-field says.
+        inputs, field = {"input": inputs}, "input"
     if not isinstance(inputs, dict) or not inputs:
         batch.error(line, "inputs", f"inputs must be an object (or text), not {kind_of(inputs)}")
         return None
-    field = batch.options.input_field
     texts = [k for k, v in inputs.items() if isinstance(v, str)]
     chosen = (
         field
@@ -61,13 +62,15 @@ def _case(line: int, record: dict[str, Any], batch: Batch) -> dict[str, Any] | N
     if chosen is not None:
         prompt = inputs.get(chosen)
         if isinstance(prompt, list):
-            case_input["messages"] = prompt
+            case_input = {"messages": prompt, "vars": {k: v for k, v in inputs.items() if k != chosen}}
         elif isinstance(prompt, str):
             case_input["messages"] = [{"role": "user", "content": prompt}]
         else:
             batch.error(line, "inputs", f"inputs.{chosen} is missing")
             return None
-    raw: dict[str, Any] = {"key": str(record.get("id") or f"example-{line}"), "input": case_input}
+    if not case_input["vars"]:
+        del case_input["vars"]
+    raw: dict[str, Any] = {"key": str(record.get("id") or f"example-{number}"), "input": case_input}
     raw["tags"] = (
         [f"{k}:{v if isinstance(v, str) else json.dumps(v)}" for k, v in metadata.items()]
         if isinstance(metadata, dict)
