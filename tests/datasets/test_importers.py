@@ -251,3 +251,12 @@ def test_csv_export_parses_back_to_the_same_specs():
     back = parse_cases(exported.encode(), "csv")
     assert [spec.to_dict() for spec in back] == [spec.to_dict() for spec in specs]
     assert [spec.line for spec in back] == [2, 3, 4]
+
+
+def test_a_csv_cell_larger_than_the_csv_modules_default_limit_exports_and_imports_again():
+    big = "x" * (200 * 1024)  # the csv module refuses fields over 128 KiB unless told otherwise
+    specs = parse_cases(jsonl(case("big", expected={"answer": big})), "jsonl")
+
+    back = parse_cases(export_csv(spec.to_dict() for spec in specs).encode(), "csv")
+
+    assert back[0].expected == {"answer": big}

@@ -363,7 +363,10 @@ def _read_test(
             if case_vars:
                 case_input["vars"] = case_vars
             if prompt.template not in (MESSAGES_TEMPLATE, ""):
-                case_input["prompt_template"] = prompt.template
+                # The template as sent: with the test's prefix and suffix, so an export says the same.
+                case_input["prompt_template"] = (
+                    f"{options.get('prefix') or ''}{prompt.template}{options.get('suffix') or ''}"
+                )
             raw = {**metadata, "key": key, "input": case_input, "expected": copy.deepcopy(target.expected)}
             tags = metadata.get("tags", [])
             raw["tags"] = (
