@@ -244,6 +244,8 @@ class ImportForm(forms.Form):
         "allow_lossy",
         "judge_endpoint",
         "judge_model",
+        "embedding_endpoint",
+        "embedding_model",
         "gate",
     )
 
@@ -293,6 +295,12 @@ class ImportForm(forms.Form):
         required=False, help_text="For judge assertions: the endpoint of their rubric drafts."
     )
     judge_model = forms.CharField(required=False, help_text="For judge assertions: the judge model.")
+    embedding_endpoint = forms.CharField(
+        required=False, help_text="For similarity assertions: the endpoint serving embeddings."
+    )
+    embedding_model = forms.CharField(
+        required=False, help_text="For similarity assertions: the embedding model."
+    )
     gate = forms.CharField(
         required=False, help_text="For latency and cost assertions: the gate that gets their rules."
     )

@@ -70,6 +70,8 @@ def import_cases_view(model_admin: admin.ModelAdmin, request: HttpRequest, datas
         judge_endpoint=options["judge_endpoint"] or None,
         judge_model=options["judge_model"] or None,
         gate=options["gate"] or None,
+        embedding_endpoint=options["embedding_endpoint"] or None,
+        embedding_model=options["embedding_model"] or None,
     )
     try:
         # One pass: the file's own errors and its conflicts with the database (existing keys,

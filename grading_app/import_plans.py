@@ -7,6 +7,7 @@ arrives as a *draft* version on the judge endpoint the importer names: it decide
 until an owner of the rubric other than its author signs it off.
 """
 
+import dataclasses
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -26,6 +27,19 @@ def _config(spec: GraderSpec) -> dict[str, Any]:
     return graders.get_kind(spec.kind).validate_config(spec.config)
 
 
+def _effective(spec: GraderSpec, settings: Any) -> GraderSpec:
+    """The grader as it will be saved: embedding similarity on the endpoint and model the
+    importer names (promptfoo's `similar` says neither)."""
+    if spec.kind != "embedding_similarity":
+        return spec
+    config = {
+        **spec.config,
+        "endpoint": settings.embedding_endpoint or "",
+        "model": settings.embedding_model or "",
+    }
+    return dataclasses.replace(spec, config=config)
+
+
 def _existing(spec: GraderSpec) -> Grader | None:
     """An active grader that already checks what ``spec`` would, or None."""
     config = _config(spec)
@@ -43,7 +57,18 @@ def _may(actor: Any, perm: str) -> bool:
 
 def check_plan(plan: ImportPlan, settings: Any, actor: Any, dataset: Any) -> list[LineError]:
     problems: list[LineError] = []
-    for spec in plan.graders:
+    for spec in (_effective(s, settings) for s in plan.graders):
+        if spec.kind == "embedding_similarity" and not (
+            settings.embedding_endpoint and settings.embedding_model
+        ):
+            problems.append(
+                _problem(
+                    "graders",
+                    "similarity assertions compare embeddings: give "
+                    "--embedding-endpoint and --embedding-model",
+                )
+            )
+            continue
         try:
             _config(spec)
         except ValidationError as exc:
@@ -159,7 +184,7 @@ def apply_plan(plan: ImportPlan, settings: Any, actor: Any, dataset: Any) -> lis
                 note=f"imported into {dataset.slug}: a draft until an owner signs it off",
             )
             notes.append(f"rubric {spec.slug} v{version.number} (draft)")
-    for spec in plan.graders:
+    for spec in (_effective(s, settings) for s in plan.graders):
         if _existing(spec) is not None:
             continue
         rubric = Rubric.objects.get(slug=spec.rubric) if spec.rubric else None

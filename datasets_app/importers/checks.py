@@ -4,7 +4,6 @@ and another's `like` land on the same key and the same grader."""
 
 import dataclasses
 import json
-import re
 from typing import Any
 
 from datasets_app.importers.base import Batch, GraderSpec, RubricSpec
@@ -23,45 +22,32 @@ def _check(
     return Check(key, GraderSpec(slug, kind, config, rubric), merge)
 
 
-# Keys that graders read with their default config (DESIGN.md's conventional keys) keep
-# their names; variants get keys of their own, read by a grader configured for them.
+# Keys that graders read with their default config (the conventional keys of DESIGN.md and the
+# object-form kinds' own keys) keep their names; variants get keys of their own, read by a
+# grader configured for them. "assertions": an object-form kind (grading_app README), where a
+# case may hold several assertions, each with its own options and `negate`.
 CHECKS: dict[str, Check] = {
     check.key: check
     for check in (
         _check("contains", "contains", "contains", "extend"),
-        _check(
-            "contains_cs",
-            "contains-case-sensitive",
-            "contains",
-            "extend",
-            expected_field="contains_cs",
-            case_sensitive=True,
-        ),
-        _check("contains_any", "contains-any", "contains", expected_field="contains_any", mode="any"),
-        _check(
-            "contains_any_cs",
-            "contains-any-case-sensitive",
-            "contains",
-            expected_field="contains_any_cs",
-            mode="any",
-            case_sensitive=True,
-        ),
         _check("not_contains", "not-contains", "not_contains", "extend"),
-        _check(
-            "not_contains_cs",
-            "not-contains-case-sensitive",
-            "not_contains",
-            "extend",
-            expected_field="not_contains_cs",
-            case_sensitive=True,
-        ),
+        _check("contains_all", "contains-all", "contains_all", "assertions"),
+        _check("contains_any", "contains-any", "contains_any", "assertions"),
+        _check("starts_with", "starts-with", "starts_with", "assertions"),
+        _check("equals", "equals", "equals", "assertions"),
+        _check("string_check", "string-check", "string_check", "assertions"),
+        _check("is_json", "is-json", "is_json", "assertions"),
+        _check("contains_json", "contains-json", "contains_json", "assertions"),
+        _check("levenshtein", "levenshtein", "levenshtein", "assertions"),
+        _check("rouge_n", "rouge-n", "rouge_n", "assertions"),
+        _check("text_similarity", "text-similarity", "text_similarity", "assertions"),
+        _check("similar", "similar", "embedding_similarity", "assertions"),
         _check("answer", "exact-match", "exact_match"),
-        _check("equals", "equals", "exact_match", expected_field="equals", normalize=False),
         _check("pattern", "regex", "regex"),
-        _check("pattern_i", "regex-ignore-case", "regex", expected_field="pattern_i", ignore_case=True),
-        _check("starts_with", "starts-with", "regex", expected_field="starts_with"),
-        _check("schema", "json-schema", "json_schema"),
+        _check("not_pattern", "not-regex", "regex", expected_field="not_pattern", negate=True),
         _check("json_equals", "json-equals", "json_schema", expected_field="json_equals"),
+        _check("tool_definitions", "tool-schema", "tool_schema"),
+        _check("tools", "tool-calls", "tool_calls"),
         _check("must_refuse", "refusal", "refusal"),
     )
 }
@@ -81,39 +67,47 @@ JUDGE_CRITERIA = {
 }
 
 
-def _escape(text: str) -> str:
-    # Only the characters special in both Python's and JavaScript's regexes, so the pattern
-    # stays readable and exports to promptfoo as it is.
-    return re.sub(r"([\\.^$*+?{}\[\]|()])", r"\\\1", text)
+def _as_assertions(value: Any) -> list[Any]:
+    """A key's assertions as objects: several already, one object, or one bare value."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return list(value)
+    return [value if isinstance(value, dict) else {"value": value}]
 
 
-def starts_with_pattern(prefixes: list[str]) -> str:
-    r"""A regex that matches text starting with any of ``prefixes``, case-sensitively: what
-    promptfoo's starts-with and OpenAI Evals' Match check (\A: the start, whatever follows)."""
-    return r"\A(?:" + "|".join(_escape(prefix) for prefix in prefixes) + ")"
-
-
-def prefixes_of(pattern: str) -> list[str] | None:
-    """The prefixes a starts_with_pattern() was built from, or None for any other pattern."""
-    if not (pattern.startswith(r"\A(?:") and pattern.endswith(")")):
-        return None
-    body = pattern[5:-1]
-    parts = re.split(r"(?<!\\)\|", body) if body else [""]
-    prefixes = [re.sub(r"\\(.)", r"\1", part, flags=re.DOTALL) for part in parts]
-    return prefixes if starts_with_pattern(prefixes) == pattern else None
-
-
-def carry(batch: Batch, expected: dict[str, Any], key: str, value: Any, *, line: int, construct: str) -> bool:
+def carry(
+    batch: Batch,
+    expected: dict[str, Any],
+    key: str,
+    value: Any,
+    *,
+    line: int,
+    construct: str,
+    options: dict[str, Any] | None = None,
+) -> bool:
     """Put ``value`` under ``key`` of the case's expected and need the grader that reads it.
 
-    A second, different value for a single-valued key cannot be carried (each grader reads
-    one value per case): it is recorded as dropped. Returns whether the value was carried.
+    Object-form keys take each assertion with its ``options`` (and `negate`); a bare value
+    stays bare while it is the only one. A second, different value for a single-valued key
+    cannot be carried (its grader reads one value per case): it is recorded as dropped.
+    Returns whether the value was carried.
     """
     check = CHECKS[key]
+    options = {name: option for name, option in (options or {}).items() if option is not None}
+    if options.get("negate") is False:
+        del options["negate"]
     if check.merge == "extend":
         values = value if isinstance(value, list) else [value]
         current = expected.setdefault(key, [])
         current.extend(v for v in values if v not in current)
+    elif check.merge == "assertions":
+        entry = {"value": value, **options} if options or isinstance(value, dict) else value
+        if key not in expected:
+            expected[key] = entry
+        else:
+            current = _as_assertions(expected[key])
+            added = entry if isinstance(entry, dict) else {"value": entry}
+            if added not in current:
+                expected[key] = [*current, added]
     elif key in expected and expected[key] != value:
         batch.drop(line, construct, f"a second {key} check in one case (Evalgate reads one {key} per case)")
         return False
@@ -161,14 +155,15 @@ def carry_judge(
 
 
 # What --reference-as may name: how a dataset's reference answer (inspect_ai's target,
-# DeepEval's expected_output, LangSmith's outputs) is checked, when the file does not say.
-REFERENCE_CHECKS = {
-    "answer": "answer",  # exact match after normalising case, whitespace and final punctuation
-    "equals": "equals",  # exact match, character for character
-    "contains": "contains",  # contains every reference, ignoring case
-    "contains_any": "contains_any",  # contains at least one of the references, ignoring case
-    "contains_cs": "contains_cs",
-    "contains_any_cs": "contains_any_cs",
+# DeepEval's expected_output, LangSmith's outputs) is checked, when the file does not say:
+# the expected key and the per-case options of the check.
+REFERENCE_CHECKS: dict[str, tuple[str, dict[str, Any]]] = {
+    "answer": ("answer", {}),  # exact match after normalising case, whitespace and final punctuation
+    "equals": ("equals", {}),  # exact match, character for character
+    "contains": ("contains", {}),  # contains every reference, ignoring case
+    "contains_cs": ("contains_all", {}),  # contains every reference, case as written
+    "contains_any": ("contains_any", {"case_sensitive": False}),  # at least one, ignoring case
+    "contains_any_cs": ("contains_any", {}),  # at least one, case as written
 }
 
 
@@ -188,7 +183,7 @@ def carry_reference(batch: Batch, expected: dict[str, Any], value: Any, *, line:
             f"({', '.join(REFERENCE_CHECKS)}) to say which check it is",
         )
         return
-    key = REFERENCE_CHECKS[check]
+    key, options = REFERENCE_CHECKS[check]
     if key == "equals" and len(text) > 1:
         batch.drop(line, construct, "several references cannot all equal one output")
         return
@@ -196,4 +191,4 @@ def carry_reference(batch: Batch, expected: dict[str, Any], value: Any, *, line:
         carried: Any = text[0] if len(text) == 1 else text  # exact_match takes a list of references
     else:
         carried = text
-    carry(batch, expected, key, carried, line=line, construct=construct)
+    carry(batch, expected, key, carried, line=line, construct=construct, options=options)

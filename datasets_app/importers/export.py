@@ -10,7 +10,6 @@ from typing import Any
 import yaml
 
 from datasets_app.importers.base import CASE_FIELDS
-from datasets_app.importers.checks import prefixes_of
 from datasets_app.importers.promptfoo.render import MESSAGES_TEMPLATE, MESSAGES_VAR
 
 
@@ -51,8 +50,54 @@ def _strings(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _several(one: str, many: str, values: list[str]) -> list[dict[str, Any]]:
-    return [{"type": one, "value": values[0]}] if len(values) == 1 else [{"type": many, "value": values}]
+def _several(one: str, many: str, values: list[str]) -> dict[str, Any]:
+    return {"type": one, "value": values[0]} if len(values) == 1 else {"type": many, "value": values}
+
+
+def _entries(value: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """An object-form key's assertions as (value, options), options holding `negate` too."""
+    items = (
+        value if isinstance(value, list) and value and all(isinstance(v, dict) for v in value) else [value]
+    )
+    found = []
+    for item in items:
+        if isinstance(item, dict):
+            found.append((item.get("value", True), {k: v for k, v in item.items() if k != "value"}))
+        else:
+            found.append((item, {}))
+    return found
+
+
+def _substring_assert(key: str, value: Any, options: dict[str, Any]) -> dict[str, Any]:
+    values, sensitive, negate = (
+        _strings(value),
+        options.get("case_sensitive", True),
+        options.get("negate", False),
+    )
+    prefix = ("not-" if negate else "") + ("" if sensitive else "i")
+    if key == "contains_all":
+        return _several(f"{prefix}contains", f"{prefix}contains-all", values)
+    return {"type": f"{prefix}contains-any", "value": values}
+
+
+def _object_form_asserts(key: str, value: Any) -> list[dict[str, Any]] | None:
+    """promptfoo assertions for an object-form key, or None when promptfoo has no such check."""
+    asserts = []
+    for one, options in _entries(value):
+        negate = "not-" if options.get("negate") else ""
+        if key in ("contains_all", "contains_any"):
+            asserts.append(_substring_assert(key, one, options))
+        elif key in ("equals", "starts_with") and set(options) <= {"negate"}:
+            asserts.append({"type": negate + key.replace("_", "-"), "value": one})
+        elif key in ("is_json", "contains_json") and one is True and set(options) <= {"negate", "schema"}:
+            check = {"type": negate + key.replace("_", "-")}
+            asserts.append({**check, "value": options["schema"]} if options.get("schema") else check)
+        elif key in ("levenshtein", "rouge_n", "similar") and set(options) <= {"negate", "threshold"}:
+            check = {"type": negate + {"rouge_n": "rouge-n"}.get(key, key), "value": one}
+            asserts.append({**check, "threshold": options["threshold"]} if "threshold" in options else check)
+        else:
+            return None
+    return asserts
 
 
 def _asserts(expected: dict[str, Any], tags: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -62,35 +107,11 @@ def _asserts(expected: dict[str, Any], tags: list[str]) -> tuple[list[dict[str, 
     for key, value in expected.items():
         judge, _, threshold = key.partition("@")
         if key == "contains":
-            asserts += _several("icontains", "icontains-all", _strings(value))
-        elif key == "contains_cs":
-            asserts += _several("contains", "contains-all", _strings(value))
-        elif key in ("contains_any", "contains_any_cs"):
-            asserts.append(
-                {
-                    "type": "icontains-any" if key == "contains_any" else "contains-any",
-                    "value": _strings(value),
-                }
-            )
-        elif key in ("not_contains", "not_contains_cs"):
-            insensitive = key == "not_contains"
-            asserts += _several(
-                "not-icontains" if insensitive else "not-contains",
-                "not-icontains-any" if insensitive else "not-contains-any",
-                _strings(value),
-            )
-        elif key == "equals":
-            asserts.append({"type": "equals", "value": value})
-        elif key == "json_equals" and isinstance(value, dict) and set(value) == {"const"}:
-            asserts.append({"type": "equals", "value": value["const"]})
-        elif key == "pattern":
-            asserts.append({"type": "regex", "value": value})
-        elif key == "starts_with" and (prefixes := prefixes_of(str(value))) and len(prefixes) == 1:
-            asserts.append({"type": "starts-with", "value": prefixes[0]})
-        elif key == "starts_with" and isinstance(value, str) and value.startswith("\\A"):
-            asserts.append({"type": "regex", "value": "^" + value[2:]})  # JavaScript has no \A
-        elif key == "schema" and isinstance(value, dict):
-            asserts.append({"type": "is-json", **({"value": value} if value else {})})
+            asserts.append(_several("icontains", "icontains-all", _strings(value)))
+        elif key == "not_contains":
+            asserts.append(_several("not-icontains", "not-icontains-any", _strings(value)))
+        elif key in ("pattern", "not_pattern"):
+            asserts.append({"type": "regex" if key == "pattern" else "not-regex", "value": value})
         elif key == "must_refuse" and isinstance(value, bool):
             asserts.append({"type": "is-refusal" if value else "not-is-refusal"})
         elif judge in ("llm_rubric", "closedqa") and isinstance(value, str):
@@ -101,6 +122,8 @@ def _asserts(expected: dict[str, Any], tags: list[str]) -> tuple[list[dict[str, 
             if threshold:
                 check["threshold"] = float(threshold)
             asserts.append(check)
+        elif (found := _object_form_asserts(key, value)) is not None:
+            asserts += found
         else:
             missing.append(key)
     for tag in tags:

@@ -1,10 +1,11 @@
 """The OpenAI Evals API's exported eval (`data_source_config` + `testing_criteria`) with its
 items (JSONL of `{"item": {...}}`, given with --items). Each testing criterion becomes a check:
 
-- string_check on `{{sample.output_text}}`: eq -> equals, like -> contains (case-sensitive),
-  ilike -> contains (ignoring case); ne is not carried yet;
+- string_check on `{{sample.output_text}}` -> the string_check grader (eq, ne, like, ilike);
+- text_similarity -> the text_similarity grader (fuzzy_match, bleu, gleu, meteor, rouge_1..5,
+  rouge_l, with the pass threshold); its `cosine` metric compares embeddings and is not carried;
 - label_model and score_model -> judge graders on draft rubrics (their owner signs them off);
-- text_similarity, python and other types -> not carried.
+- python and other types -> not carried (no foreign code is run).
 
 A case's input is the item field --input-field names, or the eval's `input_messages` template
 (a run's data source, when the file holds one) rendered with the item.
@@ -23,7 +24,19 @@ from datasets_app.importers.jsonl import json_lines
 
 TEMPLATE = re.compile(r"\{\{\s*(item|sample)\.([A-Za-z0-9_.]+)\s*\}\}")
 OUTPUT_TEXT = re.compile(r"^\{\{\s*sample\.output_text\s*\}\}$")
-STRING_CHECKS = {"eq": "equals", "like": "contains_cs", "ilike": "contains"}
+STRING_CHECKS = ("eq", "ne", "like", "ilike")
+TEXT_METRICS = (
+    "fuzzy_match",
+    "bleu",
+    "gleu",
+    "meteor",
+    "rouge_1",
+    "rouge_2",
+    "rouge_3",
+    "rouge_4",
+    "rouge_5",
+    "rouge_l",
+)
 
 
 def read(text: str, batch: Batch) -> None:
@@ -111,7 +124,14 @@ def _criteria(document: Located, criteria: list[Any], batch: Batch) -> list[tupl
         elif kind == "python":
             batch.drop(line, construct, "a python grader is code, and no foreign code is run")
         elif kind == "text_similarity":
-            batch.drop(line, construct, f"no {criterion.get('evaluation_metric')} similarity grader kind yet")
+            if criterion.get("evaluation_metric") not in TEXT_METRICS:
+                batch.drop(
+                    line, construct, f"the {criterion.get('evaluation_metric')!r} metric has no grader"
+                )
+            elif not OUTPUT_TEXT.match(str(criterion.get("input", ""))):
+                batch.drop(line, construct, "it checks something other than sample.output_text")
+            else:
+                kept.append((line, criterion))
         else:
             batch.drop(line, construct, f"Evalgate has no grader for {kind!r} criteria")
     return kept
@@ -188,15 +208,15 @@ def _case(
     expected: dict[str, Any] = {}
     for _criterion_line, criterion in criteria:
         construct = f"testing_criteria {criterion.get('name') or criterion['type']}"
-        if criterion["type"] == "string_check":
+        if criterion["type"] in ("string_check", "text_similarity"):
             reference = _fill(str(criterion.get("reference", "")), item, line, batch)
+            options = (
+                {"operation": criterion["operation"]}
+                if criterion["type"] == "string_check"
+                else {"metric": criterion["evaluation_metric"], "threshold": criterion.get("pass_threshold")}
+            )
             carry(
-                batch,
-                expected,
-                STRING_CHECKS[criterion["operation"]],
-                reference if criterion["operation"] == "eq" else [reference],
-                line=line,
-                construct=construct,
+                batch, expected, criterion["type"], reference, line=line, construct=construct, options=options
             )
         else:
             expected[_judge_key(criterion)] = True

@@ -1,7 +1,7 @@
 """OpenAI Evals (the open-source registry): an eval's registry YAML and its samples, or a samples
 file with the class that grades it named (--eval-class). The class decides the check:
 
-- Match: the output starts with an ideal answer (case-sensitive) -> a starts-with regex;
+- Match: the output starts with an ideal answer (case-sensitive) -> starts_with (any ideal);
 - Includes: the output contains an ideal answer (ignore_case: as the arg says) -> contains_any;
 - JsonMatch: the output's JSON equals an ideal's, key by key -> a JSON Schema const or enum;
 - ModelBasedClassify: a judge with the modelgraded spec's prompt -> a draft rubric;
@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from datasets_app.importers.base import Batch, GraderSpec, RubricSpec, kind_of
-from datasets_app.importers.checks import carry, starts_with_pattern
+from datasets_app.importers.checks import carry
 from datasets_app.importers.documents import load_document
 from datasets_app.importers.jsonl import json_lines
 
@@ -182,17 +182,13 @@ class _Grading:
             return expected
         construct = f"class {self.klass}"
         if self.klass == "Match":
-            carry(
-                self.batch,
-                expected,
-                "starts_with",
-                starts_with_pattern(ideals),
-                line=line,
-                construct=construct,
-            )
+            # The output starts with one of the ideals, case as written (a bare list: any of them).
+            carry(self.batch, expected, "starts_with", ideals, line=line, construct=construct)
         elif self.klass == "Includes":
-            key = "contains_any" if self.args.get("ignore_case") else "contains_any_cs"
-            carry(self.batch, expected, key, ideals, line=line, construct=construct)
+            options = {"case_sensitive": False} if self.args.get("ignore_case") else {}
+            carry(
+                self.batch, expected, "contains_any", ideals, line=line, construct=construct, options=options
+            )
         elif self.klass == "JsonMatch":
             self._json(expected, ideals, line)
         elif self.spec_key is not None:

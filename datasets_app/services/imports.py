@@ -40,6 +40,8 @@ class ImportSettings:
     judge_model: str | None = None
     rubric_owner: str | None = None  # a username: who signs the drafts off (default: the importer)
     gate: str | None = None  # a Gate slug for the plan's rules (default: the dataset's only gate)
+    embedding_endpoint: str | None = None  # an Endpoint name: embeddings for similarity checks
+    embedding_model: str | None = None
 
 
 def _unclassified() -> FailureClass:

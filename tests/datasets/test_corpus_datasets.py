@@ -4,7 +4,7 @@ from tests.datasets.corpus_helpers import dropped, errors, expected, graders, me
 
 REFERENCE_HINT = (
     "the source checks it in code (a scorer or metric): pass --reference-as (answer, equals, contains, "
-    "contains_any, contains_cs, contains_any_cs) to say which check it is"
+    "contains_cs, contains_any, contains_any_cs) to say which check it is"
 )
 
 
@@ -17,10 +17,11 @@ def test_inspect_jsonl_with_chat_input_and_a_target_list_as_includes():
         {"role": "system", "content": "Answer with a number."},
         {"role": "user", "content": "What is 3 * 3?"},
     ]
-    assert expected(plan) == {"add-1": {"contains_any": ["4"]}, "sample-2": {"contains_any": ["9", "nine"]}}
-    assert graders(plan) == {
-        "contains-any": ("contains", {"expected_field": "contains_any", "mode": "any"}, None)
+    assert expected(plan) == {  # includes(): any target, ignoring case
+        "add-1": {"contains_any": {"value": ["4"], "case_sensitive": False}},
+        "sample-2": {"contains_any": {"value": ["9", "nine"], "case_sensitive": False}},
     }
+    assert graders(plan) == {"contains-any": ("contains_any", {}, None)}
 
 
 def test_inspect_csv_with_renamed_fields():

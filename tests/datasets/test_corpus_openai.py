@@ -13,12 +13,12 @@ def test_match_is_a_case_sensitive_starts_with_any_ideal():
     plan = read(REGISTRY, "openai-evals", eval_name="support-match")
 
     assert errors(plan) == [] and dropped(plan) == []
-    assert expected(plan) == {"line-1": {"starts_with": r"\A(?:B)"}, "q2": {"starts_with": r"\A(?:B|Pro)"}}
+    assert expected(plan) == {"line-1": {"starts_with": ["B"]}, "q2": {"starts_with": ["B", "Pro"]}}  # any
     assert messages(plan)["line-1"] == [
         {"role": "system", "content": "Answer with the letter first."},
         {"role": "user", "content": "When was the treaty signed? A. 1797 B. 1798"},
     ]
-    assert graders(plan) == {"starts-with": ("regex", {"expected_field": "starts_with"}, None)}
+    assert graders(plan) == {"starts-with": ("starts_with", {}, None)}  # case-sensitive by default
 
 
 def test_includes_with_ignore_case_reads_legacy_prompt_completion_lines():
@@ -26,13 +26,11 @@ def test_includes_with_ignore_case_reads_legacy_prompt_completion_lines():
 
     assert errors(plan) == [] and dropped(plan) == []
     assert messages(plan)["line-1"] == [{"role": "user", "content": "Name our refund window."}]
-    assert expected(plan) == {
-        "line-1": {"contains_any": ["30 days"]},
-        "line-2": {"contains_any": ["Sunday", "public holidays"]},
+    assert expected(plan) == {  # ignore_case: true, for these cases
+        "line-1": {"contains_any": {"value": ["30 days"], "case_sensitive": False}},
+        "line-2": {"contains_any": {"value": ["Sunday", "public holidays"], "case_sensitive": False}},
     }
-    assert graders(plan) == {
-        "contains-any": ("contains", {"expected_field": "contains_any", "mode": "any"}, None)
-    }
+    assert graders(plan) == {"contains-any": ("contains_any", {}, None)}
 
 
 def test_json_match_reads_a_json_array_and_refuses_what_it_would_never_match():
@@ -92,7 +90,7 @@ def test_samples_alone_need_their_class_and_field_names_apply_to_every_shape():
         "line 1: eval_class: a samples file does not say"
     )
     plan = read(samples, "openai-evals", eval_class="Match", input_field="prompt", ideal_field="completion")
-    assert expected(plan)["line-1"] == {"starts_with": r"\A(?:30 days)"}
+    assert expected(plan)["line-1"] == {"starts_with": ["30 days"]}
 
 
 def test_hosted_eval_definition_maps_testing_criteria_onto_graders_and_draft_rubrics():
@@ -100,19 +98,21 @@ def test_hosted_eval_definition_maps_testing_criteria_onto_graders_and_draft_rub
     plan = read("openai_api/ticket_eval.json", "openai-evals-api", items=items, input_field="ticket")
 
     assert errors(plan) == []
-    assert expected(plan) == {
-        "item-1": {
-            "equals": "Hardware",
-            "contains": ["Devices"],
-            "openai_tone": True,
-            "openai_usefulness": True,
-        },
-        "t-2": {"equals": "Software", "contains": ["Apps"], "openai_tone": True, "openai_usefulness": True},
+    assert expected(plan)["item-1"] == {
+        "string_check": [
+            {"value": "Hardware", "operation": "eq"},
+            {"value": "Devices", "operation": "ilike"},
+            {"value": "Other", "operation": "ne"},
+        ],
+        "text_similarity": {"value": "Hardware", "metric": "fuzzy_match", "threshold": 0.8},
+        "openai_tone": True,
+        "openai_usefulness": True,
     }
+    assert expected(plan)["t-2"]["string_check"][0] == {"value": "Software", "operation": "eq"}
+    assert graders(plan)["string-check"] == ("string_check", {}, None)
+    assert graders(plan)["text-similarity"] == ("text_similarity", {}, None)
     assert messages(plan)["t-2"] == [{"role": "user", "content": "Excel keeps crashing"}]
     assert dropped(plan) == [
-        "line 19: testing_criteria not other: operation 'ne' has no grader yet",
-        "line 21: testing_criteria close to label: no fuzzy_match similarity grader kind yet",
         "line 30: testing_criteria length: a python grader is code, and no foreign code is run",
     ]
     assert [(r.slug, r.pass_threshold) for r in plan.rubrics] == [

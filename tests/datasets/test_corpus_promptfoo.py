@@ -31,30 +31,26 @@ def test_basic_config_renders_the_prompt_and_carries_each_assertion_with_its_cas
     # defaultTest's assertion first, as promptfoo runs it; contains keeps its case, icontains-any not.
     assert refund.expected == {
         "not_contains": ["as an ai"],
-        "contains_cs": ["30 days"],
-        "contains_any": ["no", "not possible"],  # YAML 1.2: `no` is text, as promptfoo reads it
-        "starts_with": r"\A(?:No)",
+        "contains_all": ["30 days"],  # case as written: contains_all's default
+        # YAML 1.2: `no` is text, as promptfoo reads it; icontains-any ignores case for this case only.
+        "contains_any": {"value": ["no", "not possible"], "case_sensitive": False},
+        "starts_with": "No",
     }
     assert order.expected == {
         "not_contains": ["as an ai"],
-        "schema": {"type": "object", "required": ["order_id"]},
-        "json_equals": {"const": {"order_id": 7, "status": "shipped"}},
+        "is_json": {"value": True, "schema": {"type": "object", "required": ["order_id"]}},
+        "equals": {"value": {"order_id": 7, "status": "shipped"}},  # compared as JSON
     }
     assert (phone.key, phone.line) == ("test-3", 30)
     assert phone.expected == {"not_contains": ["as an ai"], "pattern": r"\+1 \d{3}", "equals": "+1 555 0100"}
     assert graders(plan) == {
         "not-contains": ("not_contains", {}, None),
-        "contains-case-sensitive": (
-            "contains",
-            {"expected_field": "contains_cs", "case_sensitive": True},
-            None,
-        ),
-        "contains-any": ("contains", {"expected_field": "contains_any", "mode": "any"}, None),
-        "starts-with": ("regex", {"expected_field": "starts_with"}, None),
-        "json-schema": ("json_schema", {}, None),
-        "json-equals": ("json_schema", {"expected_field": "json_equals"}, None),
+        "contains-all": ("contains_all", {}, None),
+        "contains-any": ("contains_any", {}, None),
+        "starts-with": ("starts_with", {}, None),
+        "is-json": ("is_json", {}, None),
+        "equals": ("equals", {}, None),
         "regex": ("regex", {}, None),
-        "equals": ("exact_match", {"expected_field": "equals", "normalize": False}, None),
     }
 
 
@@ -72,8 +68,8 @@ def test_csv_tests_follow_promptfoos_column_conventions():
     ]
     assert plan.specs[2].input["vars"] == {"language": "German", "input": "Thank you, friend"}
     assert expected(plan) == {
-        "greeting": {"contains": ["bonjour"], "starts_with": r"\A(?:Bonjour)"},
-        "night": {"contains_any_cs": ["noches", "buenas noches"], "equals": "Buenas noches"},
+        "greeting": {"contains": ["bonjour"], "starts_with": "Bonjour"},
+        "night": {"contains_any": ["noches", "buenas noches"], "equals": "Buenas noches"},
         "thanks": {"equals": "Danke"},  # a plain __expected cell is an equals check
     }
     # __threshold is a test threshold: a weighted average that Evalgate does not compute.
@@ -103,34 +99,88 @@ def test_file_tests_globs_and_two_prompts_make_one_case_per_prompt_and_test():
     assert messages(plan)["inline@prompts-1"] == [
         {"role": "user", "content": "Answer in a polite way: returns"}
     ]
-    assert expected(plan)["shipping@prompts-1"] == {"not_contains_cs": ["ERROR"], "contains": ["days"]}
+    never_error = {"value": ["ERROR"], "negate": True}  # not-contains: none of them, case as written
+    assert expected(plan)["shipping@prompts-1"] == {"contains_any": never_error, "contains": ["days"]}
     assert expected(plan)["warranty@prompts-1"] == {
-        "not_contains_cs": ["ERROR"],
-        "contains_cs": ["year", "warranty"],
+        "contains_any": never_error,
+        "contains_all": ["year", "warranty"],
     }
-    assert expected(plan)["payment@prompts-2"] == {"not_contains_cs": ["ERROR"], "pattern": "(card|cash)"}
+    assert expected(plan)["payment@prompts-2"] == {"contains_any": never_error, "pattern": "(card|cash)"}
 
 
 def test_what_cannot_be_carried_is_listed_with_its_line_and_the_rest_is_kept():
     plan = read("promptfoo/lossy/promptfooconfig.yaml", "promptfoo")
 
     assert errors(plan) == []
-    assert expected(plan) == {"kept-and-dropped": {"contains": ["refund"]}}  # weight 2 decides nothing here
+    assert expected(plan) == {
+        "kept-and-dropped": {
+            "contains": ["refund"],  # its weight 2 decides nothing without the (dropped) test threshold
+            "similar": {"value": "Refunds within 30 days", "threshold": 0.8},
+            "levenshtein": {"value": "Refunds within 30 days", "threshold": 5},
+            "rouge_n": {"value": "Refunds within 30 days", "threshold": 0.75},  # promptfoo's default
+            "contains_json": True,
+            "equals": {"value": "I don't know", "negate": True},
+        }
+    }
     assert dropped(plan) == [
         "line 10: threshold: promptfoo passes such a test on a weighted average of its assertions' scores; "
         "Evalgate grades each check on its own",
         "line 4: defaultTest.options.transform: it rewrites the output with JavaScript or Python before the "
         "assertions, and no foreign code is run",
         "line 7: assert javascript: it runs JavaScript, Python or a webhook, and no foreign code is run",
-        "line 17: assert similar: no embedding-similarity grader kind yet",
-        "line 20: assert levenshtein: no levenshtein grader kind yet",
-        "line 23: assert rouge-n: no ROUGE grader kind yet",
-        "line 25: assert contains-json: no grader kind extracts JSON from within text yet",
-        "line 26: assert is-valid-openai-function-call: no tool-call validity grader kind yet",
+        "line 26: assert is-valid-openai-function-call: the config's provider declares no tools or functions "
+        "to check against",
         "line 27: assert python: it runs JavaScript, Python or a webhook, and no foreign code is run",
-        "line 29: assert not-equals: no grader negates this check yet",
         "line 31: assert icontains: its transform is JavaScript or Python, and no foreign code is run",
     ]
+
+
+def test_not_variants_similarity_scores_and_tool_calls_against_the_providers_tools():
+    plan = read("promptfoo/negations/promptfooconfig.yaml", "promptfoo")
+
+    assert errors(plan) == [] and dropped(plan) == []
+    refund, summary = plan.specs
+    parameters = {"type": "object", "properties": {"order": {"type": "integer"}}, "required": ["order"]}
+    assert refund.expected == {
+        "tool_definitions": [
+            {"type": "function", "function": {"name": "issue_refund", "parameters": parameters}}
+        ],
+        "contains_any": {"value": ["Sorry"], "negate": True},
+        "contains_all": {"value": ["refund", "denied"], "case_sensitive": False, "negate": True},
+        "equals": {"value": "I cannot help.", "negate": True},
+        "starts_with": {"value": "Unfortunately", "negate": True},
+        "not_pattern": "[Ll]awyer",
+        "is_json": {"value": True, "negate": True},
+    }
+    assert summary.expected == {
+        "similar": {"value": "Refunds are possible within 30 days.", "threshold": 0.8},
+        "levenshtein": {"value": "Refunds within 30 days.", "threshold": 12},
+        "rouge_n": {"value": "Refunds are possible within 30 days of purchase", "threshold": 0.6},
+        "contains_json": {"value": True, "schema": {"type": "object", "required": ["days"]}},
+        # Two contains-any assertions: two checks, both must hold.
+        "contains_any": [
+            {"value": ["30 days", "thirty days"]},
+            {"value": ["refund", "money back"], "case_sensitive": False},
+        ],
+    }
+    assert graders(plan)["not-regex"] == ("regex", {"expected_field": "not_pattern", "negate": True}, None)
+    assert graders(plan)["tool-schema"] == ("tool_schema", {}, None)
+
+
+def test_every_imported_expectation_is_read_by_its_grader_without_error():
+    """The shapes written are the ones the grader kinds read (a wrong shape is a grade error)."""
+    from grading_app.graders import GradingInput, get_kind
+
+    for suite in ("basic", "csv", "negations", "lossy", "judges", "chat"):
+        plan = read(f"promptfoo/{suite}/promptfooconfig.yaml", "promptfoo")
+        for spec in plan.specs:
+            for grader in plan.graders:
+                kind = get_kind(grader.kind)
+                if kind.needs_rubric or grader.kind == "embedding_similarity":
+                    continue  # they call a model
+                config = kind.validate_config(grader.config)
+                item = GradingInput(case_input=spec.input, expected=spec.expected, output="some answer")
+                kind.evaluate(item, config)  # raises on a shape the kind does not read
 
 
 def test_judge_assertions_become_rubric_drafts_and_latency_and_cost_become_gate_rules():

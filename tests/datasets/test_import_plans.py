@@ -14,6 +14,7 @@ from audit_app.models import AuditEvent
 from datasets_app.models import Case
 from gates_app.models import GateRule
 from grading_app.choices import RubricState
+from grading_app.graders import get_kind
 from grading_app.models import Grader, Rubric, RubricVersion
 from tests.datasets.corpus_helpers import CORPUS
 from tests.factories import make_dataset, make_endpoint, make_failure_class, make_gate, make_grader, make_user
@@ -58,28 +59,63 @@ def test_a_lossy_file_is_refused_listing_every_construct_and_writes_nothing(impo
         run_import(dataset, LOSSY, "--as", "importer")
 
     message = str(failed.value)
-    assert "nothing imported; 11 problem(s)" in message
-    assert "line 17: assert similar: not carried: no embedding-similarity grader kind yet" in message
+    assert "nothing imported; 7 problem(s)" in message
     assert "line 7: assert javascript: not carried: it runs JavaScript" in message
+    assert (
+        "line 26: assert is-valid-openai-function-call: not carried: the config's provider declares"
+        in message
+    )
+    # What the carried constructs need is named in the same attempt.
+    assert (
+        "graders: similarity assertions compare embeddings: give --embedding-endpoint and --embedding-model"
+        in (message)
+    )
     assert written() == (0, 0, 0, 0)
 
 
 def test_allow_lossy_imports_the_rest_prints_the_losses_and_keeps_them_on_the_dataset(importer):
     dataset = make_dataset(owner=importer)
 
-    out = run_import(dataset, LOSSY, "--as", "importer", "--allow-lossy")
+    make_endpoint("http://127.0.0.1:9/v1", name="embeddings")
+
+    out = run_import(
+        dataset,
+        LOSSY,
+        "--as",
+        "importer",
+        "--allow-lossy",
+        "--embedding-endpoint",
+        "embeddings",
+        "--embedding-model",
+        "text-embedding-3-small",
+    )
 
     assert "Imported 1 case(s)" in out
-    assert "Not carried (11), recorded on the dataset's history:" in out
-    assert "  line 29: assert not-equals: no grader negates this check yet" in out
+    assert "Not carried (6), recorded on the dataset's history:" in out
+    assert (
+        "  line 27: assert python: it runs JavaScript, Python or a webhook, and no foreign code is run" in out
+    )
     case = Case.objects.get(dataset=dataset)
-    assert (case.key, case.status, case.expected) == ("kept-and-dropped", "draft", {"contains": ["refund"]})
+    assert (case.key, case.status, case.expected["contains"]) == ("kept-and-dropped", "draft", ["refund"])
     reason = dataset.history.order_by("-history_id").first().history_change_reason
     assert reason.startswith("imported promptfoo promptfooconfig.yaml without: line 10: threshold:")
-    assert "line 26: assert is-valid-openai-function-call: no tool-call validity grader kind yet" in reason
+    assert "line 26: assert is-valid-openai-function-call: the config's provider declares no tools" in reason
     event = AuditEvent.objects.get(action=Action.CASES_IMPORTED)
-    assert len(event.details["dropped"]) == 11
-    assert event.details["written"] == ["grader contains"]
+    assert len(event.details["dropped"]) == 6
+    assert event.details["written"] == [
+        "grader contains",
+        "grader similar",
+        "grader levenshtein",
+        "grader rouge-n",
+        "grader contains-json",
+        "grader equals",
+    ]
+    similar = Grader.objects.get(slug="similar")
+    assert (similar.kind, similar.config["endpoint"], similar.config["model"]) == (
+        "embedding_similarity",
+        "embeddings",
+        "text-embedding-3-small",
+    )
 
 
 def test_graders_are_created_once_and_reused_by_later_imports(importer):
@@ -92,19 +128,15 @@ def test_graders_are_created_once_and_reused_by_later_imports(importer):
     assert slugs == {
         "team-contains",
         "not-contains",
-        "contains-case-sensitive",
+        "contains-all",
         "contains-any",
         "starts-with",
-        "json-schema",
-        "json-equals",
-        "regex",
+        "is-json",
         "equals",
+        "regex",
     }
     equals = Grader.objects.get(slug="equals")
-    assert (equals.kind, equals.config) == (
-        "exact_match",
-        {"expected_field": "equals", "normalize": False, "case_sensitive": False},
-    )
+    assert (equals.kind, equals.config) == ("equals", get_kind("equals").validate_config({}))
     assert Grader.history.filter(slug="equals").count() == 1
 
 
@@ -115,7 +147,7 @@ def test_someone_who_may_not_add_graders_cannot_bring_them_in_through_an_import(
         run_import(dataset, BASIC, "--as", dataset_owner.username)
 
     assert (
-        "graders: the cases need a grader 'equals' (exact_match) and you may not add graders: ask a rubric "
+        "graders: the cases need a grader 'equals' (equals) and you may not add graders: ask a rubric "
         "owner to import them, or to add it first"
     ) in str(failed.value)
     assert written() == (0, 0, 0, 0)
@@ -126,7 +158,7 @@ def test_with_the_graders_in_place_a_dataset_owner_imports_the_same_file(dataset
 
     run_import(make_dataset(owner=dataset_owner), BASIC, "--as", dataset_owner.username)
 
-    assert Case.objects.count() == 6 and Grader.objects.count() == 8
+    assert Case.objects.count() == 6 and Grader.objects.count() == 7
 
 
 def test_a_grader_slug_taken_by_another_check_is_a_conflict_not_a_silent_reuse(importer):
@@ -148,7 +180,7 @@ def test_the_admin_import_form_holds_the_same_rule(client, dataset_owner):
     response = client.post(url, {"file": SimpleUploadedFile("t.yaml", data), "format": "promptfoo"})
 
     assert [str(e) for e in response.context["errors"]] == [
-        "graders: the cases need a grader 'equals' (exact_match) and you may not add graders: ask a rubric "
+        "graders: the cases need a grader 'equals' (equals) and you may not add graders: ask a rubric "
         "owner to import them, or to add it first"
     ]
     confirm = client.post(

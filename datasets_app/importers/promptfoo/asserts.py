@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from datasets_app.importers.base import Batch, RuleSpec, kind_of
-from datasets_app.importers.checks import carry, carry_judge, starts_with_pattern
+from datasets_app.importers.checks import carry, carry_judge
 
 ASSERT_FIELDS = {
     "type",
@@ -26,45 +26,50 @@ ASSERT_FIELDS = {
     "assert",
 }
 
-# type -> (expected key, how the value is read): substring checks of each case sensitivity.
+# Substring types: (expected key, per-case options, how the value is read). Case-insensitive
+# "all" checks keep the conventional `contains` key (the contains grader ignores case).
 SUBSTRINGS = {
-    "contains": ("contains_cs", "one"),
-    "icontains": ("contains", "one"),
-    "contains-all": ("contains_cs", "all"),
-    "icontains-all": ("contains", "all"),
-    "contains-any": ("contains_any_cs", "any"),
-    "icontains-any": ("contains_any", "any"),
+    "contains": ("contains_all", {}, "one"),
+    "icontains": ("contains", {}, "one"),
+    "contains-all": ("contains_all", {}, "all"),
+    "icontains-all": ("contains", {}, "all"),
+    "contains-any": ("contains_any", {}, "any"),
+    "icontains-any": ("contains_any", {"case_sensitive": False}, "any"),
 }
-# not- variants that mean "none of these": exactly what not_contains checks.
+# not- variants of substring types: "none of these" (not_contains ignores case), or a negated
+# check (not-contains-all passes unless every string is there).
 NEGATED_SUBSTRINGS = {
-    "contains": "not_contains_cs",
-    "icontains": "not_contains",
-    "contains-any": "not_contains_cs",
-    "icontains-any": "not_contains",
+    "contains": ("contains_any", {"negate": True}),
+    "icontains": ("not_contains", {}),
+    "contains-any": ("contains_any", {"negate": True}),
+    "icontains-any": ("not_contains", {}),
+    "contains-all": ("contains_all", {"negate": True}),
+    "icontains-all": ("contains_all", {"case_sensitive": False, "negate": True}),
 }
 FOREIGN_CODE = {"javascript", "python", "ruby", "webhook"}
-NEEDS_A_KIND = {
-    "contains-json": "no grader kind extracts JSON from within text yet",
-    "levenshtein": "no levenshtein grader kind yet",
-    "similar": "no embedding-similarity grader kind yet",
-    "rouge-n": "no ROUGE grader kind yet",
-    "is-valid-openai-function-call": "no tool-call validity grader kind yet",
-    "is-valid-openai-tools-call": "no tool-call validity grader kind yet",
-    "is-valid-function-call": "no tool-call validity grader kind yet",
+# Reference-score types: (expected key, promptfoo's default threshold).
+SCORES = {
+    "levenshtein": ("levenshtein", None),
+    "rouge-n": ("rouge_n", 0.75),
+    "similar": ("similar", 0.8),
+    "similar:cosine": ("similar", 0.8),
 }
 JUDGES = {
     "llm-rubric": ("llm_rubric", "promptfoo llm-rubric"),
     "model-graded-closedqa": ("closedqa", "promptfoo model-graded-closedqa"),
 }
 RULE_METRICS = {"latency": ("latency_p95_ms", "ms"), "cost": ("cost_per_case_usd", "USD")}
+TOOL_CALL_TYPES = ("is-valid-openai-tools-call", "is-valid-openai-function-call")
 
 
 @dataclasses.dataclass
 class Target:
-    """Where one test's assertions land: its expected keys, its tags and the rules it needs."""
+    """Where one test's assertions land: its expected keys and its tags; the provider's tool
+    definitions, for tool-call assertions."""
 
     expected: dict[str, Any]
     tags: list[str]
+    tools: list[Any] = dataclasses.field(default_factory=list)
 
 
 Loader = Callable[[Any, int], Any]
@@ -107,46 +112,64 @@ def _one(batch: Batch, line: int, check: Any, target: Target, load: Loader, *, h
     negated = kind.startswith("not-")
     base = kind[4:] if negated else kind
     value = load(check.get("value"), line)
-    if value is _FAILED:
+    if value is FAILED:
         return
+    negate = {"negate": True} if negated else {}
     if base in FOREIGN_CODE:
         batch.drop(line, construct, "it runs JavaScript, Python or a webhook, and no foreign code is run")
     elif base in SUBSTRINGS:
         _substring(batch, line, construct, base, negated, value, target)
-    elif base == "equals" and not negated:
-        _equals(batch, line, construct, value, target)
-    elif base == "starts-with" and not negated and isinstance(value, str):
-        carry(
-            batch,
-            target.expected,
-            "starts_with",
-            starts_with_pattern([value]),
-            line=line,
-            construct=construct,
-        )
-    elif base == "regex" and not negated and isinstance(value, str):
+    elif base in ("equals", "starts-with"):
+        _text_check(batch, line, construct, base, value, negate, target)
+    elif base == "regex" and isinstance(value, str):
         if problem := _regex_problem(value):
             batch.error(line, "assert", f"regex {value!r} is not a valid regular expression: {problem}")
         else:
-            carry(batch, target.expected, "pattern", value, line=line, construct=construct)
-    elif base == "is-json" and not negated:
-        schema = {} if value is None else value
-        if not isinstance(schema, dict):
+            key = "not_pattern" if negated else "pattern"
+            carry(batch, target.expected, key, value, line=line, construct=construct)
+    elif base in ("is-json", "contains-json"):
+        if value is not None and not isinstance(value, dict):
             batch.error(
-                line, "assert", f"is-json: the value must be a JSON Schema object, not {kind_of(schema)}"
+                line, "assert", f"{base}: the value must be a JSON Schema object, not {kind_of(value)}"
             )
-        else:
-            carry(batch, target.expected, "schema", schema, line=line, construct=construct)
+            return
+        carry(
+            batch,
+            target.expected,
+            base.replace("-", "_"),
+            True,
+            line=line,
+            construct=construct,
+            options={"schema": value, **negate},
+        )
+    elif base in SCORES and isinstance(value, str):
+        key, default = SCORES[base]
+        threshold = check.get("threshold")
+        if threshold is None and default is not None:
+            threshold = default  # promptfoo's own default, which the grader's may not be
+        if base == "levenshtein" and threshold is not None:
+            threshold = int(threshold) if float(threshold).is_integer() else threshold
+        carry(
+            batch,
+            target.expected,
+            key,
+            value,
+            line=line,
+            construct=construct,
+            options={"threshold": threshold, **negate},
+        )
     elif base == "is-refusal":
         carry(batch, target.expected, "must_refuse", not negated, line=line, construct=construct)
+    elif base in TOOL_CALL_TYPES and not negated:
+        _tool_definitions(batch, line, construct, target)
     elif base in JUDGES and not negated:
         _judge(batch, line, construct, base, value, check.get("threshold"), target)
     elif base in RULE_METRICS and not negated:
         _rule(batch, line, construct, base, check.get("threshold"), target)
-    elif base in NEEDS_A_KIND:
-        batch.drop(line, construct, NEEDS_A_KIND[base])
-    elif negated and base in {"equals", "starts-with", "regex", "is-json", "contains-all", "icontains-all"}:
-        batch.drop(line, construct, "no grader negates this check yet")
+    elif base in ("similar:dot", "similar:euclidean"):
+        batch.drop(line, construct, "Evalgate's embedding similarity is the cosine only")
+    elif negated and (base in JUDGES or base in RULE_METRICS or base in TOOL_CALL_TYPES):
+        batch.drop(line, construct, "no grader negates this check")
     else:
         batch.drop(line, construct, "Evalgate has no grader for this assertion type")
 
@@ -169,7 +192,7 @@ def _assert_set(
 def _substring(
     batch: Batch, line: int, construct: str, base: str, negated: bool, value: Any, target: Target
 ) -> None:
-    key, arity = SUBSTRINGS[base]
+    key, options, arity = SUBSTRINGS[base]
     if isinstance(value, int | float) and not isinstance(value, bool) and arity == "one":
         value = str(value)  # promptfoo compares String(value)
     if arity == "one" and not isinstance(value, str):
@@ -180,24 +203,34 @@ def _substring(
     if arity != "one" and not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
         batch.error(line, "assert", f"{base}: the value must be a list of strings")
         return
+    values = [value] if arity == "one" else list(value)
     if negated:
-        if base not in NEGATED_SUBSTRINGS:
-            batch.drop(line, construct, "no grader negates this check yet")
-            return
-        key = NEGATED_SUBSTRINGS[base]
-    carry(
-        batch, target.expected, key, value if arity == "one" else list(value), line=line, construct=construct
-    )
+        key, options = NEGATED_SUBSTRINGS[base]
+    carry(batch, target.expected, key, values, line=line, construct=construct, options=options)
 
 
-def _equals(batch: Batch, line: int, construct: str, value: Any, target: Target) -> None:
-    if isinstance(value, dict | list):
-        # promptfoo parses the output as JSON and compares deeply: a JSON Schema const does.
-        carry(batch, target.expected, "json_equals", {"const": value}, line=line, construct=construct)
+def _text_check(
+    batch: Batch, line: int, construct: str, base: str, value: Any, negate: dict[str, Any], target: Target
+) -> None:
+    """equals (text character for character, or a JSON value compared as JSON) and starts-with."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # promptfoo compares the output text with String(value)
+    if base == "starts-with" and not isinstance(value, str):
+        batch.error(line, "assert", f"starts-with: the value must be a string, not {kind_of(value)}")
     elif value is None or isinstance(value, bool):
-        batch.error(line, "assert", "equals: a value is required")
+        batch.error(line, "assert", f"{base}: a value is required")
     else:
-        carry(batch, target.expected, "equals", str(value), line=line, construct=construct)
+        key = "equals" if base == "equals" else "starts_with"
+        carry(batch, target.expected, key, value, line=line, construct=construct, options=negate)
+
+
+def _tool_definitions(batch: Batch, line: int, construct: str, target: Target) -> None:
+    """promptfoo checks tool calls against the tools its provider declares: those definitions
+    become the case's expected.tool_definitions, read by the tool_schema grader."""
+    if not target.tools:
+        batch.drop(line, construct, "the config's provider declares no tools or functions to check against")
+        return
+    carry(batch, target.expected, "tool_definitions", target.tools, line=line, construct=construct)
 
 
 def _judge(
@@ -253,5 +286,4 @@ class _Failed:
     """The value could not be loaded (the loader reported why)."""
 
 
-_FAILED = _Failed()
-FAILED = _FAILED
+FAILED = _Failed()

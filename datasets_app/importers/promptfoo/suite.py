@@ -92,6 +92,7 @@ class Suite:
     default_lines: dict[str, int]  # where defaultTest and each of its assertions are
     default_asserts: list[tuple[int, Any]]
     main_file: str
+    tools: list[Any] = dataclasses.field(default_factory=list)  # the provider's tool definitions
 
 
 def read(text: str, batch: Batch) -> None:
@@ -121,11 +122,23 @@ def read(text: str, batch: Batch) -> None:
             batch.drop(document.line(key), key, DROPPED_SUITE_KEYS[key])
         elif key not in HARMLESS_SUITE_KEYS and key not in ("prompts", "tests", "defaultTest"):
             batch.error(document.line(key), key, f"unknown promptfoo config key {key!r}")
-    suite = Suite(_prompts(document, batch), {}, {}, [], main)
+    suite = Suite(_prompts(document, batch), {}, {}, [], main, _provider_tools(value.get("providers")))
     _defaults(document, suite, batch)
     if batch.errors:
         return
     _read_tests(_all_tests(document, batch), suite, batch)
+
+
+def _provider_tools(providers: Any) -> list[Any]:
+    """The tools (or legacy functions) the config's first provider declares: what promptfoo's
+    is-valid-openai-tools-call and is-valid-openai-function-call check calls against."""
+    for provider in providers if isinstance(providers, list) else [providers]:
+        config = provider.get("config") if isinstance(provider, dict) else None
+        if isinstance(config, dict):
+            tools = config.get("tools") or config.get("functions")
+            if isinstance(tools, list) and tools:
+                return tools
+    return []
 
 
 def _prompts(document: Located, batch: Batch) -> list[Prompt]:
@@ -340,7 +353,7 @@ def _read_test(
     default_asserts = [] if options.get("disableDefaultAsserts") else suite.default_asserts
     for j, combo in enumerate(combos, start=1):
         case_vars = {k: v for k, v in combo.items() if k != MESSAGES_VAR}
-        target = Target(expected={}, tags=[])
+        target = Target(expected={}, tags=[], tools=suite.tools)
         with batch.in_file(suite.main_file):
             translate(batch, _rendered(default_asserts, combo), target, _loader(batch), has_threshold=False)
         translate(batch, _rendered(own_asserts, combo), target, _loader(batch), has_threshold=False)

@@ -42,6 +42,8 @@ class Command(BaseCommand):
         parser.add_argument("--judge-endpoint", help="endpoint of the judge for imported rubric drafts")
         parser.add_argument("--judge-model", help="model of the judge for imported rubric drafts")
         parser.add_argument("--rubric-owner", help="who signs imported rubric drafts off (default: --as)")
+        parser.add_argument("--embedding-endpoint", help="endpoint serving embeddings for similarity checks")
+        parser.add_argument("--embedding-model", help="embedding model for similarity checks")
         parser.add_argument("--gate", help="the gate that receives imported rules (latency, cost)")
         parser.add_argument("--as", dest="username", help="importing user (recorded as contributor)")
 
@@ -82,6 +84,8 @@ class Command(BaseCommand):
             judge_model=options["judge_model"],
             rubric_owner=options["rubric_owner"],
             gate=options["gate"],
+            embedding_endpoint=options["embedding_endpoint"],
+            embedding_model=options["embedding_model"],
         )
         try:
             # The file's own errors go to the service with the good lines, so one error lists
