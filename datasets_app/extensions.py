@@ -5,6 +5,8 @@ when they start, so imports still flow one way (grading_app and gates_app import
   pinned case is audited only if some grader reads it (grading_app answers).
 - ``may_confirm_pinned_change(case, user)``: besides another dataset owner, who may confirm
   retiring or unpinning a pinned case (gates_app answers: an owner of a gate on its dataset).
+- import plan parts (below): what an import needs beyond cases (graders, rubric drafts, gate
+  rules) is checked and written by the apps that own those objects.
 """
 
 from collections.abc import Callable
@@ -33,3 +35,23 @@ def grading_problem(case: Any) -> str:
 
 def may_confirm_pinned_change(case: Any, user: Any) -> bool:
     return any(confirmer(case, user) for confirmer in _pinned_confirmers)
+
+
+# - import plan parts: an import plan (datasets_app.importers) may need graders, rubric drafts
+#   and gate rules. grading_app and gates_app register a ``check(plan, settings, actor, dataset)``
+#   returning LineErrors and an ``apply(plan, settings, actor, dataset)`` returning notes of
+#   what it wrote; the import service calls them in its one transaction.
+_plan_parts: list[tuple[Callable[..., list[Any]], Callable[..., list[str]]]] = []
+
+
+def register_plan_part(check: Callable[..., list[Any]], apply: Callable[..., list[str]]) -> None:
+    if (check, apply) not in _plan_parts:
+        _plan_parts.append((check, apply))
+
+
+def check_plan_parts(plan: Any, settings: Any, actor: Any, dataset: Any) -> list[Any]:
+    return [error for check, _apply in _plan_parts for error in check(plan, settings, actor, dataset)]
+
+
+def apply_plan_parts(plan: Any, settings: Any, actor: Any, dataset: Any) -> list[str]:
+    return [note for _check, apply in _plan_parts for note in apply(plan, settings, actor, dataset)]

@@ -227,9 +227,27 @@ class ImportForm(forms.Form):
     FORMATS = [
         ("jsonl", "JSONL (Evalgate cases)"),
         ("csv", "CSV"),
-        ("promptfoo", "promptfoo YAML/JSON"),
-        ("openai-evals", "OpenAI evals JSONL"),
+        ("promptfoo", "promptfoo config or tests (YAML/JSON)"),
+        ("openai-evals", "OpenAI Evals samples (JSONL or a JSON array)"),
+        ("inspect", "inspect_ai dataset (JSONL, JSON or CSV)"),
+        ("deepeval", "DeepEval goldens (JSON, JSONL or CSV)"),
+        ("langsmith", "LangSmith dataset export (JSONL or CSV)"),
+        ("langfuse", "Langfuse dataset items (JSONL)"),
     ]
+    # What the import preview carries from its upload to the confirming POST.
+    OPTIONS = (
+        "format",
+        "input_field",
+        "ideal_field",
+        "reference_as",
+        "eval_class",
+        "allow_lossy",
+        "judge_endpoint",
+        "judge_model",
+        "embedding_endpoint",
+        "embedding_model",
+        "gate",
+    )
 
     file = forms.FileField()
     format = forms.ChoiceField(choices=FORMATS)
@@ -238,8 +256,54 @@ class ImportForm(forms.Form):
         required=False,
         help_text="For files without failure classes; empty: 'unclassified', flagged for triage.",
     )
-    input_field = forms.CharField(initial="input", help_text="OpenAI Evals API items: the input key.")
-    ideal_field = forms.CharField(initial="ideal", help_text="OpenAI Evals API items: the reference key.")
+    input_field = forms.CharField(
+        required=False, help_text="The record field holding the input, if not the usual one."
+    )
+    ideal_field = forms.CharField(required=False, help_text="The record field holding the reference answer.")
+    reference_as = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "(not checked: the file must say)"),
+            ("answer", "answer (normalised exact match)"),
+            ("equals", "equals (exact)"),
+            ("contains", "contains all, ignoring case"),
+            ("contains_any", "contains any, ignoring case"),
+            ("contains_cs", "contains all, case-sensitive"),
+            ("contains_any_cs", "contains any, case-sensitive"),
+        ],
+        help_text=(
+            "inspect_ai, DeepEval, LangSmith and Langfuse keep the check of a reference answer in code: "
+            "say which it is."
+        ),
+    )
+    eval_class = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "-"),
+            ("Match", "Match"),
+            ("Includes", "Includes"),
+            ("JsonMatch", "JsonMatch"),
+            ("FuzzyMatch", "FuzzyMatch"),
+        ],
+        help_text="OpenAI Evals samples: the eval class that grades them.",
+    )
+    allow_lossy = forms.BooleanField(
+        required=False,
+        help_text="Import what can be carried; what cannot is listed and kept on the dataset's history.",
+    )
+    judge_endpoint = forms.CharField(
+        required=False, help_text="For judge assertions: the endpoint of their rubric drafts."
+    )
+    judge_model = forms.CharField(required=False, help_text="For judge assertions: the judge model.")
+    embedding_endpoint = forms.CharField(
+        required=False, help_text="For similarity assertions: the endpoint serving embeddings."
+    )
+    embedding_model = forms.CharField(
+        required=False, help_text="For similarity assertions: the embedding model."
+    )
+    gate = forms.CharField(
+        required=False, help_text="For latency and cost assertions: the gate that gets their rules."
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         from datasets_app.models import FailureClass

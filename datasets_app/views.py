@@ -41,11 +41,8 @@ def import_cases_view(model_admin: admin.ModelAdmin, request: HttpRequest, datas
     if request.method != "POST":
         return _render(model_admin, request, "admin/datasets_app/import_cases.html", **context)
     raw = _uploaded_bytes(request)
-    options = {
-        "fmt": request.POST.get("format", "jsonl"),
-        "input_field": request.POST.get("input_field") or "input",
-        "ideal_field": request.POST.get("ideal_field") or "ideal",
-    }
+    options = {name: request.POST.get(name, "") for name in ImportForm.OPTIONS}
+    options["format"] = options["format"] or "jsonl"
     failure_class = FailureClass.objects.filter(pk=request.POST.get("failure_class") or None).first()
     if raw is None:
         if not form.is_valid():
@@ -54,33 +51,42 @@ def import_cases_view(model_admin: admin.ModelAdmin, request: HttpRequest, datas
     else:
         # The confirming POST carries no file: a fresh form to upload the fixed file into, not
         # one that says the file field is required.
-        context["form"] = ImportForm(
-            initial={
-                "format": options["fmt"],
-                "failure_class": failure_class,
-                "input_field": options["input_field"],
-                "ideal_field": options["ideal_field"],
-            }
-        )
+        context["form"] = ImportForm(initial={**options, "failure_class": failure_class})
     context.update(options=options, failure_class=failure_class, payload=base64.b64encode(raw).decode())
-    if options["fmt"] not in dict(ImportForm.FORMATS):  # only a hand-made POST gets here
-        context["errors"] = [
-            f"unknown format {options['fmt']!r}; use one of: {', '.join(dict(ImportForm.FORMATS))}"
-        ]
+    problem = _option_problem(options)
+    if problem:  # only a hand-made POST gets here: the form offers nothing else
+        context["errors"] = [problem]
         return _render(model_admin, request, "admin/datasets_app/import_cases.html", **context)
     parsed = read_cases(
-        raw, options["fmt"], input_field=options["input_field"], ideal_field=options["ideal_field"]
+        raw,
+        options["format"],
+        input_field=options["input_field"],
+        ideal_field=options["ideal_field"],
+        reference_as=options["reference_as"],
+        eval_class=options["eval_class"],
+    )
+    settings = services.ImportSettings(
+        allow_lossy=bool(options["allow_lossy"]),
+        judge_endpoint=options["judge_endpoint"] or None,
+        judge_model=options["judge_model"] or None,
+        gate=options["gate"] or None,
+        embedding_endpoint=options["embedding_endpoint"] or None,
+        embedding_model=options["embedding_model"] or None,
     )
     try:
         # One pass: the file's own errors and its conflicts with the database (existing keys,
         # unknown classes, statuses not allowed), every line at once, so no second upload
         # uncovers a new kind of problem and confirming never meets a surprise.
-        errors = services.check_import(dataset, parsed, actor=request.user)
+        errors = services.check_import(dataset, parsed, actor=request.user, settings=settings)
         if errors:
             raise ImportFailed(errors)
         if request.POST.get("confirmed") == "yes":
-            created = services.import_cases(dataset, parsed, actor=request.user, failure_class=failure_class)
+            created = services.import_cases(
+                dataset, parsed, actor=request.user, failure_class=failure_class, settings=settings
+            )
             messages.success(request, f"Imported {len(created)} case(s) into {dataset.name}.")
+            if parsed.dropped:
+                messages.warning(request, "Not carried: " + "; ".join(str(d) for d in parsed.dropped))
             return redirect("admin:datasets_app_dataset_change", dataset.pk)
     except ImportFailed as exc:
         context["errors"] = exc.errors
@@ -88,6 +94,7 @@ def import_cases_view(model_admin: admin.ModelAdmin, request: HttpRequest, datas
     except (ValidationError, PermissionDenied) as exc:
         context["errors"] = [getattr(exc, "messages", [str(exc)])[0]]
         return _render(model_admin, request, "admin/datasets_app/import_cases.html", **context)
+    context["dropped"] = parsed.dropped
     specs = parsed.specs
     arrivals = Counter(imported_status(spec) for spec in specs)
     context.update(
@@ -97,6 +104,17 @@ def import_cases_view(model_admin: admin.ModelAdmin, request: HttpRequest, datas
         arrivals=[(status, arrivals[status]) for status in CaseStatus.values if arrivals[status]],
     )
     return _render(model_admin, request, "admin/datasets_app/import_cases.html", **context)
+
+
+def _option_problem(options: dict[str, str]) -> str:
+    """What is wrong with a posted choice the form would never offer ("" when nothing)."""
+    form = ImportForm()
+    for name in ("format", "reference_as", "eval_class"):
+        allowed = [value for value, _label in form.fields[name].choices]
+        if options[name] not in allowed and not (name != "format" and not options[name]):
+            choices = ", ".join(v for v in allowed if v)
+            return f"unknown {name.replace('_', ' ')} {options[name]!r}; use one of: {choices}"
+    return ""
 
 
 def _preview_row(spec: CaseSpec, fallback: FailureClass | None) -> dict[str, Any]:

@@ -8,10 +8,13 @@ class GradingAppConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import request_started
 
+        from datasets_app import extensions
         from grading_app import receivers  # noqa: F401  (rubric owner changes -> audit log)
         from grading_app.gradeability import register_with_datasets
+        from grading_app.import_plans import apply_plan, check_plan
 
         register_with_datasets()
+        extensions.register_plan_part(check_plan, apply_plan)
         request_started.connect(_recover_once, dispatch_uid="grading_app.recover_lost_inline_runs")
 
 

@@ -5,6 +5,7 @@ graders run inline; judge graders are batched through grading_app.judging, and l
 targets are called concurrently within each endpoint's limit.
 """
 
+import dataclasses
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,6 +17,7 @@ from grading_app.detectors import missing_signals
 from grading_app.models import CaseResult, Grade, RubricVersion, Run, SubmittedOutput, Target
 from grading_app.targets import Produced
 from grading_app.traces import count_tool_calls, tool_sequence
+from grading_app.transcripts import output_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +54,12 @@ def produce_outputs(run: Run, cases: list[Case]) -> dict[int, Produced]:
         produced = {}
         for case in cases:
             found = submitted.get(case.key)
-            if found is None or found.output is None:
+            # A final turn of only tool calls (output null, a trace) is graded on those calls.
+            output = None if found is None else output_of(found.output, found.trace)
+            if output is None:
                 produced[case.pk] = Produced(missing=True, error="no output submitted for this case")
             else:
-                produced[case.pk] = Produced(output=found.output, trace=found.trace, metrics=found.metrics)
+                produced[case.pk] = Produced(output=output, trace=found.trace, metrics=found.metrics)
         return produced
     workers = target_concurrency(target)
     if target.kind == TargetKind.OPENAI_CHAT:
@@ -81,6 +85,8 @@ def produce_outputs(run: Run, cases: list[Case]) -> dict[int, Produced]:
 def to_result(run: Run, case: Case, produced: Produced) -> tuple[CaseResult, graders.GradingInput | None]:
     """A CaseResult row for what was produced, and the grading input when there is output."""
     result = CaseResult(run=run, case=case, case_revision=case.revision)
+    if produced.output is None and produced.trace and not produced.error:
+        produced = dataclasses.replace(produced, output=output_of(None, produced.trace))
     if produced.missing or produced.error or produced.output is None:
         result.missing = produced.missing or (produced.output is None and not produced.error)
         result.error = produced.error or "no output"
@@ -145,6 +151,8 @@ def grade_cases(run: Run, case_ids: list[int]) -> tuple[list[CaseResult], dict[i
             if pinned["failure_classes"] and case.failure_class.slug not in pinned["failure_classes"]:
                 continue
             if kind.needs_rubric:
+                if not kind.reads(case.expected or {}, pinned["config"]):
+                    continue
                 version = versions.get(pinned.get("rubric_version"))
                 if version is None:
                     grades[case.pk].append(

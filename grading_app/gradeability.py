@@ -19,7 +19,9 @@ def applying_graders(case: Any) -> list[str]:
             continue
         kind = graders.get_kind(grader.kind)
         if kind.needs_rubric:
-            applies = rubric_version_for(grader) is not None  # a judge reads every case it is given
+            # A judge reads every case it is given (or those with its expected key).
+            config = kind.validate_config(grader.config)
+            applies = rubric_version_for(grader) is not None and kind.reads(case.expected or {}, config)
         else:
             applies = kind.applies(probe, kind.validate_config(grader.config))
         if applies:

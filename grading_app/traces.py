@@ -1,41 +1,13 @@
-"""Traces: validate the step format of DESIGN.md, convert OpenAI chat transcripts, count steps."""
+"""Traces: validate the step format of DESIGN.md, convert OpenAI transcripts, count steps."""
 
-import contextlib
 import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from grading_app.transcripts import from_chat, from_responses, is_chat_transcript, is_responses_transcript
+
 STEP_TYPES = ("message", "tool_call", "retrieval", "approval")
-
-
-def _is_openai_transcript(trace: list[Any]) -> bool:
-    return bool(trace) and all(isinstance(s, dict) and "role" in s and "type" not in s for s in trace)
-
-
-def _from_openai_transcript(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Assistant ``tool_calls`` become tool_call steps; ``tool`` messages fill in their results."""
-    steps: list[dict[str, Any]] = []
-    by_call_id: dict[str, dict[str, Any]] = {}
-    for message in messages:
-        role = message.get("role")
-        if role == "tool":
-            step = by_call_id.get(message.get("tool_call_id", ""))
-            if step is not None:
-                step["result"] = message.get("content")
-            continue
-        if message.get("content"):
-            steps.append({"type": "message", "role": role, "content": message["content"]})
-        for call in message.get("tool_calls") or []:
-            function = call.get("function", {})
-            arguments = function.get("arguments", "{}")
-            # A malformed argument string stays raw: it is evidence, not an input error.
-            with contextlib.suppress(ValueError):
-                arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-            step = {"type": "tool_call", "name": function.get("name", ""), "arguments": arguments}
-            by_call_id[call.get("id", "")] = step
-            steps.append(step)
-    return steps
 
 
 def normalise_trace(trace: Any, *, path: str = "trace") -> list[dict[str, Any]]:
@@ -44,8 +16,10 @@ def normalise_trace(trace: Any, *, path: str = "trace") -> list[dict[str, Any]]:
         return []
     if not isinstance(trace, list):
         raise ValidationError({path: "A trace is a list of steps."})
-    if _is_openai_transcript(trace):
-        return _from_openai_transcript(trace)
+    if is_chat_transcript(trace):
+        return from_chat(trace)
+    if is_responses_transcript(trace):
+        return from_responses(trace, path=path)
     for index, step in enumerate(trace):
         where = f"{path}[{index}]"
         if not isinstance(step, dict):

@@ -18,7 +18,7 @@ from datasets_app.services.cases import (
     submit_case,
     validate_case_content,
 )
-from datasets_app.services.imports import check_import, export_cases, import_cases
+from datasets_app.services.imports import ImportSettings, check_import, export_cases, import_cases
 from datasets_app.services.incidents import (
     convert_incident,
     dismiss_incident,
@@ -33,6 +33,7 @@ from datasets_app.services.pinned import (
 )
 
 __all__ = [
+    "ImportSettings",
     "add_case",
     "audit_case",
     "audit_refusal",

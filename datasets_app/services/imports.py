@@ -1,5 +1,6 @@
 """Bulk import and export of cases: validate every line first, then write once."""
 
+import dataclasses
 from collections.abc import Sequence
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -10,20 +11,37 @@ from simple_history.utils import bulk_create_with_history
 from audit_app.choices import Action
 from audit_app.services import record_event
 from datasets_app.choices import CaseSource, CaseStatus, Tier
+from datasets_app.extensions import apply_plan_parts, check_plan_parts
 from datasets_app.importers import (
     CaseRefs,
     CaseSpec,
     ImportFailed,
+    ImportPlan,
     LineError,
-    ParsedCases,
     export_csv,
     export_jsonl,
+    export_promptfoo,
 )
 from datasets_app.models import UNCLASSIFIED, Case, Dataset, FailureClass
-from datasets_app.services.cases import Actor, require_perm, save_failure_class
+from datasets_app.services.cases import Actor, require_perm, save_failure_class, stamp
 from evalproject.bulk import copy_insert_with_history, refresh_statistics
 
 KEY_BATCH = 10_000
+EXPORT_FORMATS = ("jsonl", "csv", "promptfoo")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportSettings:
+    """What the person importing decides beyond the file: whether losses are accepted, and the
+    judge, rubric owner and gate that the plan's rubric drafts and rules need."""
+
+    allow_lossy: bool = False
+    judge_endpoint: str | None = None  # an Endpoint name: the judge of imported rubric drafts
+    judge_model: str | None = None
+    rubric_owner: str | None = None  # a username: who signs the drafts off (default: the importer)
+    gate: str | None = None  # a Gate slug for the plan's rules (default: the dataset's only gate)
+    embedding_endpoint: str | None = None  # an Endpoint name: embeddings for similarity checks
+    embedding_model: str | None = None
 
 
 def _unclassified() -> FailureClass:
@@ -82,42 +100,55 @@ def imported_status_note(spec: CaseSpec) -> str:
     return ""
 
 
-def _as_parsed(cases: ParsedCases | Sequence[CaseSpec]) -> ParsedCases:
-    return cases if isinstance(cases, ParsedCases) else ParsedCases(specs=list(cases))
+def _as_plan(cases: ImportPlan | Sequence[CaseSpec]) -> ImportPlan:
+    return cases if isinstance(cases, ImportPlan) else ImportPlan(specs=list(cases))
 
 
 def check_import(
-    dataset: Dataset, cases: ParsedCases | Sequence[CaseSpec], *, actor: Actor
+    dataset: Dataset,
+    cases: ImportPlan | Sequence[CaseSpec],
+    *,
+    actor: Actor,
+    settings: ImportSettings = ImportSettings(),
 ) -> list[LineError]:
-    """Every problem of an import, without writing (for previews), in line order.
+    """Every problem of an import, without writing (for previews), in file and line order.
 
-    Given read_cases()'s result, that is the file's own errors and the database conflicts
-    (existing keys, unknown failure classes, statuses not allowed) of every line, bad lines
-    included, so one attempt shows them all. Given specs, only their database conflicts.
+    Given read_cases()'s plan, that is the file's own errors, every construct it cannot
+    carry (unless ``settings.allow_lossy``), what its graders, rubric drafts and gate rules
+    need (permissions, a judge endpoint, a gate), and the database conflicts (existing keys,
+    unknown failure classes, statuses not allowed) of every line, bad lines included, so one
+    attempt shows them all. Given specs, only their database conflicts.
     """
-    parsed = _as_parsed(cases)
-    if not parsed.specs and not parsed.errors:
+    plan = _as_plan(cases)
+    if not plan.specs and not plan.errors:
         return [LineError(0, "file", "the file has no cases")]
-    lines = [spec.refs() for spec in parsed.specs] + parsed.rejected
+    lines = [spec.refs() for spec in plan.specs] + plan.rejected
     slugs = {line.failure_class for line in lines if line.failure_class}
     classes = set(FailureClass.objects.filter(slug__in=slugs).values_list("slug", flat=True))
+    conflicts = _check(dataset, lines, classes, actor, plan.unit)
+    lossy = [] if settings.allow_lossy else [dropped.as_error() for dropped in plan.dropped]
     # A stable sort: on one line, the file's own errors come before its database conflicts.
-    conflicts = _check(dataset, lines, classes, actor, parsed.unit)
-    return sorted([*parsed.errors, *conflicts], key=lambda error: error.line)
+    problems = sorted([*plan.errors, *lossy, *conflicts], key=lambda error: (error.file, error.line))
+    return problems + check_plan_parts(plan, settings, actor, dataset)
 
 
 @transaction.atomic
 def import_cases(
     dataset: Dataset,
-    cases: ParsedCases | Sequence[CaseSpec],
+    cases: ImportPlan | Sequence[CaseSpec],
     *,
     actor: Actor,
     failure_class: FailureClass | None = None,
     contributor: AbstractBaseUser | None = None,
     source_name: str = "",
+    settings: ImportSettings = ImportSettings(),
 ) -> list[Case]:
-    """Write parsed cases (read_cases()'s result, or specs) into ``dataset``, all or nothing,
-    with one history row each.
+    """Apply an import plan (read_cases()'s result, or specs) to ``dataset``, all or nothing:
+    its cases, one history row each, and what they need (graders, rubric drafts waiting for
+    their owner's sign-off, gate rules) through the apps that own those.
+
+    A plan with constructs it cannot carry is refused unless ``settings.allow_lossy``; then
+    what was dropped is stored on the dataset's history and in the audit event.
 
     The cases are contributed by ``actor`` (or ``contributor``: the issuer of the token they
     came through), so that person can never audit them into trusted. Lines without a failure
@@ -127,11 +158,11 @@ def import_cases(
     statuses not allowed).
     """
     require_perm(actor, "datasets_app.import_cases", "import cases")
-    parsed = _as_parsed(cases)
-    errors = check_import(dataset, parsed, actor=actor)
+    plan = _as_plan(cases)
+    errors = check_import(dataset, plan, actor=actor, settings=settings)
     if errors:
         raise ImportFailed(errors)
-    specs = parsed.specs
+    specs = plan.specs
     classes = {fc.slug: fc for fc in FailureClass.objects.filter(slug__in={s.failure_class for s in specs})}
     fallback = failure_class
     if fallback is None and any(not s.failure_class for s in specs):
@@ -170,6 +201,12 @@ def import_cases(
             default_change_reason="imported",
         )
     refresh_statistics(Case, len(created))
+    written = apply_plan_parts(plan, settings, actor, dataset)
+    dropped = [str(d) for d in plan.dropped]
+    if dropped:
+        # The dataset's own history says what this import left behind, next to who did it.
+        stamp(dataset, actor, f"imported {source_name or plan.source} without: " + "; ".join(dropped))
+        dataset.save(update_fields=["updated_at"])
     record_event(
         Action.CASES_IMPORTED,
         actor=actor,
@@ -178,15 +215,18 @@ def import_cases(
             "cases": len(created),
             "keys": [c.key for c in created[:50]],
             "contributed_by": (contributor or actor).pk if (contributor or actor) else None,
-            "source": source_name,
+            "source": source_name or plan.source,
             "active": sum(1 for c in created if c.status == CaseStatus.ACTIVE),
+            "dropped": dropped,
+            "written": written,
         },
     )
     return created
 
 
-def export_cases(dataset: Dataset, fmt: str, *, actor: Actor) -> str:
-    """The dataset's cases (all statuses but retired) as JSONL or CSV text, importable again."""
+def export_cases(dataset: Dataset, fmt: str, *, actor: Actor, notes: list[str] | None = None) -> str:
+    """The dataset's cases (all statuses but retired) as JSONL, CSV or a promptfoo config,
+    importable again; ``notes`` collects what a promptfoo config cannot say."""
     require_perm(actor, "datasets_app.import_cases", "export cases")
     rows = (
         Case.objects.filter(dataset=dataset)
@@ -212,4 +252,9 @@ def export_cases(dataset: Dataset, fmt: str, *, actor: Actor) -> str:
         return export_jsonl(cases)
     if fmt == "csv":
         return export_csv(cases)
-    raise ValueError(f"unknown export format {fmt!r} (jsonl or csv)")
+    if fmt == "promptfoo":
+        text, missing = export_promptfoo(cases)
+        if notes is not None:
+            notes.extend(missing)
+        return text
+    raise ValueError(f"unknown export format {fmt!r} ({', '.join(EXPORT_FORMATS)})")

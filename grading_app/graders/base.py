@@ -241,6 +241,10 @@ class GraderKind:
             results.append((assertion, negated(outcome) if assertion.negate else outcome))
         return all_of(results)
 
+    def reads(self, expected: dict[str, Any], config: dict[str, Any]) -> bool:
+        """Judge kinds: whether a case with this ``expected`` is judged at all (all, by default)."""
+        return True
+
     def applies(self, item: GradingInput, config: dict[str, Any]) -> bool:
         """Whether this kind grades the case at all (reads something of its ``expected``).
 

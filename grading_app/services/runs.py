@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Count
 
 from datasets_app.models import Case, Dataset
 from evalproject.bulk import copy_insert
@@ -97,6 +98,24 @@ def start_run(
     return dispatch_run(run, chunk_size=chunk_size)
 
 
+def refuse_empty_run(dataset: Dataset, tier: str = "") -> None:
+    """ValidationError when no active case of ``dataset`` is in scope, with what is there instead."""
+    cases = Case.objects.filter(dataset=dataset).in_tier(tier or None)
+    if cases.active().exists():
+        return
+    counts = dict(cases.values_list("status").annotate(n=Count("pk")).order_by())
+    waiting = (
+        ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items())) or "no cases"
+    )
+    scope = f"{dataset.slug} (tier {tier})" if tier else dataset.slug
+    raise ValidationError(
+        {
+            "dataset": f"No active case in {scope} to run ({waiting}): a run grades active cases only; "
+            "submit the cases for review and have them audited first."
+        }
+    )
+
+
 def open_run(
     *,
     dataset: Dataset,
@@ -105,7 +124,11 @@ def open_run(
     tier: str = "",
     actor: AbstractBaseUser | None = None,
 ) -> Run:
-    """A run waiting for its outputs (submitted in pages); dispatch_run starts it."""
+    """A run waiting for its outputs (submitted in pages); dispatch_run starts it.
+
+    A dataset with no active case in scope refuses to run, saying why: a run of nothing would
+    "succeed" with no case graded (imported cases arrive as drafts, for instance)."""
+    refuse_empty_run(dataset, tier)
     return Run.objects.create(
         dataset=dataset,
         tier=tier,

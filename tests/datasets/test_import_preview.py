@@ -145,7 +145,7 @@ def test_a_status_not_allowed_is_listed_beside_the_lines_shape_errors(dataset, f
     assert failed.value.errors[1].message == "only reviewers may import active cases"
 
 
-def test_promptfoo_conflicts_are_numbered_by_test_like_its_own_errors(dataset, dataset_owner):
+def test_promptfoo_conflicts_are_numbered_by_line_like_its_own_problems(dataset, dataset_owner):
     data = b"""
 - description: bad assert
   vars: {question: "Refund?"}
@@ -156,8 +156,9 @@ def test_promptfoo_conflicts_are_numbered_by_test_like_its_own_errors(dataset, d
 
     errors = services.check_import(dataset, read_cases(data, "promptfoo"), actor=dataset_owner)
 
-    assert [(e.unit, e.line, e.field) for e in errors] == [("test", 1, "assert"), ("test", 2, "key")]
-    assert str(errors[1]) == "test 2: key: a case 'existing-01' already exists in support-bot"
+    where = [(e.unit, e.line, e.field) for e in errors]
+    assert where == [("line", 4, "assert javascript"), ("line", 5, "key")]
+    assert str(errors[1]) == "line 5: key: a case 'existing-01' already exists in support-bot"
 
 
 def test_parse_cases_still_raises_for_the_files_own_errors_only(dataset):
@@ -338,5 +339,6 @@ def test_a_hand_made_post_with_an_unknown_format_is_an_error_not_a_crash(owner_c
 
     assert response.status_code == 200
     assert response.context["errors"] == [
-        "unknown format 'xml'; use one of: jsonl, csv, promptfoo, openai-evals"
+        "unknown format 'xml'; use one of: jsonl, csv, promptfoo, openai-evals, inspect, deepeval, "
+        "langsmith, langfuse"
     ]

@@ -213,186 +213,8 @@ def test_csv_header_must_name_known_columns_with_a_key_and_one_input():
     assert errors_of(b"id,input\n1,{}\n", "csv")[-1] == "line 1: header: missing column: key"
 
 
-# promptfoo
-
-PROMPTFOO_YAML = b"""
-description: refund bot
-prompts: ["{{question}}"]
-defaultTest:
-  assert:
-    - type: not-contains
-      value: As an AI
-tests:
-  - description: Refund after 40 days
-    vars: {question: "Can I get a refund after 40 days?", plan: basic}
-    metadata: {failure_class: factual, tier: trusted, risk: high}
-    assert:
-      - {type: equals, value: "No"}
-      - {type: icontains, value: refund}
-      - {type: contains-all, value: [policy, days]}
-      - {type: regex, value: "^No"}
-  - vars: {topic: sql}
-    assert:
-      - {type: is-json}
-      - {type: contains-json, value: {type: object, required: [query]}}
-"""
-
-
-def test_promptfoo_yaml_maps_vars_metadata_and_asserts():
-    first, second = parse_cases(PROMPTFOO_YAML, "promptfoo")
-    assert first == CaseSpec(
-        key="refund-after-40-days",
-        tier="trusted",
-        failure_class="factual",
-        risk="high",
-        pinned=False,
-        tags=[],
-        input={
-            "vars": {"question": "Can I get a refund after 40 days?", "plan": "basic"},
-            "messages": [{"role": "user", "content": "Can I get a refund after 40 days?"}],
-        },
-        expected={
-            "not_contains": ["As an AI"],
-            "answer": "No",
-            "contains": ["refund", "policy", "days"],
-            "pattern": "^No",
-        },
-        status=None,
-        line=1,
-    )
-    assert (second.key, second.tier, second.failure_class, second.input) == (
-        "test-2",
-        "monitoring",
-        None,
-        {"vars": {"topic": "sql"}},
-    )
-    assert second.expected == {
-        "not_contains": ["As an AI"],
-        "schema": {"type": "object", "required": ["query"]},
-    }
-
-
-def test_promptfoo_accepts_a_json_list_of_tests():
-    data = json.dumps([{"vars": {"prompt": "hi"}, "assert": [{"type": "contains-json"}]}]).encode()
-    (spec,) = parse_cases(data, "promptfoo")
-    assert spec.input["messages"] == [{"role": "user", "content": "hi"}]
-    assert spec.expected == {"schema": {}}
-
-
-def test_unsupported_promptfoo_assert_names_the_test_and_the_type():
-    data = b"""
-- vars: {q: a}
-  assert: [{type: contains, value: x}]
-- vars: {q: b}
-  threshold: 0.5
-  assert: [{type: equals, value: y}, {type: llm-rubric, value: is polite}]
-"""
-    errors = errors_of(data, "promptfoo")
-    assert errors[0] == "test 2: test: unsupported test field(s): threshold"
-    assert errors[1].startswith("test 2: assert: unsupported assert type 'llm-rubric' (assert 2); use: ")
-    assert len(errors) == 2
-
-
-def test_promptfoo_duplicate_descriptions_and_bad_values_name_the_test():
-    data = b"""
-tests:
-  - {description: Same, vars: {q: a}, metadata: {tier: gold}}
-  - {description: same!, vars: {q: b, doc: "file://doc.txt"}, assert: [{type: regex, value: "("}]}
-"""
-    assert errors_of(data, "promptfoo") == [
-        "test 1: tier: 'gold' is not a valid tier; use one of: trusted, monitoring",
-        "test 2: vars: var 'doc' refers to a file (file://doc.txt); inline its content",
-        "test 2: assert: assert 1 (regex): '(' is not a valid regular expression: missing ), unterminated"
-        " subpattern at position 0",
-        "test 2: key: duplicate key 'same': first used on test 1",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("data", "error"),
-    [
-        (
-            b"just a string\n",
-            "line 1: file: a promptfoo file must be a list of tests or a mapping with `tests`",
-        ),
-        (b"prompts: [hi]\n", "line 1: tests: `tests` must be a list of tests"),
-        (b"tests:\n  - vars: {q: [unclosed\n", "line 3: yaml: invalid YAML:"),
-        (b'{"tests": [\n  {"vars": }\n]}', "line 2: json: invalid JSON: Expecting value (column 12)"),
-    ],
-)
-def test_promptfoo_file_that_is_not_a_list_or_mapping_of_tests_is_refused(data, error):
-    (message,) = errors_of(data, "promptfoo")
-    assert message.startswith(error)
-
-
-# openai-evals
-
-
-def test_openai_evals_registry_samples_become_messages_and_answers():
-    data = jsonl(
-        {
-            "input": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}],
-            "ideal": "4",
-        },
-        {"id": 7, "input": "Capital of France?", "ideal": ["Paris", "paris"], "topic": "geo"},
-    )
-    first, second = parse_cases(data, "openai-evals", default_tier="trusted")
-    assert first == CaseSpec(
-        "line-1",
-        "trusted",
-        None,
-        "normal",
-        False,
-        [],
-        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]},
-        {"answer": "4"},
-        None,
-        1,
-    )
-    assert second.key == "7"
-    assert second.input == {
-        "messages": [{"role": "user", "content": "Capital of France?"}],
-        "vars": {"topic": "geo"},
-    }
-    assert second.expected == {"answer": ["Paris", "paris"]}
-
-
-def test_openai_evals_hosted_items_use_the_named_fields():
-    data = jsonl(
-        {"item": {"key": "q1", "question": "Refund after 40 days?", "answer": "No", "plan": "pro"}},
-        {"item": {"question": [{"role": "user", "content": "Hi"}]}, "sample": {"output_text": "Hello"}},
-    )
-    first, second = parse_cases(data, "openai-evals", input_field="question", ideal_field="answer")
-    assert first.key == "q1"
-    assert first.input == {
-        "messages": [{"role": "user", "content": "Refund after 40 days?"}],
-        "vars": {"plan": "pro"},
-    }
-    assert first.expected == {"answer": "No"}
-    assert (second.key, second.input, second.expected) == (
-        "line-2",
-        {"messages": [{"role": "user", "content": "Hi"}]},
-        {},
-    )
-
-
-def test_openai_evals_errors_name_the_line():
-    data = jsonl(
-        {"input": "ok"},
-        {"item": {"prompt": "wrong field"}},
-        {"item": "not an object"},
-        {"item": {"input": "x"}, "extra": 1},
-        {"id": "dup", "input": "a"},
-        {"id": "dup", "input": "b"},
-        "{oops",
-    )
-    assert errors_of(data, "openai-evals") == [
-        "line 2: input: 'input' is missing",
-        "line 3: item: item must be an object, not a string",
-        "line 4: fields: unknown field(s) beside item: extra",
-        "line 6: key: duplicate key 'dup': first used on line 5",
-        "line 7: json: invalid JSON: Expecting property name enclosed in double quotes (column 2)",
-    ]
+# promptfoo, OpenAI Evals, inspect_ai, DeepEval, LangSmith and Langfuse: tests/datasets/corpus/
+# (the files) and tests/datasets/test_corpus_*.py (what each becomes).
 
 
 # export round trips
@@ -429,3 +251,12 @@ def test_csv_export_parses_back_to_the_same_specs():
     back = parse_cases(exported.encode(), "csv")
     assert [spec.to_dict() for spec in back] == [spec.to_dict() for spec in specs]
     assert [spec.line for spec in back] == [2, 3, 4]
+
+
+def test_a_csv_cell_larger_than_the_csv_modules_default_limit_exports_and_imports_again():
+    big = "x" * (200 * 1024)  # the csv module refuses fields over 128 KiB unless told otherwise
+    specs = parse_cases(jsonl(case("big", expected={"answer": big})), "jsonl")
+
+    back = parse_cases(export_csv(spec.to_dict() for spec in specs).encode(), "csv")
+
+    assert back[0].expected == {"answer": big}

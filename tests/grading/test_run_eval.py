@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from gates_app.management.commands import run_eval as run_eval_command
 from grading_app.choices import RunStatus
-from grading_app.management.commands import run_eval as run_eval_command
 from grading_app.models import CaseResult, Grade, Run
 from grading_app.services import save_target
 from tests.factories import make_endpoint, make_scenario, outputs_for
@@ -204,3 +204,20 @@ def test_an_unknown_tier_is_refused(tmp_path):
 
     with pytest.raises(CommandError, match="invalid choice: 'gold'"):
         run_eval(s["dataset"].slug, "--outputs", str(path), "--tier", "gold")
+
+
+def test_outputs_file_with_a_byte_order_mark_crlf_and_a_line_separator_inside_text_reads_as_the_cli_reads_it(
+    tmp_path,
+):
+    s = make_scenario(n_trusted=2, n_monitoring=0)
+    first, second = outputs_for(s["cases"])
+    first["output"] = "No\u2028(see the policy)"  # U+2028 is a character of the text, not a line break
+    lines = [json.dumps(item, ensure_ascii=False) for item in (first, second)]
+    path = tmp_path / "outputs.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+
+    out = run_eval(s["dataset"].slug, "--outputs", str(path))
+
+    assert "  cases 2, missing 0, errors 0" in out
+    result = CaseResult.objects.get(case=s["cases"][0])
+    assert result.output == "No\u2028(see the policy)"

@@ -1,6 +1,5 @@
 """manage.py run_eval DATASET [--target SLUG | --outputs FILE] [--candidate ID] [--tier trusted]"""
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -10,24 +9,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from datasets_app.choices import Tier
 from datasets_app.models import Dataset
+from gates_app.client import ClientError, read_outputs
 from grading_app.models import Run, Target
 from grading_app.outputs import parse_outputs
 from grading_app.services import start_run
-
-
-def read_jsonl(path: Path) -> list[Any]:
-    items = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"cannot read {path}: {exc}") from None
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                items.append(json.loads(line))
-            except ValueError as exc:
-                raise CommandError(f"{path} line {number}: not valid JSON ({exc})") from None
-    return items
 
 
 class Command(BaseCommand):
@@ -53,7 +38,13 @@ class Command(BaseCommand):
                 if target is None:
                     raise CommandError(f"No target with slug {options['target']!r}.")
             else:
-                outputs = parse_outputs(read_jsonl(options["outputs"]))
+                # The evalgate CLI's reader: a byte-order mark, CRLF endings and U+2028 inside
+                # JSON strings read the same whichever way a file of outputs is sent.
+                try:
+                    lines = read_outputs(str(options["outputs"]))
+                except ClientError as exc:
+                    raise CommandError(str(exc)) from None
+                outputs = parse_outputs(lines)
             run = start_run(
                 dataset=dataset,
                 candidate=options["candidate"],

@@ -1,0 +1,289 @@
+"""promptfoo assertions -> keys of a case's `expected` (read by graders), judge rubric drafts
+and gate rules; every assertion that cannot be carried is recorded as dropped, with its line.
+
+What each assertion type becomes is the table in README ("Moving from promptfoo").
+"""
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Any
+
+from datasets_app.importers.base import Batch, RuleSpec, kind_of
+from datasets_app.importers.checks import carry, carry_judge
+
+ASSERT_FIELDS = {
+    "type",
+    "value",
+    "threshold",
+    "weight",
+    "metric",
+    "transform",
+    "config",
+    "provider",
+    "rubricPrompt",
+    "contextTransform",
+    "assert",
+}
+
+# Substring types: (expected key, per-case options, how the value is read). Case-insensitive
+# "all" checks keep the conventional `contains` key (the contains grader ignores case).
+SUBSTRINGS = {
+    "contains": ("contains_all", {}, "one"),
+    "icontains": ("contains", {}, "one"),
+    "contains-all": ("contains_all", {}, "all"),
+    "icontains-all": ("contains", {}, "all"),
+    "contains-any": ("contains_any", {}, "any"),
+    "icontains-any": ("contains_any", {"case_sensitive": False}, "any"),
+}
+# not- variants of substring types: "none of these" (not_contains ignores case), or a negated
+# check (not-contains-all passes unless every string is there).
+NEGATED_SUBSTRINGS = {
+    "contains": ("contains_any", {"negate": True}),
+    "icontains": ("not_contains", {}),
+    "contains-any": ("contains_any", {"negate": True}),
+    "icontains-any": ("not_contains", {}),
+    "contains-all": ("contains_all", {"negate": True}),
+    "icontains-all": ("contains_all", {"case_sensitive": False, "negate": True}),
+}
+FOREIGN_CODE = {"javascript", "python", "ruby", "webhook"}
+# Reference-score types: (expected key, promptfoo's default threshold).
+SCORES = {
+    "levenshtein": ("levenshtein", None),
+    "rouge-n": ("rouge_n", 0.75),
+    "similar": ("similar", 0.8),
+    "similar:cosine": ("similar", 0.8),
+}
+JUDGES = {
+    "llm-rubric": ("llm_rubric", "promptfoo llm-rubric"),
+    "model-graded-closedqa": ("closedqa", "promptfoo model-graded-closedqa"),
+}
+RULE_METRICS = {"latency": ("latency_p95_ms", "ms"), "cost": ("cost_per_case_usd", "USD")}
+TOOL_CALL_TYPES = ("is-valid-openai-tools-call", "is-valid-openai-function-call")
+
+
+@dataclasses.dataclass
+class Target:
+    """Where one test's assertions land: its expected keys and its tags; the provider's tool
+    definitions, for tool-call assertions."""
+
+    expected: dict[str, Any]
+    tags: list[str]
+    tools: list[Any] = dataclasses.field(default_factory=list)
+
+
+Loader = Callable[[Any, int], Any]
+
+
+def translate(
+    batch: Batch, asserts: list[tuple[int, Any]], target: Target, load: Loader, *, has_threshold: bool
+) -> None:
+    """Carry each (line, assertion) of a test into ``target``, or record it as dropped."""
+    for line, check in asserts:
+        _one(batch, line, check, target, load, has_threshold=has_threshold)
+
+
+def _one(batch: Batch, line: int, check: Any, target: Target, load: Loader, *, has_threshold: bool) -> None:
+    if not isinstance(check, dict) or not isinstance(check.get("type"), str):
+        batch.error(line, "assert", f"an assertion must be a mapping with a type, not {kind_of(check)}")
+        return
+    kind = check["type"]
+    construct = f"assert {kind}"
+    unknown = sorted(set(check) - ASSERT_FIELDS)
+    if unknown:
+        batch.error(line, "assert", f"{kind}: unknown field(s) {', '.join(unknown)}")
+        return
+    if check.get("transform") or check.get("contextTransform"):
+        batch.drop(line, construct, "its transform is JavaScript or Python, and no foreign code is run")
+        return
+    for field in ("config", "provider", "rubricPrompt"):
+        if check.get(field):
+            batch.drop(line, construct, f"{field} is not carried (the judge and its prompt are Evalgate's)")
+            return
+    if kind == "assert-set":
+        _assert_set(batch, line, check, target, load, has_threshold=has_threshold)
+        return
+    if isinstance(check.get("metric"), str) and check["metric"]:
+        # A named metric groups assertions into one score in promptfoo's report; here a tag
+        # on the case, so gate rules and run pages can scope to it.
+        tag = f"metric:{check['metric']}"
+        if tag not in target.tags:
+            target.tags.append(tag)
+    negated = kind.startswith("not-")
+    base = kind[4:] if negated else kind
+    value = load(check.get("value"), line)
+    if value is FAILED:
+        return
+    negate = {"negate": True} if negated else {}
+    if base in FOREIGN_CODE:
+        batch.drop(line, construct, "it runs JavaScript, Python or a webhook, and no foreign code is run")
+    elif base in SUBSTRINGS:
+        _substring(batch, line, construct, base, negated, value, target)
+    elif base in ("equals", "starts-with"):
+        _text_check(batch, line, construct, base, value, negate, target)
+    elif base == "regex" and isinstance(value, str):
+        if problem := _regex_problem(value):
+            batch.error(line, "assert", f"regex {value!r} is not a valid regular expression: {problem}")
+        else:
+            key = "not_pattern" if negated else "pattern"
+            carry(batch, target.expected, key, value, line=line, construct=construct)
+    elif base in ("is-json", "contains-json"):
+        if value is not None and not isinstance(value, dict):
+            batch.error(
+                line, "assert", f"{base}: the value must be a JSON Schema object, not {kind_of(value)}"
+            )
+            return
+        carry(
+            batch,
+            target.expected,
+            base.replace("-", "_"),
+            True,
+            line=line,
+            construct=construct,
+            options={"schema": value, **negate},
+        )
+    elif base in SCORES and isinstance(value, str):
+        key, default = SCORES[base]
+        threshold = check.get("threshold")
+        if threshold is None and default is not None:
+            threshold = default  # promptfoo's own default, which the grader's may not be
+        if base == "levenshtein" and threshold is not None:
+            threshold = int(threshold) if float(threshold).is_integer() else threshold
+        carry(
+            batch,
+            target.expected,
+            key,
+            value,
+            line=line,
+            construct=construct,
+            options={"threshold": threshold, **negate},
+        )
+    elif base == "is-refusal":
+        carry(batch, target.expected, "must_refuse", not negated, line=line, construct=construct)
+    elif base in TOOL_CALL_TYPES and not negated:
+        _tool_definitions(batch, line, construct, target)
+    elif base in JUDGES and not negated:
+        _judge(batch, line, construct, base, value, check.get("threshold"), target)
+    elif base in RULE_METRICS and not negated:
+        _rule(batch, line, construct, base, check.get("threshold"), target)
+    elif base in ("similar:dot", "similar:euclidean"):
+        batch.drop(line, construct, "Evalgate's embedding similarity is the cosine only")
+    elif negated and (base in JUDGES or base in RULE_METRICS or base in TOOL_CALL_TYPES):
+        batch.drop(line, construct, "no grader negates this check")
+    else:
+        batch.drop(line, construct, "Evalgate has no grader for this assertion type")
+
+
+def _assert_set(
+    batch: Batch, line: int, check: dict[str, Any], target: Target, load: Loader, *, has_threshold: bool
+) -> None:
+    """An assert-set without a threshold passes when all its assertions pass: the same as
+    listing them in the test. With a threshold it is a weighted score, which is not carried."""
+    if check.get("threshold") is not None:
+        batch.drop(line, "assert assert-set", "its threshold scores the set as a weighted average")
+        return
+    inner = check.get("assert")
+    if not isinstance(inner, list):
+        batch.error(line, "assert", "assert-set: `assert` must be a list of assertions")
+        return
+    translate(batch, [(line, item) for item in inner], target, load, has_threshold=has_threshold)
+
+
+def _substring(
+    batch: Batch, line: int, construct: str, base: str, negated: bool, value: Any, target: Target
+) -> None:
+    key, options, arity = SUBSTRINGS[base]
+    if isinstance(value, int | float) and not isinstance(value, bool) and arity == "one":
+        value = str(value)  # promptfoo compares String(value)
+    if arity == "one" and not isinstance(value, str):
+        batch.error(line, "assert", f"{base}: the value must be a string, not {kind_of(value)}")
+        return
+    if arity != "one" and isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]  # promptfoo splits on commas
+    if arity != "one" and not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        batch.error(line, "assert", f"{base}: the value must be a list of strings")
+        return
+    values = [value] if arity == "one" else list(value)
+    if negated:
+        key, options = NEGATED_SUBSTRINGS[base]
+    carry(batch, target.expected, key, values, line=line, construct=construct, options=options)
+
+
+def _text_check(
+    batch: Batch, line: int, construct: str, base: str, value: Any, negate: dict[str, Any], target: Target
+) -> None:
+    """equals (text character for character, or a JSON value compared as JSON) and starts-with."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # promptfoo compares the output text with String(value)
+    if base == "starts-with" and not isinstance(value, str):
+        batch.error(line, "assert", f"starts-with: the value must be a string, not {kind_of(value)}")
+    elif value is None or isinstance(value, bool):
+        batch.error(line, "assert", f"{base}: a value is required")
+    else:
+        key = "equals" if base == "equals" else "starts_with"
+        carry(batch, target.expected, key, value, line=line, construct=construct, options=negate)
+
+
+def _tool_definitions(batch: Batch, line: int, construct: str, target: Target) -> None:
+    """promptfoo checks tool calls against the tools its provider declares: those definitions
+    become the case's expected.tool_definitions, read by the tool_schema grader."""
+    if not target.tools:
+        batch.drop(line, construct, "the config's provider declares no tools or functions to check against")
+        return
+    carry(batch, target.expected, "tool_definitions", target.tools, line=line, construct=construct)
+
+
+def _judge(
+    batch: Batch, line: int, construct: str, base: str, value: Any, threshold: Any, target: Target
+) -> None:
+    if not isinstance(value, str) or not value.strip():
+        batch.error(line, "assert", f"{base}: the value must be the rubric text")
+        return
+    if threshold is not None and not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
+        batch.error(line, "assert", f"{base}: threshold must be a number from 0 to 1")
+        return
+    key, name = JUDGES[base]
+    carry_judge(
+        batch,
+        target.expected,
+        source="promptfoo",
+        key=key,
+        text=value,
+        threshold=threshold,
+        line=line,
+        construct=construct,
+        name=name,
+    )
+
+
+def _rule(batch: Batch, line: int, construct: str, base: str, threshold: Any, target: Target) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
+        batch.error(line, "assert", f"{base}: threshold must be a number >= 0")
+        return
+    metric, unit = RULE_METRICS[base]
+    tag = f"promptfoo-{base}-{threshold:g}"
+    if tag not in target.tags:
+        target.tags.append(tag)
+    batch.need_rule(
+        RuleSpec(
+            name=f"promptfoo {base} <= {threshold:g} {unit}",
+            metric=metric,
+            threshold=float(threshold),
+            scope={"tags": [tag]},
+        )
+    )
+
+
+def _regex_problem(pattern: str) -> str | None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return str(exc)
+    return None
+
+
+class _Failed:
+    """The value could not be loaded (the loader reported why)."""
+
+
+FAILED = _Failed()

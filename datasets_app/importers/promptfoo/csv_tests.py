@@ -1,0 +1,248 @@
+"""promptfoo's CSV test files: every column is a var except the `__` ones, which promptfoo reads
+as `__expected[N]` (an assertion written as a string), `__description`, `__metric`,
+`__threshold`, `__prefix`/`__suffix`, `__metadata:NAME` (and `NAME[]`, a comma list) and
+`__config:__expected[N]:threshold`. The same here, row by row, with the row's real line."""
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from datasets_app.importers.base import Batch
+from datasets_app.importers.csv_cases import csv_records
+
+# promptfoo's assertion types (0.121), for reading "type:value" strings as it does.
+ASSERTION_TYPES = [
+    "agent-rubric",
+    "answer-relevance",
+    "bleu",
+    "classifier",
+    "contains",
+    "contains-all",
+    "contains-any",
+    "contains-html",
+    "contains-json",
+    "contains-sql",
+    "contains-xml",
+    "context-faithfulness",
+    "context-recall",
+    "context-relevance",
+    "conversation-relevance",
+    "cost",
+    "equals",
+    "factuality",
+    "finish-reason",
+    "g-eval",
+    "gleu",
+    "guardrails",
+    "icontains",
+    "icontains-all",
+    "icontains-any",
+    "is-html",
+    "is-json",
+    "is-refusal",
+    "is-sql",
+    "is-valid-function-call",
+    "is-valid-openai-function-call",
+    "is-valid-openai-tools-call",
+    "is-xml",
+    "javascript",
+    "latency",
+    "levenshtein",
+    "llm-rubric",
+    "pi",
+    "meteor",
+    "model-graded-closedqa",
+    "model-graded-factuality",
+    "moderation",
+    "perplexity",
+    "perplexity-score",
+    "python",
+    "regex",
+    "rouge-n",
+    "ruby",
+    "similar",
+    "similar:cosine",
+    "similar:dot",
+    "similar:euclidean",
+    "starts-with",
+    "tool-call-f1",
+    "skill-used",
+    "trajectory:goal-success",
+    "trajectory:tool-args-match",
+    "trajectory:step-count",
+    "trajectory:tool-sequence",
+    "trajectory:tool-used",
+    "trace-error-spans",
+    "trace-span-count",
+    "trace-span-duration",
+    "search-rubric",
+    "webhook",
+    "word-count",
+]
+_ASSERTION = re.compile(
+    r"^(not-)?("
+    + "|".join(re.escape(t) for t in ASSERTION_TYPES)
+    + r")(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$"
+)
+_THRESHOLD_DEFAULTS = {"similar": 0.8}
+_THRESHOLD_TYPES = {
+    "answer-relevance",
+    "classifier",
+    "context-faithfulness",
+    "context-recall",
+    "context-relevance",
+    "cost",
+    "latency",
+    "levenshtein",
+    "perplexity-score",
+    "perplexity",
+    "rouge-n",
+    "similar",
+    "starts-with",
+}
+_SPECIAL = (
+    "__expected",
+    "__prefix",
+    "__suffix",
+    "__description",
+    "__providerOutput",
+    "__metric",
+    "__threshold",
+    "__metadata",
+    "__config",
+)
+
+
+def assertion_from_string(text: str) -> dict[str, Any]:
+    """An `__expected` cell as promptfoo reads it: `type:value`, `type(threshold):value`,
+    `grade:`/`llm-rubric:`, `javascript:`/`fn:`/`eval:`, `python:`, else an equals check."""
+    for prefix in ("javascript:", "fn:", "eval:"):
+        if text.startswith(prefix):
+            return {"type": "javascript", "value": text[len(prefix) :].strip()}
+    for prefix in ("grade:", "llm-rubric:"):
+        if text.startswith(prefix):
+            return {"type": "llm-rubric", "value": text[len(prefix) :]}
+    if text.startswith("python:"):
+        return {"type": "python", "value": text[len("python:") :].strip()}
+    if text.startswith("file://") and (".py" in text or text.endswith((".js", ".ts", ".mjs", ".cjs"))):
+        return {"type": "python" if ".py" in text else "javascript", "value": text}
+    match = _ASSERTION.match(text)
+    if match is None:
+        return {"type": "equals", "value": text}
+    negated, kind, threshold, value = match.groups()
+    full = f"not-{kind}" if negated else kind
+    if kind in ("contains-all", "contains-any", "icontains-all", "icontains-any"):
+        return {"type": full, "value": _comma_list(value) if value else value}
+    if kind in ("contains-json", "is-json"):
+        return {"type": full, "value": value}
+    result: dict[str, Any] = {"type": full, "value": value.strip() if value is not None else None}
+    if kind in _THRESHOLD_TYPES:
+        result["threshold"] = float(threshold) if threshold else _THRESHOLD_DEFAULTS.get(kind, 0.75)
+    return result
+
+
+def _comma_list(value: str) -> list[str]:
+    """promptfoo's comma-separated values: "a, b" or quoted fields ("a, with comma", b)."""
+    fields, i = [], 0
+    while i < len(value):
+        while i < len(value) and value[i] in ", \t":
+            i += 1
+        if i >= len(value):
+            break
+        if value[i] == '"':
+            end = i + 1
+            text = []
+            while end < len(value):
+                if value[end] == '"' and end + 1 < len(value) and value[end + 1] == '"':
+                    text.append('"')
+                    end += 2
+                elif value[end] == '"':
+                    break
+                else:
+                    text.append(value[end])
+                    end += 1
+            fields.append("".join(text))
+            i = end + 1
+        else:
+            end = value.find(",", i)
+            end = len(value) if end == -1 else end
+            fields.append(value[i:end].strip())
+            i = end
+    return fields
+
+
+def _number(cell: str) -> float | None:
+    try:
+        number = float(cell.strip())
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def csv_tests(text: str, batch: Batch) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, test) of each row of a promptfoo CSV tests file."""
+    for line, header, cells in csv_records(text, batch):
+        if not cells:
+            continue
+        test = _row(line, header, cells, batch)
+        if test is not None:
+            yield line, test
+
+
+def _row(line: int, header: list[str], cells: dict[str, str], batch: Batch) -> dict[str, Any] | None:
+    variables: dict[str, Any] = {}
+    asserts: list[dict[str, Any]] = []
+    metadata: dict[str, Any] = {}
+    options: dict[str, str] = {}
+    configs: dict[int, float] = {}
+    test: dict[str, Any] = {}
+    for name in header:
+        value = cells[name]
+        if name.startswith("__expected"):
+            if value.strip():
+                asserts.append(assertion_from_string(value.strip()))
+        elif name in ("__prefix", "__suffix"):
+            options[name[2:]] = value
+        elif name == "__description":
+            test["description"] = value
+        elif name == "__metric":
+            test["__metric"] = value
+        elif name == "__threshold":
+            number = _number(value)
+            if number is not None:
+                test["threshold"] = number
+        elif name.startswith("__metadata:"):
+            key = name[len("__metadata:") :]
+            if key.endswith("[]") and value.strip():
+                parts = re.split(r"(?<!\\),", value)
+                metadata[key[:-2]] = [part.strip().replace("\\,", ",") for part in parts]
+            elif value.strip():
+                metadata[key] = value
+        elif name.startswith("__config:"):
+            match = re.fullmatch(r"__config:__expected(\d*):threshold", name)
+            number = _number(value)
+            if match is None or number is None:
+                batch.error(line, name, "use __config:__expected[N]:threshold with a number")
+                return None
+            configs[int(match.group(1)) - 1 if match.group(1) else 0] = number
+        elif name == "__providerOutput":
+            test["providerOutput"] = value
+        elif name.startswith("__") and any(name.startswith(s) for s in _SPECIAL):
+            batch.error(line, name, f"unknown promptfoo column {name!r}")
+            return None
+        else:
+            variables[name] = value
+    for position, check in enumerate(asserts):
+        if test.get("__metric"):
+            check["metric"] = test["__metric"]
+        # promptfoo applies __config:__expectedN to the Nth assertion of the row (in order).
+        if position in configs:
+            check["threshold"] = configs[position]
+    test.pop("__metric", None)
+    test["vars"] = variables
+    test["assert"] = asserts
+    if options:
+        test["options"] = options
+    if metadata:
+        test["metadata"] = metadata
+    return test

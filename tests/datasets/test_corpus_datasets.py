@@ -1,0 +1,130 @@
+"""inspect_ai datasets, DeepEval goldens, LangSmith and Langfuse exports from tests/datasets/corpus."""
+
+from tests.datasets.corpus_helpers import dropped, errors, expected, graders, messages, read
+
+REFERENCE_HINT = (
+    "the source checks it in code (a scorer or metric): pass --reference-as (answer, equals, contains, "
+    "contains_cs, contains_any, contains_any_cs) to say which check it is"
+)
+
+
+def test_inspect_jsonl_with_chat_input_and_a_target_list_as_includes():
+    plan = read("inspect/arithmetic.jsonl", "inspect", reference_as="contains_any")
+
+    assert errors(plan) == [] and dropped(plan) == []
+    assert [(s.key, s.tags) for s in plan.specs] == [("add-1", ["difficulty:easy"]), ("sample-2", [])]
+    assert messages(plan)["sample-2"] == [
+        {"role": "system", "content": "Answer with a number."},
+        {"role": "user", "content": "What is 3 * 3?"},
+    ]
+    assert expected(plan) == {  # includes(): any target, ignoring case
+        "add-1": {"contains_any": {"value": ["4"], "case_sensitive": False}},
+        "sample-2": {"contains_any": {"value": ["9", "nine"], "case_sensitive": False}},
+    }
+    assert graders(plan) == {"contains-any": ("contains_any", {}, None)}
+
+
+def test_inspect_csv_with_renamed_fields():
+    plan = read(
+        "inspect/capitals.csv", "inspect", input_field="question", ideal_field="answer", reference_as="answer"
+    )
+
+    assert [(s.key, s.line, s.input, s.expected) for s in plan.specs] == [
+        (
+            "fr",
+            2,
+            {
+                "messages": [{"role": "user", "content": "What is the capital of France?"}],
+                "vars": {"region": "europe"},
+            },
+            {"answer": "Paris"},
+        ),
+        (
+            "jp",
+            3,
+            {
+                "messages": [{"role": "user", "content": "What is the capital of Japan?"}],
+                "vars": {"region": "asia"},
+            },
+            {"answer": "Tokyo"},
+        ),
+    ]
+
+
+def test_inspect_without_a_scorer_keeps_the_target_unchecked_and_says_so():
+    plan = read("inspect/choices.json", "inspect")
+
+    (spec,) = plan.specs
+    assert spec.input["vars"] == {"choices": ["Mars", "Jupiter", "Venus"]}
+    assert spec.expected == {"reference": "B"}
+    assert dropped(plan) == [
+        "line 2: files: it prepares a sandbox, which Evalgate does not run",
+        "line 2: setup: it prepares a sandbox, which Evalgate does not run",
+        f"line 2: target: {REFERENCE_HINT}",
+    ]
+
+
+def test_deepeval_goldens_carry_context_metadata_and_expected_tools():
+    plan = read("deepeval/goldens.json", "deepeval", reference_as="answer")
+
+    first, tools = plan.specs
+    assert (first.key, first.tags) == ("golden-1", ["product:web", "comments:from ticket 812"])
+    assert first.input == {
+        "messages": [{"role": "user", "content": "How do I reset my password?"}],
+        "vars": {"context": ["Passwords are reset from the sign-in page."]},
+    }
+    assert first.expected == {"answer": "Use the 'Forgot password' link on the sign-in page."}
+    assert (tools.key, tools.expected) == ("refund-tool", {"tools": ["lookup_order", "issue_refund"]})
+    assert dropped(plan) == [
+        "line 9: actual_output: it records one past run's output, not what a case expects",
+        "line 9: retrieval_context: it records one past run's output, not what a case expects",
+        "line 9: expected_tools: tool arguments and outputs are not checked yet (names are)",
+    ]
+
+
+def test_deepeval_conversational_golden_becomes_the_conversation_so_far():
+    plan = read("deepeval/conversations.json", "deepeval", reference_as="contains")
+
+    (spec,) = plan.specs
+    assert [m["role"] for m in spec.input["messages"]] == ["user", "assistant", "user"]
+    assert spec.input["vars"] == {
+        "scenario": "A customer whose parcel is lost asks for a replacement.",
+        "user_description": "Impatient, on mobile",
+    }
+    assert spec.expected == {"contains": ["The assistant offers a replacement or a refund."]}
+    assert dropped(plan) == []
+
+
+def test_deepeval_csv_goldens_read_json_cells():
+    plan = read("deepeval/goldens.csv", "deepeval", reference_as="contains")
+
+    assert expected(plan) == {
+        "golden-1": {"contains": ["Nine to five, Monday to Friday."]},
+        "golden-2": {"tools": ["cancel_subscription"]},
+    }
+    assert plan.specs[0].input["vars"] == {"context": ["Open 9-17 on weekdays"]}
+
+
+def test_langsmith_jsonl_and_csv_exports():
+    plan = read("langsmith/examples.jsonl", "langsmith", reference_as="answer")
+
+    assert [(s.key, s.tags) for s in plan.specs] == [("3f1c", ["source:docs"]), ("9a2b", [])]
+    assert plan.specs[1].input == {
+        "vars": {"question": "Can I export datasets?", "user": "u-7"},
+        "messages": [{"role": "user", "content": "Can I export datasets?"}],
+    }
+    assert expected(plan)["3f1c"] == {"answer": "A platform to trace and evaluate LLM apps."}
+    csv_plan = read("langsmith/examples.csv", "langsmith")
+    assert expected(csv_plan) == {"example-1": {"reference": "Yes"}}
+    assert dropped(csv_plan) == [f"line 2: outputs: {REFERENCE_HINT}"]
+
+
+def test_langfuse_items_with_message_or_text_input():
+    plan = read("langfuse/items.jsonl", "langfuse", reference_as="equals", input_field="messages")
+
+    assert errors(plan) == []
+    assert messages(plan) == {
+        "item-1": [{"role": "user", "content": "Translate 'cat' to French"}],
+        "item-2": [{"role": "user", "content": "Translate 'dog' to French"}],
+    }
+    assert expected(plan) == {"item-1": {"equals": "chat"}, "item-2": {"equals": "chien"}}

@@ -1,0 +1,280 @@
+"""promptfoo suites from tests/datasets/corpus/promptfoo: what each file becomes, exactly."""
+
+from tests.datasets.corpus_helpers import cases, dropped, errors, expected, graders, messages, read
+
+TEMPLATE = "You answer for Acme support. Customer asks: {{question}}"
+
+
+def test_basic_config_renders_the_prompt_and_carries_each_assertion_with_its_case_sensitivity():
+    plan = read("promptfoo/basic/promptfooconfig.yaml", "promptfoo")
+
+    assert errors(plan) == [] and dropped(plan) == []
+    refund, order, phone = plan.specs
+    assert (refund.key, refund.line, refund.tier, refund.failure_class, refund.risk, refund.tags) == (
+        "refund-after-40-days",
+        11,
+        "trusted",
+        "refunds",
+        "high",
+        ["region:eu"],
+    )
+    assert refund.input == {
+        "messages": [
+            {
+                "role": "user",
+                "content": "You answer for Acme support. Customer asks: Can I get a refund after 40 days?",
+            }
+        ],
+        "vars": {"question": "Can I get a refund after 40 days?"},
+        "prompt_template": TEMPLATE,
+    }
+    # defaultTest's assertion first, as promptfoo runs it; contains keeps its case, icontains-any not.
+    assert refund.expected == {
+        "not_contains": ["as an ai"],
+        "contains_all": ["30 days"],  # case as written: contains_all's default
+        # YAML 1.2: `no` is text, as promptfoo reads it; icontains-any ignores case for this case only.
+        "contains_any": {"value": ["no", "not possible"], "case_sensitive": False},
+        "starts_with": "No",
+    }
+    assert order.expected == {
+        "not_contains": ["as an ai"],
+        "is_json": {"value": True, "schema": {"type": "object", "required": ["order_id"]}},
+        "equals": {"value": {"order_id": 7, "status": "shipped"}},  # compared as JSON
+    }
+    assert (phone.key, phone.line) == ("test-3", 30)
+    assert phone.expected == {"not_contains": ["as an ai"], "pattern": r"\+1 \d{3}", "equals": "+1 555 0100"}
+    assert graders(plan) == {
+        "not-contains": ("not_contains", {}, None),
+        "contains-all": ("contains_all", {}, None),
+        "contains-any": ("contains_any", {}, None),
+        "starts-with": ("starts_with", {}, None),
+        "is-json": ("is_json", {}, None),
+        "equals": ("equals", {}, None),
+        "regex": ("regex", {}, None),
+    }
+
+
+def test_csv_tests_follow_promptfoos_column_conventions():
+    plan = read("promptfoo/csv/promptfooconfig.yaml", "promptfoo")
+
+    assert errors(plan) == []
+    assert [(s.key, s.line, s.tier, s.tags) for s in plan.specs] == [
+        ("greeting", 2, "trusted", ["greeting", "short", "metric:fluency"]),
+        ("night", 3, "monitoring", ["evening", "metric:fluency"]),
+        ("thanks", 4, "monitoring", []),
+    ]
+    assert messages(plan)["greeting"] == [
+        {"role": "user", "content": "Convert this English to French: Hello world"}
+    ]
+    assert plan.specs[2].input["vars"] == {"language": "German", "input": "Thank you, friend"}
+    assert expected(plan) == {
+        "greeting": {"contains": ["bonjour"], "starts_with": "Bonjour"},
+        "night": {"contains_any": ["noches", "buenas noches"], "equals": "Buenas noches"},
+        "thanks": {"equals": "Danke"},  # a plain __expected cell is an equals check
+    }
+    # __threshold is a test threshold: a weighted average that Evalgate does not compute.
+    assert dropped(plan) == [
+        "translations.csv line 4: threshold: promptfoo passes such a test on a weighted average of its "
+        "assertions' scores; Evalgate grades each check on its own"
+    ]
+
+
+def test_file_tests_globs_and_two_prompts_make_one_case_per_prompt_and_test():
+    plan = read("promptfoo/multi/promptfooconfig.json", "promptfoo")
+
+    assert errors(plan) == [] and dropped(plan) == []
+    assert [s.key for s in plan.specs] == [
+        "shipping@prompts-1",
+        "shipping@prompts-2",
+        "warranty@prompts-1",
+        "warranty@prompts-2",
+        "payment@prompts-1",
+        "payment@prompts-2",
+        "inline@prompts-1",
+        "inline@prompts-2",
+    ]
+    assert messages(plan)["warranty@prompts-2"] == [
+        {"role": "user", "content": "Be brief and formal. Topic: warranty"}  # the test's tone wins
+    ]
+    assert messages(plan)["inline@prompts-1"] == [
+        {"role": "user", "content": "Answer in a polite way: returns"}
+    ]
+    never_error = {"value": ["ERROR"], "negate": True}  # not-contains: none of them, case as written
+    assert expected(plan)["shipping@prompts-1"] == {"contains_any": never_error, "contains": ["days"]}
+    assert expected(plan)["warranty@prompts-1"] == {
+        "contains_any": never_error,
+        "contains_all": ["year", "warranty"],
+    }
+    assert expected(plan)["payment@prompts-2"] == {"contains_any": never_error, "pattern": "(card|cash)"}
+
+
+def test_what_cannot_be_carried_is_listed_with_its_line_and_the_rest_is_kept():
+    plan = read("promptfoo/lossy/promptfooconfig.yaml", "promptfoo")
+
+    assert errors(plan) == []
+    assert expected(plan) == {
+        "kept-and-dropped": {
+            "contains": ["refund"],  # its weight 2 decides nothing without the (dropped) test threshold
+            "similar": {"value": "Refunds within 30 days", "threshold": 0.8},
+            "levenshtein": {"value": "Refunds within 30 days", "threshold": 5},
+            "rouge_n": {"value": "Refunds within 30 days", "threshold": 0.75},  # promptfoo's default
+            "contains_json": True,
+            "equals": {"value": "I don't know", "negate": True},
+        }
+    }
+    assert dropped(plan) == [
+        "line 10: threshold: promptfoo passes such a test on a weighted average of its assertions' scores; "
+        "Evalgate grades each check on its own",
+        "line 4: defaultTest.options.transform: it rewrites the output with JavaScript or Python before the "
+        "assertions, and no foreign code is run",
+        "line 7: assert javascript: it runs JavaScript, Python or a webhook, and no foreign code is run",
+        "line 26: assert is-valid-openai-function-call: the config's provider declares no tools or functions "
+        "to check against",
+        "line 27: assert python: it runs JavaScript, Python or a webhook, and no foreign code is run",
+        "line 31: assert icontains: its transform is JavaScript or Python, and no foreign code is run",
+    ]
+
+
+def test_not_variants_similarity_scores_and_tool_calls_against_the_providers_tools():
+    plan = read("promptfoo/negations/promptfooconfig.yaml", "promptfoo")
+
+    assert errors(plan) == [] and dropped(plan) == []
+    refund, summary = plan.specs
+    parameters = {"type": "object", "properties": {"order": {"type": "integer"}}, "required": ["order"]}
+    assert refund.expected == {
+        "tool_definitions": [
+            {"type": "function", "function": {"name": "issue_refund", "parameters": parameters}}
+        ],
+        "contains_any": {"value": ["Sorry"], "negate": True},
+        "contains_all": {"value": ["refund", "denied"], "case_sensitive": False, "negate": True},
+        "equals": {"value": "I cannot help.", "negate": True},
+        "starts_with": {"value": "Unfortunately", "negate": True},
+        "not_pattern": "[Ll]awyer",
+        "is_json": {"value": True, "negate": True},
+    }
+    assert summary.expected == {
+        "similar": {"value": "Refunds are possible within 30 days.", "threshold": 0.8},
+        "levenshtein": {"value": "Refunds within 30 days.", "threshold": 12},
+        "rouge_n": {"value": "Refunds are possible within 30 days of purchase", "threshold": 0.6},
+        "contains_json": {"value": True, "schema": {"type": "object", "required": ["days"]}},
+        # Two contains-any assertions: two checks, both must hold.
+        "contains_any": [
+            {"value": ["30 days", "thirty days"]},
+            {"value": ["refund", "money back"], "case_sensitive": False},
+        ],
+    }
+    assert graders(plan)["not-regex"] == ("regex", {"expected_field": "not_pattern", "negate": True}, None)
+    assert graders(plan)["tool-schema"] == ("tool_schema", {}, None)
+
+
+def test_every_imported_expectation_is_read_by_its_grader_without_error():
+    """The shapes written are the ones the grader kinds read (a wrong shape is a grade error)."""
+    from grading_app.graders import GradingInput, get_kind
+
+    for suite in ("basic", "csv", "negations", "lossy", "judges", "chat"):
+        plan = read(f"promptfoo/{suite}/promptfooconfig.yaml", "promptfoo")
+        for spec in plan.specs:
+            for grader in plan.graders:
+                kind = get_kind(grader.kind)
+                if kind.needs_rubric or grader.kind == "embedding_similarity":
+                    continue  # they call a model
+                config = kind.validate_config(grader.config)
+                item = GradingInput(case_input=spec.input, expected=spec.expected, output="some answer")
+                kind.evaluate(item, config)  # raises on a shape the kind does not read
+
+
+def test_judge_assertions_become_rubric_drafts_and_latency_and_cost_become_gate_rules():
+    plan = read("promptfoo/judges/promptfooconfig.yaml", "promptfoo")
+
+    assert errors(plan) == [] and dropped(plan) == []
+    assert cases(plan)["angry-customer"][1:] == (
+        {"llm_rubric": "Apologises and offers a concrete next step"},
+        ["promptfoo-latency-3000", "promptfoo-cost-0.002"],
+    )
+    assert cases(plan)["closed-question"][1:] == (
+        {
+            "closedqa": "Says whether shipping to Norway is possible",
+            "llm_rubric@0.8": "Is concise",
+            "not_contains": ["lawsuit", "lawyer"],
+            "must_refuse": True,
+        },
+        ["promptfoo-latency-3000", "metric:safety"],
+    )
+    assert [(r.slug, r.pass_threshold) for r in plan.rubrics] == [
+        ("promptfoo-llm-rubric", 0.0),
+        ("promptfoo-closedqa", 0.0),
+        ("promptfoo-llm-rubric-min-80", 0.8),
+    ]
+    judges = {slug: spec for slug, spec in graders(plan).items() if spec[0] == "llm_judge"}
+    assert judges == {
+        "promptfoo-llm-rubric": ("llm_judge", {"expected_field": "llm_rubric"}, "promptfoo-llm-rubric"),
+        "promptfoo-closedqa": ("llm_judge", {"expected_field": "closedqa"}, "promptfoo-closedqa"),
+        "promptfoo-llm-rubric-min-80": (
+            "llm_judge",
+            {"expected_field": "llm_rubric@0.8"},
+            "promptfoo-llm-rubric-min-80",
+        ),
+    }
+    assert [(r.name, r.metric, r.threshold, r.scope) for r in plan.rules] == [
+        ("promptfoo latency <= 3000 ms", "latency_p95_ms", 3000.0, {"tags": ["promptfoo-latency-3000"]}),
+        ("promptfoo cost <= 0.002 USD", "cost_per_case_usd", 0.002, {"tags": ["promptfoo-cost-0.002"]}),
+    ]
+
+
+def test_chat_prompt_files_and_list_vars_expand_like_promptfoo():
+    plan = read("promptfoo/chat/promptfooconfig.yaml", "promptfoo")
+
+    assert errors(plan) == []
+    assert messages(plan) == {
+        "sizes-1": [
+            {"role": "system", "content": "You sell shirts."},
+            {"role": "user", "content": "Do you have a small shirt?"},
+        ],
+        "sizes-2": [
+            {"role": "system", "content": "You sell shirts."},
+            {"role": "user", "content": "Do you have a large shirt?"},
+        ],
+        # With a prefix the rendered text is no longer a JSON chat: one user turn, as promptfoo sends it.
+        "no-expansion": [
+            {
+                "role": "user",
+                "content": 'Q: [{"role":"system","content":"You sell hats."},'
+                '{"role":"user","content":"Do you have a small,large hat?"}]',
+            }
+        ],
+    }
+    assert expected(plan)["sizes-2"] == {"contains": ["large"]}  # the value rendered with the test's vars
+
+
+def test_file_references_outside_the_config_directory_or_missing_are_errors():
+    plan = read("promptfoo/escape/inner/promptfooconfig.yaml", "promptfoo")
+
+    assert errors(plan) == [
+        "line 3: tests: file://../secrets.csv reaches outside the config's directory",
+        "line 4: tests: file://missing.yaml: no such file",
+    ]
+    assert plan.specs == []
+
+
+def test_an_upload_follows_no_file_reference():
+    path = "promptfoo/csv/promptfooconfig.yaml"
+    from datasets_app.importers import read_cases
+    from tests.datasets.corpus_helpers import CORPUS
+
+    plan = read_cases((CORPUS / path).read_bytes(), "promptfoo")
+
+    assert errors(plan) == [
+        "line 4: tests: file://translations.csv refers to a file; an uploaded file's directory is unknown, "
+        "so import it with `manage.py import_cases` from the config's own directory"
+    ]
+
+
+def test_errors_name_real_lines_and_a_default_test_problem_once():
+    plan = read("promptfoo/errors/promptfooconfig.yaml", "promptfoo")
+
+    assert errors(plan) == [
+        "line 4: assert: regex '(unclosed' is not a valid regular expression: missing ), unterminated "
+        "subpattern at position 0",
+        "line 8: test: unknown test field(s): colour",
+        "line 12: assert: contains-all: the value must be a list of strings",
+    ]
