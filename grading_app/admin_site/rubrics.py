@@ -20,7 +20,12 @@ from grading_app import charts, services
 from grading_app.calibration import calibrate, human_pairs
 from grading_app.choices import AlignmentStatus, RubricState
 from grading_app.models import AlignmentProposal, Rubric, RubricVersion
-from grading_app.services.alignment import proposal_refusal, propose_aligned_version, remeasure_alignment
+from grading_app.services.alignment import (
+    has_disagreements,
+    proposal_refusal,
+    propose_aligned_version,
+    remeasure_alignment,
+)
 from grading_app.services.rubrics import EDITABLE_FIELDS, alignment_refusal
 
 
@@ -128,7 +133,8 @@ ALIGNMENT_DECISIONS = [
         "propose_aligned",
         "Propose an aligned draft",
         lambda user, version, note: propose_aligned_version(version, actor=user),
-        lambda user, version: not proposal_refusal(version, user),
+        # Offered where there is something to learn from: a label that disagrees with the judge.
+        lambda user, version: not proposal_refusal(version, user) and has_disagreements(version),
         explanation="A new draft version shows the judge, as examples, cases where people's labels "
         "disagree with it. Its agreement with people is then measured on labelled cases held out "
         "from those examples; it can be signed off only after that.",

@@ -6,6 +6,7 @@ import logging
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from evalproject.queues import enqueue
@@ -30,6 +31,12 @@ def proposal_refusal(version: RubricVersion, actor: AbstractBaseUser) -> str:
     if "{examples}" not in version.prompt_template:
         return "Its prompt template has no {examples} placeholder, so examples would never reach the judge."
     return ""
+
+
+def has_disagreements(version: RubricVersion) -> bool:
+    """Whether some reviewer's label on the version's judged grades says otherwise (one query)."""
+    labels = HumanLabel.objects.filter(grade__rubric_version=version, grade__passed__isnull=False)
+    return labels.exclude(passed=F("grade__passed")).exists()
 
 
 def labelled_grades(version: RubricVersion) -> list[alignment.Labelled]:

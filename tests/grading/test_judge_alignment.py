@@ -201,9 +201,12 @@ def test_an_edit_after_the_measurement_needs_another_measurement(world, fake_ope
 
 def test_the_admin_offers_no_sign_off_of_an_unmeasured_proposal_and_refuses_a_forced_one(world, client):
     owner = world["owner"]
+    client.force_login(owner)
+    # v1's judge disagrees with people on labelled cases: its page offers an aligned draft.
+    v1_page = client.get(f"/admin/grading_app/rubricversion/{world['v1'].pk}/change/")
+    assert b"/decide/propose_aligned/" in v1_page.content
     proposal = propose_aligned_version(world["v1"], actor=make_user(roles=("Rubric owner",)))
     draft = services.submit_rubric_version(proposal.proposed, actor=proposal.proposed.author)
-    client.force_login(owner)
     page = client.get(f"/admin/grading_app/rubricversion/{draft.pk}/change/")
     assert page.status_code == 200
     assert b"/decide/approve/" not in page.content
