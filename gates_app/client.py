@@ -204,6 +204,8 @@ def _post_in_pages(
 def cmd_check(args: argparse.Namespace) -> int:
     base, token = _config()
     body: dict[str, Any] = {"candidate": args.candidate}
+    if args.trials is not None:
+        body["trials"] = args.trials
     if args.outputs:
         body["outputs"] = read_outputs(args.outputs)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
@@ -295,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("gate", help="gate slug")
     check.add_argument("--candidate", required=True, help="release id, e.g. a git sha")
     check.add_argument("--outputs", help="JSONL file: one {case, output, trace, metrics} per line")
+    check.add_argument("--trials", type=int, help="without --outputs: times the gate's target runs each case")
     check.add_argument("--wait", action="store_true", help="poll until the verdict is decided")
     check.add_argument("--timeout", type=float, default=900, help="seconds to wait (default 900)")
     check.add_argument("--idempotency-key", help="retry-safe key for this request")

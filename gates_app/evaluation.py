@@ -164,6 +164,7 @@ class _RuleState:
         self.base_values = _Values(self.spec)
         self.shared = self.regressed = 0
         self.shared_candidate, self.shared_baseline = array("d"), array("d")
+        self.most_trials = 0  # pass^k and consistency are undecided on a run of single trials
 
     def _observe(self, row: CaseRow | None) -> tuple[bool, float | None]:
         """(in scope, value): the value is None where the case counts as missing or errored."""
@@ -178,6 +179,7 @@ class _RuleState:
         value = None
         if row is not None and (self.matches is None or self.matches(row)):
             self.scoped += 1
+            self.most_trials = max(self.most_trials, row.trials)
             if self.spec.aggregate == metrics.ALL:
                 self.pinned_rows.append(row)
             if row.failed_to_produce and not self.spec.counts_failed_cases:
@@ -237,6 +239,12 @@ class _RuleState:
 
         if rule.blocked_reason:
             return decide(Outcome.UNDECIDED, rule.blocked_reason)
+        if spec.needs_trials and self.scoped and self.most_trials < 2:
+            return decide(
+                Outcome.UNDECIDED,
+                f"{rule.metric} needs repeated trials and the run has one trial per case: run the "
+                "check with trials (2 or more), or submit outputs with a trial number",
+            )
         if spec.aggregate == metrics.ALL:
             not_run = [row for row in pinned_not_run if in_scope(row, rule.scope)]
             return _decide_pinned(self.pinned_rows, not_run, result, decide)

@@ -33,6 +33,7 @@ class MetricSpec:
     needs_grader: bool = False
     needs_threshold: bool = True
     counts_failed_cases: bool = False  # error_rate looks at the failures themselves
+    needs_trials: bool = False  # pass^k and consistency: undecided on a run of one trial per case
     # Which cases the metric is about at all; a missing case outside them is not lacking data.
     applies: Callable[[CaseRow], bool] = every_row
     description: str = ""
@@ -44,7 +45,42 @@ def _grade_passed(row: CaseRow, grader: str | None) -> Observation:
         return Observation(None)
     if grade.error or grade.passed is None:
         return Observation(None, errored=True)
+    if grade.passed_n is not None:  # several trials: the share of them that passed
+        return Observation(grade.passed_n / grade.of)
     return Observation(1.0 if grade.passed else 0.0)
+
+
+def _trials_of(row: CaseRow, grader: str | None) -> tuple[int, int] | Observation:
+    """(passed, graded) trials of the grader on the case, or the Observation that ends there."""
+    grade = row.grades.get(grader or "")
+    if grade is None:
+        return Observation(None)
+    if grade.error or grade.passed is None:
+        return Observation(None, errored=True)
+    return grade.passes, grade.of
+
+
+def _all_trials_passed(row: CaseRow, grader: str | None) -> Observation:
+    """pass^k: every one of the case's k trials was graded and passed."""
+    trials = _trials_of(row, grader)
+    if isinstance(trials, Observation):
+        return trials
+    return Observation(1.0 if trials[0] == row.trials else 0.0)
+
+
+def _any_trial_passed(row: CaseRow, grader: str | None) -> Observation:
+    """pass@k: at least one of the case's trials passed."""
+    trials = _trials_of(row, grader)
+    return trials if isinstance(trials, Observation) else Observation(1.0 if trials[0] else 0.0)
+
+
+def _consistency(row: CaseRow, grader: str | None) -> Observation:
+    """The share of the case's graded trials that agree with its most common outcome."""
+    trials = _trials_of(row, grader)
+    if isinstance(trials, Observation):
+        return trials
+    passed, graded = trials
+    return Observation(max(passed, graded - passed) / graded)
 
 
 def _grade_score(row: CaseRow, grader: str | None) -> Observation:
@@ -74,8 +110,8 @@ def _field(name: str) -> Callable[[CaseRow, str | None], Observation]:
 
 def _flag(name: str) -> Callable[[CaseRow, str | None], Observation]:
     def observe(row: CaseRow, _: str | None) -> Observation:
-        value = getattr(row, name)
-        return Observation(None if value is None else float(bool(value)))
+        value = getattr(row, name)  # a bool, or of several trials the share that were true
+        return Observation(None if value is None else float(value))
 
     return observe
 
@@ -95,7 +131,7 @@ _METRICS = {
             "min",
             _grade_passed,
             needs_grader=True,
-            description="Share of graded cases the grader passed.",
+            description="Share of graded cases the grader passed (of k trials: the mean share per case).",
         ),
         MetricSpec(
             "mean_score",
@@ -104,6 +140,33 @@ _METRICS = {
             _grade_score,
             needs_grader=True,
             description="Mean grader score in [0, 1].",
+        ),
+        MetricSpec(
+            "pass_hat_k",
+            RATE,
+            "min",
+            _all_trials_passed,
+            needs_grader=True,
+            needs_trials=True,
+            description="pass^k: share of cases whose every trial the grader passed (a run of k trials).",
+        ),
+        MetricSpec(
+            "pass_at_k",
+            RATE,
+            "min",
+            _any_trial_passed,
+            needs_grader=True,
+            needs_trials=True,
+            description="pass@k: share of cases with at least one trial the grader passed.",
+        ),
+        MetricSpec(
+            "consistency",
+            MEAN,
+            "min",
+            _consistency,
+            needs_grader=True,
+            needs_trials=True,
+            description="Mean share of a case's trials that agree with its most common outcome (1: steady).",
         ),
         MetricSpec(
             "pinned_pass",

@@ -44,17 +44,20 @@ def fingerprint(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def request_fingerprint(candidate: str, outputs: Any, metadata: dict | None, outputs_pages: int = 0) -> str:
+def request_fingerprint(
+    candidate: str, outputs: Any, metadata: dict | None, outputs_pages: int = 0, trials: int = 1
+) -> str:
     """What a check request asks, hashed: the same question gives the same fingerprint
     whether it came through the API (with or without an empty metadata) or a service call."""
-    return fingerprint(
-        {
-            "candidate": candidate,
-            "outputs": outputs,
-            "metadata": metadata or {},
-            "outputs_pages": outputs_pages or 0,
-        }
-    )
+    asked = {
+        "candidate": candidate,
+        "outputs": outputs,
+        "metadata": metadata or {},
+        "outputs_pages": outputs_pages or 0,
+    }
+    if trials != 1:  # keyed only when asked for: a request of one trial keeps its old fingerprint
+        asked["trials"] = trials
+    return fingerprint(asked)
 
 
 def answered_check(gate: Gate, candidate: str, body_fingerprint: str) -> Check | None:
@@ -105,10 +108,12 @@ def request_check(
     token: DeployToken | None = None,
     actor: AbstractBaseUser | None = None,
     outputs_pages: int = 0,
+    trials: int = 1,
 ) -> tuple[Check, bool]:
     """Start a check of ``candidate`` on ``gate``; returns (check, created).
 
-    With ``outputs`` the run grades them; without, the gate's default target produces them.
+    With ``outputs`` the run grades them; without, the gate's default target produces them,
+    ``trials`` times per case (submitted outputs say their own trial).
     With ``outputs_pages`` (2 or more), ``outputs`` is the first page of that many: the run
     starts once gates_app.uploads has received the others. With an idempotency key, a repeat
     with the same body returns the first check; a repeat with another body raises
@@ -119,7 +124,7 @@ def request_check(
     succeeded, and nothing that decides the verdict changed since) returns that decided check,
     approvals included: a CI job re-run after an approval is allowed without asking again.
     """
-    body_fingerprint = request_fingerprint(candidate, outputs, metadata, outputs_pages)
+    body_fingerprint = request_fingerprint(candidate, outputs, metadata, outputs_pages, trials)
     if idempotency_key:  # cheap answer for retries, before validating the body again
         existing = Check.objects.filter(gate=gate, idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -154,6 +159,7 @@ def request_check(
                     outputs=items,
                     target=None if items is not None else gate.default_target,
                     actor=actor,
+                    trials=trials,
                 )
             check = Check.objects.create(
                 gate=gate,

@@ -43,23 +43,30 @@ def target_concurrency(target: Target | None) -> int | None:
     return HTTP_TARGET_CONCURRENCY
 
 
-def produce_outputs(run: Run, cases: list[Case]) -> dict[int, Produced]:
-    """The candidate's output for each case, by case id."""
+Slot = tuple[int, int]  # (case id, trial): one result of a run
+
+
+def produce_outputs(run: Run, cases: list[Case]) -> dict[Slot, Produced]:
+    """The candidate's output for each case and trial, by (case id, trial)."""
     target = run.target
+    slots = [(case, trial) for case in cases for trial in range(1, run.trials + 1)]
     if target is None or target.kind == TargetKind.SUBMITTED:
         submitted = {
-            s.case_key: s
+            (s.case_key, s.trial): s
             for s in SubmittedOutput.objects.filter(run=run, case_key__in=[c.key for c in cases])
         }
         produced = {}
-        for case in cases:
-            found = submitted.get(case.key)
+        for case, trial in slots:
+            found = submitted.get((case.key, trial))
             # A final turn of only tool calls (output null, a trace) is graded on those calls.
             output = None if found is None else output_of(found.output, found.trace)
             if output is None:
-                produced[case.pk] = Produced(missing=True, error="no output submitted for this case")
+                of_trial = f" (trial {trial})" if run.trials > 1 else ""
+                produced[case.pk, trial] = Produced(
+                    missing=True, error=f"no output submitted for this case{of_trial}"
+                )
             else:
-                produced[case.pk] = Produced(output=output, trace=found.trace, metrics=found.metrics)
+                produced[case.pk, trial] = Produced(output=output, trace=found.trace, metrics=found.metrics)
         return produced
     workers = target_concurrency(target)
     if target.kind == TargetKind.OPENAI_CHAT:
@@ -78,13 +85,17 @@ def produce_outputs(run: Run, cases: list[Case]) -> dict[int, Produced]:
                 "failure_class": case.failure_class.slug,
             },
         )
+    # Every trial is a call of its own, all of them within the target's concurrency.
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip([c.pk for c in cases], pool.map(call, cases), strict=True))
+        answers = pool.map(lambda slot: call(slot[0]), slots)
+        return {(case.pk, trial): produced for (case, trial), produced in zip(slots, answers, strict=True)}
 
 
-def to_result(run: Run, case: Case, produced: Produced) -> tuple[CaseResult, graders.GradingInput | None]:
+def to_result(
+    run: Run, case: Case, produced: Produced, trial: int = 1
+) -> tuple[CaseResult, graders.GradingInput | None]:
     """A CaseResult row for what was produced, and the grading input when there is output."""
-    result = CaseResult(run=run, case=case, case_revision=case.revision)
+    result = CaseResult(run=run, case=case, trial=trial, case_revision=case.revision)
     if produced.output is None and produced.trace and not produced.error:
         produced = dataclasses.replace(produced, output=output_of(None, produced.trace))
     if produced.missing or produced.error or produced.output is None:
@@ -127,8 +138,9 @@ def grade_code(kind: graders.GraderKind, pinned: dict[str, Any], item: graders.G
     return grade
 
 
-def grade_cases(run: Run, case_ids: list[int]) -> tuple[list[CaseResult], dict[int, list[Grade]]]:
-    """Results for the cases and their grades by case id (judge calls included)."""
+def grade_cases(run: Run, case_ids: list[int]) -> tuple[list[CaseResult], dict[Slot, list[Grade]]]:
+    """Results for the cases (each trial of each) and their grades by (case id, trial), judge
+    calls included."""
     cases = list(
         Case.objects.filter(pk__in=case_ids)
         .select_related("failure_class")
@@ -139,36 +151,38 @@ def grade_cases(run: Run, case_ids: list[int]) -> tuple[list[CaseResult], dict[i
     versions = RubricVersion.objects.select_related("endpoint").in_bulk(version_ids)
     produced = produce_outputs(run, cases)
     results: list[CaseResult] = []
-    grades: dict[int, list[Grade]] = {}
+    grades: dict[Slot, list[Grade]] = {}
     tasks: list[judging.JudgeTask] = []
     for case in cases:
-        result, item = to_result(run, case, produced[case.pk])
-        results.append(result)
-        if item is None:
-            continue  # nothing to grade: the result says missing or errored
-        grades[case.pk] = []
-        for pinned, kind in snapshot:
-            if pinned["failure_classes"] and case.failure_class.slug not in pinned["failure_classes"]:
-                continue
-            if kind.needs_rubric:
-                if not kind.reads(case.expected or {}, pinned["config"]):
+        for trial in range(1, run.trials + 1):
+            slot = (case.pk, trial)
+            result, item = to_result(run, case, produced[slot], trial)
+            results.append(result)
+            if item is None:
+                continue  # nothing to grade: the result says missing or errored
+            grades[slot] = []
+            for pinned, kind in snapshot:
+                if pinned["failure_classes"] and case.failure_class.slug not in pinned["failure_classes"]:
                     continue
-                version = versions.get(pinned.get("rubric_version"))
-                if version is None:
-                    grades[case.pk].append(
-                        Grade(grader_id=pinned["id"], error="the grader's rubric has no version")
-                    )
-                    continue
-                prompt = judging.render_prompt(version, item, pinned["config"])
-                tasks.append(judging.JudgeTask(ref=(case.pk, pinned["id"]), version=version, prompt=prompt))
-            elif (grade := grade_code(kind, pinned, item)) is not None:
-                grades[case.pk].append(grade)
+                if kind.needs_rubric:
+                    if not kind.reads(case.expected or {}, pinned["config"]):
+                        continue
+                    version = versions.get(pinned.get("rubric_version"))
+                    if version is None:
+                        grades[slot].append(
+                            Grade(grader_id=pinned["id"], error="the grader's rubric has no version")
+                        )
+                        continue
+                    prompt = judging.render_prompt(version, item, pinned["config"])
+                    tasks.append(judging.JudgeTask(ref=(slot, pinned["id"]), version=version, prompt=prompt))
+                elif (grade := grade_code(kind, pinned, item)) is not None:
+                    grades[slot].append(grade)
     if tasks:
         outcomes = judging.run_judges(tasks)
         for task in tasks:
-            case_id, grader_id = task.ref
+            slot, grader_id = task.ref
             outcome = outcomes[task.ref]
-            grades[case_id].append(
+            grades[slot].append(
                 Grade(
                     grader_id=grader_id,
                     rubric_version=task.version,

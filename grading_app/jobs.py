@@ -22,6 +22,7 @@ from grading_app.signals import run_finished
 from grading_app.summary import summarise_run
 
 logger = logging.getLogger(__name__)
+SLOT_ID = ("case_id", "trial", "id")  # what COPY returns of each result written
 
 
 def is_settled(status: str, attempts: int) -> bool:
@@ -118,31 +119,36 @@ def enqueue_finaliser(run_id: int, job_id: str) -> None:
     enqueue(finalise_run, run_id, job_id=job_id)
 
 
-def _write_chunk(chunk_id: int, results: list[CaseResult], grades: dict[int, list[Grade]]) -> None:
+def _write_chunk(
+    chunk_id: int, results: list[CaseResult], grades: dict[tuple[int, int], list[Grade]]
+) -> None:
     with transaction.atomic():
         chunk = RunChunk.objects.select_for_update().get(pk=chunk_id)
         if chunk.status == ChunkStatus.DONE:
             return  # another execution of this chunk won the race; its writes stand
-        # Rows an earlier execution already wrote stand as they are (the unique constraint
-        # on (run, case) would reject them anyway): the write is idempotent per case.
+        # Rows an earlier execution already wrote stand as they are (the unique constraint on
+        # (run, case, trial) would reject them anyway): the write is idempotent per result.
         written = set(
             CaseResult.objects.filter(run_id=chunk.run_id, case_id__in=chunk.case_ids).values_list(
-                "case_id", flat=True
+                "case_id", "trial"
             )
         )
-        results = [r for r in results if r.case_id not in written]
+        results = [r for r in results if (r.case_id, r.trial) not in written]
         if connection.vendor == "postgresql":
             # COPY: the ORM's bulk insert (quoting, per-field preparation, SQL compilation) was
             # most of a chunk's time; the graders themselves are a few percent.
-            ids = dict(copy_insert(CaseResult, [fields_of(r) for r in results], returning=("case_id", "id")))
+            rows = copy_insert(
+                CaseResult, [fields_of(r) for r in results], returning=("case_id", "trial", "id")
+            )
+            ids = {(case_id, trial): pk for case_id, trial, pk in rows}
             for result in results:
-                result.pk = ids[result.case_id]
+                result.pk = ids[result.case_id, result.trial]
         else:
             CaseResult.objects.bulk_create(results)
         for result in results:
-            for grade in grades.get(result.case_id, []):
+            for grade in grades.get((result.case_id, result.trial), []):
                 grade.case_result_id = result.pk
-        chunk_grades = [g for r in results for g in grades.get(r.case_id, [])]
+        chunk_grades = [g for r in results for g in grades.get((r.case_id, r.trial), [])]
         if connection.vendor == "postgresql":
             copy_insert(Grade, [fields_of(g) for g in chunk_grades])
         else:

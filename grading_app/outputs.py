@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from grading_app.models.runs import MAX_TRIALS
 from grading_app.traces import normalise_trace
 
 # metric key -> accepted types (bool is excluded from numbers explicitly below)
@@ -26,6 +27,7 @@ class OutputItem:
     output: Any
     trace: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    trial: int = 1  # repeated trials of one case: 1, 2, ... (grading_app.models.runs.MAX_TRIALS)
 
 
 # What the result columns hold: PositiveIntegerField is 0..2**31-1 everywhere Django runs;
@@ -83,32 +85,37 @@ def check_trace_and_metrics(
 def parse_outputs(raw: Any, *, path: str = "outputs") -> list[OutputItem]:
     """Every problem is collected, so one 400 names all of them; nothing is written here."""
     if not isinstance(raw, list):
-        raise ValidationError({path: "Must be a list of {case, output, trace, metrics} objects."})
+        raise ValidationError({path: "Must be a list of {case, output, trace, metrics, trial} objects."})
     errors: dict[str, str] = {}
     items: list[OutputItem] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, int]] = set()
     for index, entry in enumerate(raw):
         where = f"{path}[{index}]"
         if not isinstance(entry, dict):
             errors[where] = "Must be an object."
             continue
-        unknown = set(entry) - {"case", "output", "trace", "metrics"}
+        unknown = set(entry) - {"case", "output", "trace", "metrics", "trial"}
         if unknown:
             errors[where] = f"Unknown key(s): {', '.join(sorted(unknown))}."
+        trial = entry.get("trial", 1)
+        if isinstance(trial, bool) or not isinstance(trial, int) or not 1 <= trial <= MAX_TRIALS:
+            errors[f"{where}.trial"] = f"Must be a whole number from 1 to {MAX_TRIALS}: the case's trial."
+            trial = 1
         key = entry.get("case")
         if not isinstance(key, str) or not key:
             errors[f"{where}.case"] = "Required: the case key."
-        elif key in seen:
-            errors[f"{where}.case"] = f"Duplicate case key {key!r}."
+        elif (key, trial) in seen:
+            of_trial = f" (trial {trial})" if "trial" in entry else ""
+            errors[f"{where}.case"] = f"Duplicate case key {key!r}{of_trial}."
         else:
-            seen.add(key)
+            seen.add((key, trial))
         if "output" not in entry:
             errors[f"{where}.output"] = "Required: text or a JSON object (null if none)."
         elif not isinstance(entry["output"], str | dict | list | type(None)):
             errors[f"{where}.output"] = "Must be text or a JSON object."
         trace, metrics = check_trace_and_metrics(entry, where, errors)
         if not errors:
-            items.append(OutputItem(key, entry.get("output"), trace, metrics))
+            items.append(OutputItem(key, entry.get("output"), trace, metrics, trial))
     if errors:
         raise ValidationError(errors)
     return items

@@ -17,8 +17,15 @@ from grading_app.models import CaseResult, Grade, Grader, Run
 
 class GradeRow(NamedTuple):  # a tuple: a run's grades are the most numerous objects read
     score: float | None
-    passed: bool | None
+    passed: bool | None  # of several trials: whether every graded trial passed
     error: str = ""
+    passed_n: int | None = None  # of several trials: how many passed (None: one trial)
+    of: int = 1  # of several trials: how many were graded (an errored one is not)
+
+    @property
+    def passes(self) -> int:
+        """Trials that passed (a single trial: 1 or 0)."""
+        return self.passed_n if self.passed_n is not None else int(bool(self.passed))
 
 
 @dataclass(slots=True)
@@ -46,6 +53,7 @@ class CaseRow:
     escalated: bool | None = None
     tool_sequence: list[str] = field(default_factory=list)
     grades: dict[str, GradeRow] = field(default_factory=dict)
+    trials: int = 1  # the results this row stands for: a case's repeated trials, merged
 
     @property
     def failed_to_produce(self) -> bool:
@@ -59,6 +67,7 @@ ROW_LOOKUPS = (
     "case_id", "case__key", "case__tier", "case__failure_class__slug", "case__risk", "tags_text",
     "case__pinned", "missing", "error", "latency_ms", "ttft_ms", "input_tokens", "output_tokens",
     "cost_usd", "tool_calls", "trace_steps", "retries", "refused", "escalated", "tool_sequence_text",
+    "trial",
 )  # fmt: skip
 ROW_BOOLEANS = tuple(
     i for i, name in enumerate(ROW_LOOKUPS) if name in ("case__pinned", "missing", "refused", "escalated")
@@ -109,7 +118,8 @@ def _fetched(queryset: QuerySet, booleans: tuple[int, ...]) -> Iterator[tuple]:
 def iter_case_rows(run: Run | int, graders: Collection[str] | None = None) -> Iterator[CaseRow]:
     """The run's case rows in case id order, streamed: two queries (results with their cases,
     and grades in the same order) read a chunk at a time and merged here, so a summary or a
-    verdict over 100,000 cases holds a chunk of rows, not the run."""
+    verdict over 100,000 cases holds a chunk of rows, not the run. A case run several times
+    (trials) is one row: its trials merged (``merge_trials``)."""
     run_id = run if isinstance(run, int) else run.pk
     results = _fetched(
         CaseResult.objects.filter(run_id=run_id)
@@ -117,7 +127,7 @@ def iter_case_rows(run: Run | int, graders: Collection[str] | None = None) -> It
             tags_text=Cast("case__tags", TextField()),
             tool_sequence_text=Cast("tool_sequence", TextField()),
         )
-        .order_by("case_id")
+        .order_by("case_id", "trial")
         .values_list(*ROW_LOOKUPS),
         booleans=ROW_BOOLEANS,
     )
@@ -127,22 +137,87 @@ def iter_case_rows(run: Run | int, graders: Collection[str] | None = None) -> It
     grades = _grades(run_id, grader_ids)
     lists = _Lists()
     grade = next(grades, None)
-    for fields in results:
+    trials: list[CaseRow] = []  # the trials of the case being read, when it has several
+    for *fields, trial in results:
         row = CaseRow(*fields)
         row.tags, row.tool_sequence = lists(row.tags), lists(row.tool_sequence)
         # Every grade belongs to one of the run's results, so the two streams advance together.
-        while grade is not None and grade[0] <= row.case_id:
-            if grade[0] == row.case_id:
-                row.grades[slugs[grade[1]]] = GradeRow(grade[2], grade[3], grade[4])
+        while grade is not None and (grade[0], grade[1]) <= (row.case_id, trial):
+            if (grade[0], grade[1]) == (row.case_id, trial):
+                row.grades[slugs[grade[2]]] = GradeRow(grade[3], grade[4], grade[5])
             grade = next(grades, None)
-        yield row
+        if trials and trials[0].case_id != row.case_id:
+            yield merge_trials(trials)
+            trials = []
+        trials.append(row)
+    if trials:
+        yield merge_trials(trials)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def merge_trials(rows: list[CaseRow]) -> CaseRow:
+    """One case's trials as one row (a single trial is returned as it is).
+
+    The case failed to produce when any trial did (missing data is never a pass); its signals
+    are the means over the trials that produced (refused and escalated: the share of them);
+    its tool sequence is the first trial's. Per grader: the mean score, how many of the graded
+    trials passed (``passed_n`` of ``of``), ``passed`` when all of them did, and the first
+    error (an errored trial makes the case errored for that grader)."""
+    if len(rows) == 1:
+        return rows[0]
+    first = rows[0]
+    produced = [r for r in rows if not r.failed_to_produce] or rows
+
+    def mean_of(name: str) -> float | None:
+        return _mean([float(getattr(r, name)) for r in produced if getattr(r, name) is not None])
+
+    merged = CaseRow(
+        first.case_id,
+        first.key,
+        first.tier,
+        first.failure_class,
+        first.risk,
+        first.tags,
+        first.pinned,
+        missing=any(r.missing for r in rows),
+        error=next((r.error for r in rows if r.error and not r.missing), ""),
+        latency_ms=mean_of("latency_ms"),
+        ttft_ms=mean_of("ttft_ms"),
+        input_tokens=mean_of("input_tokens"),
+        output_tokens=mean_of("output_tokens"),
+        cost_usd=mean_of("cost_usd"),
+        tool_calls=mean_of("tool_calls") or 0,
+        trace_steps=mean_of("trace_steps") or 0,
+        retries=mean_of("retries") or 0,
+        refused=mean_of("refused"),
+        escalated=mean_of("escalated"),
+        tool_sequence=produced[0].tool_sequence,
+        trials=len(rows),
+    )
+    for slug in dict.fromkeys(slug for r in rows for slug in r.grades):
+        graded = [r.grades[slug] for r in rows if slug in r.grades]
+        decided = [g for g in graded if not g.error and g.passed is not None]
+        error = next((g.error or "the grader decided nothing" for g in graded if g not in decided), "")
+        passed_n = sum(bool(g.passed) for g in decided)
+        merged.grades[slug] = GradeRow(
+            score=_mean([g.score for g in decided if g.score is not None]),
+            passed=passed_n == len(decided) if decided else None,
+            error=error,
+            passed_n=passed_n,
+            of=len(decided),
+        )
+    return merged
 
 
 def _grades(run_id: int, grader_ids: list[int] | None) -> Iterator[tuple]:
-    """(case id, grader id, score, passed, error) of the run's grades in case id order.
+    """(case id, trial, grader id, score, passed, error) of the run's grades in case id and
+    trial order.
 
     On PostgreSQL, one index probe per result (the grade's unique (case result, grader) index)
-    from the results in case id order (the (run, case) unique index): a plan that holds
+    from the results in case id order (the (run, case, trial) unique index): a plan that holds
     whatever the planner's statistics say. A finaliser reads a run right after its chunks
     wrote it, before autovacuum has counted the rows; the ORM's join was then planned for 64
     results, and for a baseline read of one grader it chose a nested loop comparing every
@@ -152,10 +227,9 @@ def _grades(run_id: int, grader_ids: list[int] | None) -> Iterator[tuple]:
     if grader_ids is not None:
         graded = graded.filter(grader_id__in=grader_ids)
     if connection.vendor != "postgresql":
-        order = graded.order_by("case_result__case_id")
-        yield from _fetched(
-            order.values_list("case_result__case_id", "grader_id", "score", "passed", "error"), booleans=(3,)
-        )
+        order = graded.order_by("case_result__case_id", "case_result__trial", "grader_id")
+        columns = ("case_result__case_id", "case_result__trial", "grader_id", "score", "passed", "error")
+        yield from _fetched(order.values_list(*columns), booleans=(4,))
         return
     of_graders = "" if grader_ids is None else "AND g.grader_id = ANY(%s)"
     sql = _lateral_grades_sql().format(of_graders=of_graders)
@@ -175,7 +249,8 @@ def _lateral_grades_sql() -> str:
         for name in ("case_result", "grader", "score", "passed", "error")
     }
     return (
-        f"SELECT r.{qn(result.get_field('case').column)}, g.{column['grader']}, g.{column['score']}, "
+        f"SELECT r.{qn(result.get_field('case').column)}, r.{qn(result.get_field('trial').column)}, "
+        f"g.{column['grader']}, g.{column['score']}, "
         f"g.{column['passed']}, g.{column['error']} "
         f"FROM {qn(result.db_table)} r CROSS JOIN LATERAL ("
         f"SELECT * FROM {qn(grade.db_table)} g WHERE g.{column['case_result']} = r.{qn(result.pk.column)} "
@@ -183,7 +258,8 @@ def _lateral_grades_sql() -> str:
         # then order as it likes: it runs per result, as an index probe.
         "{of_graders} OFFSET 0"
         f") g WHERE r.{qn(result.get_field('run').column)} = %s "
-        f"ORDER BY r.{qn(result.get_field('case').column)}, g.{column['grader']}"
+        f"ORDER BY r.{qn(result.get_field('case').column)}, r.{qn(result.get_field('trial').column)}, "
+        f"g.{column['grader']}"
     )
 
 

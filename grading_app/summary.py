@@ -16,7 +16,7 @@ from django.db import connection
 from datasets_app.models import Case, FailureClass
 from grading_app.models import CaseResult, Grade, Grader, Run
 from grading_app.results import CaseRow, iter_case_rows
-from grading_app.stats import percentile, wilson_interval
+from grading_app.stats import mean_interval_from, percentile, wilson_interval
 
 
 class _Mean:
@@ -125,8 +125,8 @@ class _Group:
             if grade.error or grade.passed is None:
                 stats.errors += 1
                 continue
-            stats.n += 1
-            stats.passed += grade.passed
+            stats.n += grade.of  # graded trials: one, or a case's repeated ones
+            stats.passed += grade.passes
             if grade.score is not None:
                 stats.scores.add(grade.score)
 
@@ -164,17 +164,81 @@ def _merged(groups: Iterable[_Group]) -> _Group:
     return merged
 
 
-def summarise(rows: Iterable[CaseRow]) -> dict[str, Any]:
-    """The JSON summary stored on a run: overall, by tier and by failure class.
+FLAKY_SHOWN = 50  # cases named per grader whose trials disagree
+
+
+class _Trials:
+    """Per grader, over cases run several times: pass@k, pass^k, consistency, the flaky cases."""
+
+    def __init__(self, trials: int) -> None:
+        self.trials = trials
+        self.graders: dict[str, dict[str, Any]] = defaultdict(
+            lambda: {
+                "cases": 0,
+                "at": 0,
+                "hat": 0,
+                "steady": 0.0,
+                "steady_sq": 0.0,
+                "flaky": [],
+                "flaky_n": 0,
+            }
+        )
+
+    def add(self, row: CaseRow) -> None:
+        if row.failed_to_produce:  # a trial missing or errored: missing data, never a pass
+            return
+        for slug, grade in row.grades.items():
+            if grade.error or grade.passed is None or not grade.of:
+                continue
+            g, passed = self.graders[slug], grade.passes
+            steady = max(passed, grade.of - passed) / grade.of
+            g["cases"] += 1
+            g["at"] += passed > 0
+            g["hat"] += passed == row.trials  # every trial of the case graded and passed
+            g["steady"] += steady
+            g["steady_sq"] += steady * steady
+            if 0 < passed < grade.of:
+                g["flaky_n"] += 1
+                if len(g["flaky"]) < FLAKY_SHOWN:
+                    g["flaky"].append({"case": row.key, "passed": passed, "of": grade.of})
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for slug, g in sorted(self.graders.items()):
+            n = g["cases"]
+            mean = g["steady"] / n if n else None
+            variance = (g["steady_sq"] - n * mean * mean) / (n - 1) if n > 1 else None
+            interval = mean_interval_from(mean, max(variance, 0.0), n) if variance is not None else None
+            at, hat = wilson_interval(g["at"], n), wilson_interval(g["hat"], n)
+            out[slug] = {
+                "cases": n,
+                "pass_at_k": g["at"] / n if n else None,
+                "pass_at_k_interval": list(at) if at else None,
+                "pass_hat_k": g["hat"] / n if n else None,
+                "pass_hat_k_interval": list(hat) if hat else None,
+                "consistency": mean,
+                "consistency_interval": list(interval) if interval else None,
+                "flaky_cases": g["flaky_n"],
+                "flaky": sorted(g["flaky"], key=lambda c: c["case"]),
+            }
+        return {"k": self.trials, "graders": out}
+
+
+def summarise(rows: Iterable[CaseRow], trials: int = 1) -> dict[str, Any]:
+    """The JSON summary stored on a run: overall, by tier and by failure class; for a run of
+    several trials per case, a ``trials`` block too (per grader: pass@k, pass^k, consistency).
 
     Each row is counted once, in its (tier, failure class) cell; tiers, classes and the whole
     run are merges of cells (sums of sums, percentiles over the cells' values together)."""
     cells: dict[tuple[str, str], _Group] = defaultdict(_Group)
+    repeated = _Trials(trials) if trials > 1 else None
     for row in rows:
         cells[row.tier, row.failure_class].add(row)
+        if repeated is not None:
+            repeated.add(row)
     tiers, classes = sorted({t for t, _ in cells}), sorted({c for _, c in cells})
     overall = _merged(cells.values())
-    return {
+    summary = {
         "signals": overall.signals.result(),
         "graders": overall.graders_result(),
         "by_tier": {t: _merged(g for (tier, _), g in cells.items() if tier == t).result() for t in tiers},
@@ -182,14 +246,18 @@ def summarise(rows: Iterable[CaseRow]) -> dict[str, Any]:
             c: _merged(g for (_, fc), g in cells.items() if fc == c).result() for c in classes
         },
     }
+    if repeated is not None:
+        summary["trials"] = repeated.result()
+    return summary
 
 
 def summarise_run(run: Run) -> dict[str, Any]:
     """The run's summary: aggregated by PostgreSQL in two queries where it runs (the finaliser
     then reads no row of the run), else summarise() over the streamed rows. The two agree figure
     for figure (tests/grading/test_summary.py compares them on PostgreSQL)."""
-    if connection.vendor != "postgresql":
-        return summarise(iter_case_rows(run))
+    if connection.vendor != "postgresql" or run.trials > 1:
+        # Repeated trials are merged per case as they are read: the streamed summary does that.
+        return summarise(iter_case_rows(run), trials=run.trials)
     signals, graders = _aggregated(run.pk)
     return {
         "signals": signals[None] if None in signals else _Signals().result(),

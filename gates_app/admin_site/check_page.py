@@ -17,7 +17,7 @@ from gates_app.models import Check
 from grading_app.models import CaseResult, Grade
 
 CASES_SHOWN = 50  # per rule, and of the missing cases
-GRADER_METRICS = ("pass_rate", "mean_score")
+GRADER_METRICS = ("pass_rate", "mean_score", "pass_hat_k", "consistency")  # failing grades name cases
 
 
 def fmt(value: Any) -> str:

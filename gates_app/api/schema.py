@@ -121,6 +121,12 @@ OUTPUT_ITEM_SCHEMA = {
         },
         "trace": {"type": "array", "items": TRACE_STEP_SCHEMA, "nullable": True},
         "metrics": METRICS_SCHEMA,
+        "trial": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 20,
+            "description": "Which trial of the case this output is (repeated trials: 1, 2, ...).",
+        },
     },
     "required": ["case", "output"],
     "additionalProperties": False,

@@ -21,6 +21,7 @@ from gates_app.choices import (
 from gates_app.models import Check, Gate, GateRule
 from gates_app.services import check_status
 from gates_app.uploads import upload_state
+from grading_app.models.runs import MAX_TRIALS
 
 MISSING_SHOWN = 50
 
@@ -90,6 +91,14 @@ class CheckRequestSerializer(serializers.Serializer):
         max_value=100_000,
         help_text="Outputs too large for one request: `outputs` is page 1 of this many; send the "
         "others to POST /checks/{id}/outputs/. The run starts with the last page.",
+    )
+    trials = serializers.IntegerField(
+        required=False,
+        default=1,
+        min_value=1,
+        max_value=MAX_TRIALS,
+        help_text="Without outputs: times the gate's target runs each case (pass^k, consistency). "
+        "Submitted outputs say their own `trial` instead.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -78,6 +78,7 @@ class CheckCreate(StrictQueryParams, APIView):
             token=deploy_token(request),
             actor=request.user if request.user.is_authenticated else None,
             outputs_pages=serializer.validated_data.get("outputs_pages", 0),
+            trials=serializer.validated_data["trials"],
         )
         check = checks_for(request).get(pk=check.pk)
         body = CheckAcceptedSerializer(check, context={"request": request}).data

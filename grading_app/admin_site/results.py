@@ -173,7 +173,9 @@ class CaseResultAdmin(ReadOnlyAdmin):
     @admin.display(description="Case", ordering="case__key")
     def case_key(self, obj: CaseResult) -> SafeString:
         pinned = mark_safe(' <span class="case-pinned">pinned</span>') if obj.case.pinned else ""
-        return format_html("{}{}", obj.case.key, pinned)
+        # A run of repeated trials has a result per trial: say which one this is.
+        trial = format_html(" · trial {} of {}", obj.trial, obj.run.trials) if obj.run.trials > 1 else ""
+        return format_html("{}{}{}", obj.case.key, trial, pinned)
 
     @admin.display(description="Outcome", ordering="outcome")
     def outcome_shown(self, obj: CaseResult) -> SafeString:

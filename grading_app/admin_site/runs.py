@@ -65,10 +65,11 @@ class RunAdmin(ReadOnlyAdmin):
                 "fields": [
                     ("dataset", "tier"),
                     ("target_kind", "target"),
-                    "candidate",
+                    ("candidate", "trials"),
                     "status",
                     "live_progress",
                     "case_results",
+                    "repeated_trials",
                     "error",
                     "created_by",
                     ("created_at", "started_at", "finished_at"),
@@ -79,7 +80,14 @@ class RunAdmin(ReadOnlyAdmin):
         ("Production signals", {"fields": ["latency_chart", "cost_chart"]}),
         ("As recorded", {"classes": ["collapse"], "fields": ["grader_snapshot", "summary"]}),
     ]
-    readonly_fields = ["live_progress", "case_results", "pass_rate_chart", "latency_chart", "cost_chart"]
+    readonly_fields = [
+        "live_progress",
+        "case_results",
+        "repeated_trials",
+        "pass_rate_chart",
+        "latency_chart",
+        "cost_chart",
+    ]
 
     class Media:
         css = {"all": ("grading_app/case_results.css",)}
@@ -117,6 +125,44 @@ class RunAdmin(ReadOnlyAdmin):
             " · ", "{}", ((_outcome_link(url, obj, o, counts[o.value]),) for o in Outcome)
         )
         return format_html('<a href="{}?run={}">All {}</a>: {}', url, obj.pk, counts["total"], links)
+
+    @admin.display(description="Repeated trials")
+    def repeated_trials(self, obj: Run) -> str:
+        """Per grader: pass@k, pass^k and consistency with their intervals, and the flaky cases."""
+        block = obj.summary.get("trials")
+        if not block:
+            return "One trial per case." if obj.trials == 1 else "Shown when the run finishes."
+        k = block["k"]
+
+        def pct(value: float | None, interval: list | None = None) -> str:
+            if value is None:
+                return "-"
+            return f"{value:.0%}" + (f" ({interval[0]:.0%}-{interval[1]:.0%})" if interval else "")
+
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    slug,
+                    t["cases"],
+                    pct(t["pass_at_k"], t["pass_at_k_interval"]),
+                    pct(t["pass_hat_k"], t["pass_hat_k_interval"]),
+                    pct(t["consistency"], t["consistency_interval"]),
+                    ", ".join(f"{c['case']} ({c['passed']}/{c['of']})" for c in t["flaky"][:10])
+                    + (f" and {t['flaky_cases'] - 10} more" if t["flaky_cases"] > 10 else "")
+                    or "none",
+                )
+                for slug, t in block["graders"].items()
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>grader</th><th>cases</th><th>pass@{}</th><th>pass^{}</th>"
+            "<th>consistency</th><th>flaky cases (trials passed)</th></tr></thead><tbody>{}</tbody></table>",
+            k,
+            k,
+            rows,
+        )
 
     @admin.display(description="Pass rate")
     def pass_rate_chart(self, obj: Run) -> SafeString:

@@ -1,10 +1,13 @@
 """Runs and their results: what a candidate produced and how each grader judged it."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from grading_app.choices import ChunkStatus, RunStatus, TargetKind
 from grading_app.models.graders import Grader
+
+MAX_TRIALS = 20  # repeated trials per case: enough for pass^k, bounded so a typo cannot explode a run
 
 
 class Run(models.Model):
@@ -22,6 +25,11 @@ class Run(models.Model):
         help_text="Produces the outputs; empty for submitted outputs.",
     )
     candidate = models.CharField(max_length=200)
+    trials = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TRIALS)],
+        help_text="Times each case runs (a target) or is submitted (outputs with a trial number).",
+    )
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     # The graders as they were when the run started (id, slug, kind, config, failure
     # classes, history id): later edits to a grader never change what this run measured.
@@ -88,6 +96,7 @@ class SubmittedOutput(models.Model):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="submitted_outputs")
     case_key = models.CharField(max_length=200)
+    trial = models.PositiveSmallIntegerField(default=1)
     output = models.JSONField(null=True)
     trace = models.JSONField(default=list)
     metrics = models.JSONField(default=dict)
@@ -95,9 +104,9 @@ class SubmittedOutput(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "case_key"],
-                name="submitted_output_unique_per_case",
-                violation_error_message="Only one output per case key in a run.",
+                fields=["run", "case_key", "trial"],
+                name="submitted_output_unique_per_case_trial",
+                violation_error_message="Only one output per case key and trial in a run.",
             ),
         ]
 
@@ -110,6 +119,7 @@ class CaseResult(models.Model):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="results")
     case = models.ForeignKey("datasets_app.Case", on_delete=models.PROTECT, related_name="results")
+    trial = models.PositiveSmallIntegerField(default=1, help_text="Which of the run's trials of the case.")
     case_revision = models.PositiveIntegerField()
     output = models.JSONField(null=True, blank=True)
     trace = models.JSONField(default=list, blank=True)
@@ -130,12 +140,12 @@ class CaseResult(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["run", "case_id"]
+        ordering = ["run", "case_id", "trial"]
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "case"],
-                name="case_result_unique_per_run",
-                violation_error_message="A run has one result per case.",
+                fields=["run", "case", "trial"],
+                name="case_result_unique_per_run_trial",
+                violation_error_message="A run has one result per case and trial.",
             ),
         ]
 

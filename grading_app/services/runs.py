@@ -15,6 +15,7 @@ from evalproject.queues import cancel_jobs, enqueue, process_identity, uses_redi
 from grading_app import graders
 from grading_app.choices import RubricState, RunStatus, TargetKind
 from grading_app.models import Grader, RubricVersion, Run, RunChunk, SubmittedOutput, Target
+from grading_app.models.runs import MAX_TRIALS
 from grading_app.outputs import OutputItem
 
 
@@ -83,17 +84,22 @@ def start_run(
     tier: str = "",
     actor: AbstractBaseUser | None = None,
     chunk_size: int | None = None,
+    trials: int = 1,
 ) -> Run:
     """Create a run over the dataset's active cases and enqueue its chunks and finaliser.
 
     Either ``outputs`` (the candidate's submitted outputs, already validated, each naming
     a case of the dataset) or a ``target`` that produces them. Active cases without an
     output are recorded as missing, which a gate treats as undecided, never as a pass.
+    A target runs each case ``trials`` times; submitted outputs say their trial themselves
+    (the run has as many trials as the highest one, a trial not submitted is missing).
     Jobs are enqueued after commit.
     """
     if (outputs is None) == (target is None or target.kind == TargetKind.SUBMITTED):
         raise ValidationError({"outputs": "Submit outputs, or run a target that produces them (not both)."})
-    run = open_run(dataset=dataset, candidate=candidate, target=target, tier=tier, actor=actor)
+    if outputs is not None and trials != 1:
+        raise ValidationError({"trials": "Submitted outputs say their own trial (the `trial` of each item)."})
+    run = open_run(dataset=dataset, candidate=candidate, target=target, tier=tier, actor=actor, trials=trials)
     add_outputs(run, outputs or [])
     return dispatch_run(run, chunk_size=chunk_size)
 
@@ -123,15 +129,19 @@ def open_run(
     target: Target | None = None,
     tier: str = "",
     actor: AbstractBaseUser | None = None,
+    trials: int = 1,
 ) -> Run:
     """A run waiting for its outputs (submitted in pages); dispatch_run starts it.
 
     A dataset with no active case in scope refuses to run, saying why: a run of nothing would
     "succeed" with no case graded (imported cases arrive as drafts, for instance)."""
+    if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
+        raise ValidationError({"trials": f"Trials per case: a whole number from 1 to {MAX_TRIALS}."})
     refuse_empty_run(dataset, tier)
     return Run.objects.create(
         dataset=dataset,
         tier=tier,
+        trials=trials,
         candidate=candidate,
         target_kind=target.kind if target else TargetKind.SUBMITTED,
         target=target,
@@ -143,31 +153,48 @@ def open_run(
 @transaction.atomic
 def add_outputs(run: Run, outputs: list[OutputItem]) -> None:
     """Store submitted outputs of a waiting run; each names a case of its dataset, at most once
-    in the whole run (an earlier page included). Raises ValidationError naming the keys."""
-    keys = [item.case for item in outputs]
+    per trial in the whole run (an earlier page included). Raises ValidationError naming the
+    keys. The run has as many trials as the highest trial submitted."""
+    keys = sorted({item.case for item in outputs})
     known: set[str] = set()
-    again: list[str] = []
+    stored: set[tuple[str, int]] = set()
     for start in range(0, len(keys), KEY_BATCH):  # SQLite caps the parameters of one query
         batch = keys[start : start + KEY_BATCH]
         known |= set(
             Case.objects.filter(dataset_id=run.dataset_id, key__in=batch).values_list("key", flat=True)
         )
-        again += SubmittedOutput.objects.filter(run=run, case_key__in=batch).values_list(
-            "case_key", flat=True
+        stored |= set(
+            SubmittedOutput.objects.filter(run=run, case_key__in=batch).values_list("case_key", "trial")
         )
-    unknown = [key for key in keys if key not in known]
+    unknown = [item.case for item in outputs if item.case not in known]
     if unknown:
         raise ValidationError(
             {"outputs": f"Unknown case key(s) in dataset {run.dataset.slug}: {', '.join(unknown[:20])}"}
         )
+    again = sorted(
+        f"{i.case} (trial {i.trial})" if i.trial > 1 else i.case
+        for i in outputs
+        if (i.case, i.trial) in stored
+    )
     if again:
         raise ValidationError(
-            {"outputs": f"Output(s) already submitted for case(s): {', '.join(sorted(again)[:20])}"}
+            {"outputs": f"Output(s) already submitted for case(s): {', '.join(again[:20])}"}
         )
     rows = [
-        {"run_id": run.pk, "case_key": i.case, "output": i.output, "trace": i.trace, "metrics": i.metrics}
+        {
+            "run_id": run.pk,
+            "case_key": i.case,
+            "trial": i.trial,
+            "output": i.output,
+            "trace": i.trace,
+            "metrics": i.metrics,
+        }
         for i in outputs
     ]
+    highest = max((i.trial for i in outputs), default=1)
+    if highest > run.trials:
+        Run.objects.filter(pk=run.pk, trials__lt=highest).update(trials=highest)
+        run.trials = highest
     if connection.vendor == "postgresql":  # COPY: the ORM's insert was most of accepting outputs
         copy_insert(SubmittedOutput, rows)
     else:
@@ -232,10 +259,12 @@ def dispatch_run(run: Run, *, chunk_size: int | None = None) -> Run:
     case_ids = list(cases.order_by("pk").values_list("pk", flat=True))
     run.status = RunStatus.QUEUED
     run.grader_snapshot = snapshot_graders()
-    run.total_cases = len(case_ids)
+    run.total_cases = len(case_ids) * run.trials  # progress counts results: one per case and trial
     run.inline_owner = "" if uses_redis() else process_identity()
     run.save(update_fields=["status", "grader_snapshot", "total_cases", "inline_owner"])
-    size = chunk_size_for(run, chunk_size or settings.EVALGATE_CHUNK_SIZE)
+    # A chunk holds every trial of its cases: the configured size (rounded to whole waves of
+    # calls) counts results, so a chunk of a 3-trial run holds a third of the cases.
+    size = max(1, chunk_size_for(run, chunk_size or settings.EVALGATE_CHUNK_SIZE) // run.trials)
     chunks = RunChunk.objects.bulk_create(
         RunChunk(run=run, index=n, case_ids=case_ids[start : start + size], job_id=chunk_job_id(run.pk, n))
         for n, start in enumerate(range(0, len(case_ids), size))

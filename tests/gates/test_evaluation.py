@@ -66,6 +66,8 @@ def test_every_metric_of_the_design_is_registered():
         "pass_rate", "mean_score", "pinned_pass", "error_rate", "latency_p50_ms",
         "latency_p95_ms", "ttft_p95_ms", "cost_per_case_usd", "tokens_per_case",
         "refusal_rate", "escalation_rate", "tool_calls_mean", "trace_steps_mean", "retry_rate",
+        # issue 14: repeated trials
+        "pass_hat_k", "pass_at_k", "consistency",
     }  # fmt: skip
 
 

@@ -32,6 +32,11 @@ def passed(ok: bool, score: float | None = None) -> GradeRow:
     return GradeRow(score=score if score is not None else float(ok), passed=ok)
 
 
+def trials(passed_n: int, of: int = 3) -> GradeRow:
+    """A grader's grades of a case's ``of`` trials, ``passed_n`` of which passed (as merged)."""
+    return GradeRow(score=passed_n / of, passed=passed_n == of, passed_n=passed_n, of=of)
+
+
 # metric -> (rows, expected value, expected n), each worked out by hand in the comment.
 CASES: dict[str, tuple[list[CaseRow], float, int]] = {
     # 3 of 4 graded cases passed; the ungraded case does not count: 3 / 4
@@ -133,6 +138,37 @@ CASES: dict[str, tuple[list[CaseRow], float, int]] = {
         2.0,
         4,
     ),
+    # Three trials per case: cases 1 (3 of 3 passed), 2 (2 of 3), 3 (0 of 3); every trial of
+    # only case 1 passed: 1 / 3
+    "pass_hat_k": (
+        [
+            case(1, trials=3, grade=trials(3)),
+            case(2, trials=3, grade=trials(2)),
+            case(3, trials=3, grade=trials(0)),
+        ],
+        1 / 3,
+        3,
+    ),
+    # the same cases: some trial passed in cases 1 and 2: 2 / 3
+    "pass_at_k": (
+        [
+            case(1, trials=3, grade=trials(3)),
+            case(2, trials=3, grade=trials(2)),
+            case(3, trials=3, grade=trials(0)),
+        ],
+        2 / 3,
+        3,
+    ),
+    # agreement with each case's most common outcome: 3/3, 2/3, 3/3 -> (1 + 2/3 + 1) / 3 = 8/9
+    "consistency": (
+        [
+            case(1, trials=3, grade=trials(3)),
+            case(2, trials=3, grade=trials(2)),
+            case(3, trials=3, grade=trials(0)),
+        ],
+        8 / 9,
+        3,
+    ),
     # (3 + 4 + 5) / 3
     "trace_steps_mean": (
         [case(i, trace_steps=v) for i, v in enumerate([3, 4, 5], start=1)],
@@ -158,3 +194,30 @@ def test_metric_computes_its_value_from_case_rows(metric, rows, value, n):
     assert result["value"] == pytest.approx(value)
     assert result["n"] == n
     assert result["outcome"] != "undecided"  # measured and decided, nothing counted as lacking
+
+
+@pytest.mark.parametrize("metric", ["pass_hat_k", "pass_at_k", "consistency"])
+def test_trial_metrics_are_undecided_on_a_run_of_single_trials(metric):
+    # One trial per case cannot show flakiness: pass^k would just be the pass rate, passed off
+    # as something stronger. The rule says why instead of deciding.
+    rows = [case(1, grade=passed(True)), case(2, grade=passed(True))]
+    rule = RuleSpec(name=metric, metric=metric, grader="exact", threshold=0.5)
+    result = evaluate_rule(rule, rows, None, 0.0)
+    assert result["outcome"] == "undecided"
+    assert "needs repeated trials" in result["note"]
+
+
+def test_the_pass_rate_of_repeated_trials_is_the_mean_share_per_case():
+    # Case 1 passed 3 of 3 trials, case 2 passed 1 of 3: (1 + 1/3) / 2 = 2/3, n = 2 cases.
+    rows = [case(1, trials=3, grade=trials(3)), case(2, trials=3, grade=trials(1))]
+    rule = RuleSpec(name="r", metric="pass_rate", grader="exact", threshold=0.5)
+    result = evaluate_rule(rule, rows, None, 0.0)
+    assert result["value"] == pytest.approx(2 / 3) and result["n"] == 2
+
+
+def test_a_case_with_an_errored_trial_is_errored_for_pass_hat_k():
+    errored = GradeRow(score=1.0, passed=True, error="judge timed out", passed_n=2, of=2)
+    rows = [case(1, trials=3, grade=trials(3)), case(2, trials=3, grade=errored)]
+    rule = RuleSpec(name="r", metric="pass_hat_k", grader="exact", threshold=0.5)
+    result = evaluate_rule(rule, rows, None, missing_tolerance=0.0)
+    assert result["errored"] == 1 and result["outcome"] == "undecided"

@@ -25,6 +25,12 @@ class Command(BaseCommand):
         source.add_argument("--outputs", type=Path, help="JSONL of {case, output, trace, metrics}")
         parser.add_argument("--candidate", default="manual", help="label of what is evaluated")
         parser.add_argument("--tier", choices=Tier.values, default="", help="only this tier")
+        parser.add_argument(
+            "--trials",
+            type=int,
+            default=1,
+            help="with --target: times each case runs (outputs carry `trial`)",
+        )
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for workers")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -51,6 +57,7 @@ class Command(BaseCommand):
                 outputs=outputs,
                 target=target,
                 tier=options["tier"],
+                trials=options["trials"],
             )
         except ValidationError as exc:
             problems = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
@@ -82,3 +89,16 @@ class Command(BaseCommand):
         for slug, grader in run.summary.get("graders", {}).items():
             rate = "-" if grader["pass_rate"] is None else f"{grader['pass_rate']:.1%}"
             self.stdout.write(f"  {slug}: pass rate {rate} (n={grader['n']}, errors={grader['errors']})")
+        trials = run.summary.get("trials")
+        if trials:
+            k = trials["k"]
+            for slug, t in trials["graders"].items():
+                self.stdout.write(
+                    f"  {slug} over {k} trials: pass@{k} {_pct(t['pass_at_k'])}, pass^{k} "
+                    f"{_pct(t['pass_hat_k'])}, consistency {_pct(t['consistency'])}, "
+                    f"{t['flaky_cases']} flaky of {t['cases']} cases"
+                )
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
