@@ -213,6 +213,8 @@ def _grade_monitor_samples(monitor: Monitor, samples: list[dict[str, Any]]) -> N
                 continue
             kind = graders.get_kind(grader.kind)
             if kind.needs_rubric:
+                if not kind.reads(item.expected, kind.validate_config(grader.config)):
+                    continue  # a judge of one expected key (an imported llm-rubric) reads only those
                 if grader.pk not in versions:
                     versions[grader.pk] = rubric_version_for(grader)
                 version = versions[grader.pk]

@@ -45,7 +45,6 @@ FORMATS: dict[str, Callable[[str, Batch], None]] = {
     "langsmith": langsmith.read,
     "langfuse": langsmith.read,
 }
-PARSERS = FORMATS  # the name the import form and older callers use
 
 
 def read_cases(
@@ -122,7 +121,6 @@ def parse_cases(data: bytes, fmt: str, **options: object) -> list[CaseSpec]:
 __all__ = [
     "CASE_FIELDS",
     "FORMATS",
-    "PARSERS",
     "CaseRefs",
     "CaseSpec",
     "Dropped",

@@ -42,6 +42,7 @@ CHECKS: dict[str, Check] = {
         _check("rouge_n", "rouge-n", "rouge_n", "assertions"),
         _check("text_similarity", "text-similarity", "text_similarity", "assertions"),
         _check("similar", "similar", "embedding_similarity", "assertions"),
+        _check("length", "length", "length", "assertions"),
         _check("answer", "exact-match", "exact_match"),
         _check("pattern", "regex", "regex"),
         _check("not_pattern", "not-regex", "regex", expected_field="not_pattern", negate=True),

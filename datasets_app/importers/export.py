@@ -92,6 +92,10 @@ def _object_form_asserts(key: str, value: Any) -> list[dict[str, Any]] | None:
         elif key in ("is_json", "contains_json") and one is True and set(options) <= {"negate", "schema"}:
             check = {"type": negate + key.replace("_", "-")}
             asserts.append({**check, "value": options["schema"]} if options.get("schema") else check)
+        elif key == "length" and options.get("unit") == "words" and one is True:
+            bounds = {k: v for k, v in options.items() if k in ("min", "max")}
+            exact = bounds.get("min") is not None and bounds.get("min") == bounds.get("max")
+            asserts.append({"type": negate + "word-count", "value": bounds["min"] if exact else bounds})
         elif key in ("levenshtein", "rouge_n", "similar") and set(options) <= {"negate", "threshold"}:
             check = {"type": negate + {"rouge_n": "rouge-n"}.get(key, key), "value": one}
             asserts.append({**check, "threshold": options["threshold"]} if "threshold" in options else check)

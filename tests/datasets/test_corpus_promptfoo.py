@@ -162,6 +162,7 @@ def test_not_variants_similarity_scores_and_tool_calls_against_the_providers_too
             {"value": ["30 days", "thirty days"]},
             {"value": ["refund", "money back"], "case_sensitive": False},
         ],
+        "length": {"value": True, "min": 5, "max": 60, "unit": "words"},  # word-count
     }
     assert graders(plan)["not-regex"] == ("regex", {"expected_field": "not_pattern", "negate": True}, None)
     assert graders(plan)["tool-schema"] == ("tool_schema", {}, None)

@@ -33,6 +33,11 @@ tests:
     assert:
       - type: llm-rubric
         value: Stays calm and offers help
+  - description: opening hours
+    vars: {message: "When are you open?"}
+    assert:
+      - type: icontains
+        value: monday
 """
 PASS = {"score": 1, "passed": True, "rationale": "Does what the case's rubric asks."}
 
@@ -74,6 +79,7 @@ def check(gate, capture, candidate: str):
     outputs = [
         {"case": "late-parcel", "output": "Sorry! I have sent a replacement today."},
         {"case": "rude-customer", "output": "I understand. How can I help you?"},
+        {"case": "opening-hours", "output": "Monday to Friday, nine to five."},
     ]
     with capture(execute=True):
         made, _ = request_check(gate=gate, candidate=candidate, outputs=outputs)
@@ -99,6 +105,7 @@ def test_the_imported_judge_decides_only_once_its_rubric_draft_is_signed_off(
     after = check(imported["gate"], django_capture_on_commit_callbacks, "v2")
 
     assert after.verdict == Verdict.PASS and after.release_allowed is True
+    # The judge reads the cases that carry an llm-rubric, not the one that does not.
     grades = Grade.objects.filter(case_result__run=after.run, grader=imported["judge"])
     assert sorted((g.case_result.case.key, g.passed, g.rubric_version_id) for g in grades) == [
         ("late-parcel", True, version.pk),

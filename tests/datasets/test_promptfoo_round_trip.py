@@ -155,3 +155,21 @@ def test_promptfoo_runs_the_exported_config_with_its_echo_provider(exported):
         {"role": "user", "content": "Do you have a large shirt?"},
     ]
     assert shutil.which("node") or PROMPTFOO.exists()
+
+
+def test_negated_and_scored_assertions_export_and_import_back_the_same():
+    from datasets_app.importers import export_promptfoo
+
+    plan = read_cases(
+        (CORPUS / "promptfoo" / "negations" / "promptfooconfig.yaml").read_bytes(),
+        "promptfoo",
+        base_dir=CORPUS / "promptfoo" / "negations",
+    )
+    text, notes = export_promptfoo(spec.to_dict() for spec in plan.specs)
+    back = read_cases(text.encode(), "promptfoo")
+
+    # The provider's tool definitions live in promptfoo's provider config, not in a test.
+    assert notes == ["case refund-call: expected.tool_definitions has no promptfoo assertion"]
+    without_tools = [{k: v for k, v in s.expected.items() if k != "tool_definitions"} for s in plan.specs]
+    assert [s.expected for s in back.specs] == without_tools
+    assert back.dropped == [] and back.errors == []

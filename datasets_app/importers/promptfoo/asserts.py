@@ -158,6 +158,8 @@ def _one(batch: Batch, line: int, check: Any, target: Target, load: Loader, *, h
             construct=construct,
             options={"threshold": threshold, **negate},
         )
+    elif base == "word-count":
+        _word_count(batch, line, construct, value, negate, target)
     elif base == "is-refusal":
         carry(batch, target.expected, "must_refuse", not negated, line=line, construct=construct)
     elif base in TOOL_CALL_TYPES and not negated:
@@ -222,6 +224,28 @@ def _text_check(
     else:
         key = "equals" if base == "equals" else "starts_with"
         carry(batch, target.expected, key, value, line=line, construct=construct, options=negate)
+
+
+def _word_count(
+    batch: Batch, line: int, construct: str, value: Any, negate: dict[str, Any], target: Target
+) -> None:
+    """promptfoo's word-count (an exact count, or {min, max}) is the length grader in words."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        bounds = {"min": value, "max": value}
+    elif isinstance(value, dict) and set(value) <= {"min", "max"} and value:
+        bounds = dict(value)
+    else:
+        batch.error(line, "assert", "word-count: the value must be a number or {min, max}")
+        return
+    carry(
+        batch,
+        target.expected,
+        "length",
+        True,
+        line=line,
+        construct=construct,
+        options={**bounds, "unit": "words", **negate},
+    )
 
 
 def _tool_definitions(batch: Batch, line: int, construct: str, target: Target) -> None:
