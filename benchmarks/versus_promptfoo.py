@@ -26,6 +26,7 @@ promptfoo's time, the API path at most 1/7.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -101,8 +102,9 @@ def time_promptfoo(config: Path) -> float:
         raise SystemExit(
             f"promptfoo eval exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
         )
-    summary = [line.strip() for line in done.stdout.splitlines() if "passed" in line or "failed" in line]
-    print(f"    promptfoo: {'; '.join(summary[-2:])}")
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)  # without its colours
+    counts = re.findall(r"(\d[\d,]*) (passed|failed) \(", plain)
+    print(f"    promptfoo: {', '.join(f'{n} {what}' for n, what in counts[-2:]) or 'no summary printed'}")
     return elapsed
 
 
