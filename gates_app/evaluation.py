@@ -8,14 +8,15 @@ Verdict semantics are DESIGN.md section 5: missing data is never a pass.
 """
 
 from array import array
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gates_app import metrics
 from gates_app.choices import DecideOn, Outcome, RuleMode, Severity, Verdict
-from grading_app.results import CaseRow
+from gates_app.pairing import pair_by_case
+from gates_app.trace_deltas import TraceDeltas
+from grading_app.results import CaseRow, GradeRow
 from grading_app.stats import mean, mean_interval, paired_difference_interval, percentile, wilson_interval
 
 
@@ -75,43 +76,6 @@ def scope_filter(rule: RuleSpec, spec: metrics.MetricSpec) -> Callable[[CaseRow]
     return lambda row: all(test(row) for test in tests)
 
 
-def pair_by_case(
-    rows: Iterable[CaseRow], baseline_rows: Iterable[CaseRow] | None
-) -> Iterator[tuple[CaseRow | None, CaseRow | None]]:
-    """(candidate row, baseline row) per case, in case id order; None where a side lacks the case.
-
-    Both sides are read once, in case id order (iter_case_rows streams them so); a list is
-    sorted first. A stream out of order would pair the wrong cases, so it is refused."""
-
-    def ordered(side: Iterable[CaseRow]) -> Iterator[CaseRow]:
-        if isinstance(side, list | tuple):
-            side = sorted(side, key=lambda r: r.case_id)
-        last = None
-        for row in side:
-            if last is not None and row.case_id < last:
-                raise ValueError(f"case rows out of case id order ({row.case_id} after {last})")
-            last = row.case_id
-            yield row
-
-    candidates = ordered(rows)
-    if baseline_rows is None:
-        for row in candidates:
-            yield row, None
-        return
-    baselines = ordered(baseline_rows)
-    row, base = next(candidates, None), next(baselines, None)
-    while row is not None or base is not None:
-        if base is None or (row is not None and row.case_id < base.case_id):
-            yield row, None
-            row = next(candidates, None)
-        elif row is None or base.case_id < row.case_id:
-            yield None, base
-            base = next(baselines, None)
-        else:
-            yield row, base
-            row, base = next(candidates, None), next(baselines, None)
-
-
 class _Values:
     """One side's observations of a rule: counts for rates, the values where an aggregate
     needs them (means, percentiles), as doubles in case id order."""
@@ -127,6 +91,20 @@ class _Values:
         self.total += value
         if self.keep:
             self.values.append(value)
+
+    def merge(self, other: "_Values") -> None:
+        """The observations of later cases (another chunk of the run, in case id order)."""
+        self.n += other.n
+        self.total += other.total
+        self.values.extend(other.values)
+
+    def dump(self) -> list[Any]:
+        return [self.n, self.total, list(self.values)]
+
+    def load(self, data: list[Any]) -> "_Values":
+        self.n, self.total = data[0], data[1]
+        self.values = array("d", data[2])
+        return self
 
 
 def _aggregate(spec: metrics.MetricSpec, values: _Values) -> tuple[float | None, list | None]:
@@ -208,6 +186,39 @@ class _RuleState:
         else:  # flip "lower is better" metrics before pairing
             self.shared_candidate.append(self.sign * value)
             self.shared_baseline.append(self.sign * base_value)
+
+    COUNTS = ("scoped", "missing", "errored", "shared", "regressed")
+
+    def merge(self, other: "_RuleState") -> None:
+        """What the rule saw of later cases (another chunk of the same run, same baseline)."""
+        for name in self.COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.most_trials = max(self.most_trials, other.most_trials)
+        self.values.merge(other.values)
+        self.base_values.merge(other.base_values)
+        self.pinned_rows += other.pinned_rows
+        self.shared_candidate.extend(other.shared_candidate)
+        self.shared_baseline.extend(other.shared_baseline)
+
+    def dump(self) -> dict[str, Any]:
+        """The state as JSON (floats survive exactly: JSON writes their shortest repr)."""
+        return {
+            **{name: getattr(self, name) for name in self.COUNTS},
+            "most_trials": self.most_trials,
+            "values": self.values.dump(),
+            "base_values": self.base_values.dump(),
+            "pinned": [_pinned_row(row) for row in self.pinned_rows],
+            "pairs": [list(self.shared_candidate), list(self.shared_baseline)],
+        }
+
+    def load(self, data: dict[str, Any]) -> "_RuleState":
+        for name in (*self.COUNTS, "most_trials"):
+            setattr(self, name, data[name])
+        self.values.load(data["values"])
+        self.base_values.load(data["base_values"])
+        self.pinned_rows = [_pinned_row_back(row) for row in data["pinned"]]
+        self.shared_candidate, self.shared_baseline = (array("d", side) for side in data["pairs"])
+        return self
 
     def result(self, missing_tolerance: float, pinned_not_run: Sequence[CaseRow], has_baseline: bool) -> dict:
         rule, spec, direction = self.rule, self.spec, self.direction
@@ -384,6 +395,63 @@ def verdict_for(rule_results: list[dict[str, Any]]) -> str:
     return Verdict.PASS
 
 
+@dataclass
+class Folded:
+    """The rule states and trace deltas after some of a run's rows: a whole run's, or a chunk's
+    to be merged with the others' (gates_app.partials) before deciding."""
+
+    states: list["_RuleState"]
+    deltas: TraceDeltas | None
+    has_baseline: bool
+
+    @classmethod
+    def start(cls, rules: list[RuleSpec], has_baseline: bool) -> "Folded":
+        return cls(
+            [_RuleState(rule, has_baseline) for rule in rules],
+            TraceDeltas() if has_baseline else None,
+            has_baseline,
+        )
+
+    def add(self, rows: Iterable[CaseRow], baseline_rows: Iterable[CaseRow] | None) -> "Folded":
+        for row, base in pair_by_case(rows, baseline_rows):
+            for state in self.states:
+                state.add(row, base)
+            if self.deltas is not None:
+                self.deltas.add(row, base)
+        return self
+
+    def merge(self, other: "Folded") -> None:
+        for mine, theirs in zip(self.states, other.states, strict=True):
+            mine.merge(theirs)
+        if self.deltas is not None and other.deltas is not None:
+            self.deltas.merge(other.deltas)
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "rules": [state.dump() for state in self.states],
+            "deltas": self.deltas.dump() if self.deltas is not None else None,
+        }
+
+    @classmethod
+    def load(cls, rules: list[RuleSpec], has_baseline: bool, data: dict[str, Any]) -> "Folded":
+        folded = cls.start(rules, has_baseline)
+        for state, dumped in zip(folded.states, data["rules"], strict=True):
+            state.load(dumped)
+        if has_baseline and data["deltas"] is not None:
+            folded.deltas = TraceDeltas.load(data["deltas"])
+        return folded
+
+    def decide(self, missing_tolerance: float = 0.0, pinned_not_run: Sequence[CaseRow] = ()) -> Evaluation:
+        results = [
+            state.result(missing_tolerance, pinned_not_run, self.has_baseline) for state in self.states
+        ]
+        return Evaluation(
+            verdict=verdict_for(results),
+            rules=results,
+            trace_deltas=self.deltas.result() if self.deltas is not None else {},
+        )
+
+
 def evaluate(
     rules: list[RuleSpec],
     rows: Iterable[CaseRow],
@@ -393,109 +461,17 @@ def evaluate(
 ) -> Evaluation:
     """The whole rule table, its verdict and the trace deltas, in one pass over both runs' rows
     (in case id order, as iter_case_rows streams them; lists are sorted first)."""
-    has_baseline = baseline_rows is not None
-    states = [_RuleState(rule, has_baseline) for rule in rules]
-    deltas = _TraceDeltas() if has_baseline else None
-    for row, base in pair_by_case(rows, baseline_rows):
-        for state in states:
-            state.add(row, base)
-        if deltas is not None:
-            deltas.add(row, base)
-    results = [state.result(missing_tolerance, pinned_not_run, has_baseline) for state in states]
-    return Evaluation(
-        verdict=verdict_for(results), rules=results, trace_deltas=deltas.result() if deltas else {}
-    )
+    folded = Folded.start(rules, baseline_rows is not None).add(rows, baseline_rows)
+    return folded.decide(missing_tolerance, pinned_not_run)
 
 
-CHANGED_CASES_SHOWN = 50
+def _pinned_row(row: CaseRow) -> list[Any]:
+    """What the pinned rule reads of a row (gates_app.evaluation._decide_pinned), as JSON."""
+    return [row.key, row.missing, row.error, {slug: [g.passed, g.error] for slug, g in row.grades.items()}]
 
 
-class _Means:
-    """Mean tool calls, trace steps, retry and refusal rates of the rows that produced."""
-
-    NAMES = ("tool_calls_mean", "trace_steps_mean", "retry_rate", "refusal_rate")
-
-    def __init__(self) -> None:
-        self.produced = self.tool_calls = self.trace_steps = self.retried = 0
-        self.refusals_known = self.refused = 0
-
-    def add(self, row: CaseRow) -> None:
-        if row.failed_to_produce:
-            return
-        self.produced += 1
-        self.tool_calls += row.tool_calls
-        self.trace_steps += row.trace_steps
-        self.retried += row.retries > 0
-        if row.refused is not None:
-            self.refusals_known += 1
-            self.refused += bool(row.refused)
-
-    def result(self) -> dict[str, float | None]:
-        n = self.produced
-        return {
-            "tool_calls_mean": self.tool_calls / n if n else None,
-            "trace_steps_mean": self.trace_steps / n if n else None,
-            "retry_rate": self.retried / n if n else None,
-            "refusal_rate": self.refused / self.refusals_known if self.refusals_known else None,
-        }
-
-
-class _TraceDeltas:
-    """Per failure class: the candidate's trace means against the baseline's, and the cases
-    (same case, both produced) whose tool sequence changed, the first ones by key kept."""
-
-    def __init__(self) -> None:
-        self.candidate: dict[str, _Means] = defaultdict(_Means)
-        self.baseline: dict[str, _Means] = defaultdict(_Means)
-        self.changed: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self.changed_n: dict[str, int] = defaultdict(int)
-
-    def add(self, row: CaseRow | None, base: CaseRow | None) -> None:
-        if row is not None:
-            self.candidate[row.failure_class].add(row)
-        if base is not None:
-            self.baseline[base.failure_class].add(base)
-        if (
-            row is not None
-            and base is not None
-            and not row.failed_to_produce
-            and not base.failed_to_produce
-            and base.tool_sequence != row.tool_sequence
-        ):
-            self.changed_n[row.failure_class] += 1
-            shown = self.changed[row.failure_class]
-            shown.append({"case": row.key, "baseline": base.tool_sequence, "candidate": row.tool_sequence})
-            if len(shown) >= 10 * CHANGED_CASES_SHOWN:  # keep the first by key, not all of them
-                shown.sort(key=lambda c: c["case"])
-                del shown[CHANGED_CASES_SHOWN:]
-
-    def result(self) -> dict[str, Any]:
-        deltas: dict[str, Any] = {}
-        for failure_class in sorted(set(self.candidate) | set(self.baseline)):
-            candidate = self.candidate[failure_class].result()
-            baseline = self.baseline[failure_class].result()
-            entry: dict[str, Any] = {
-                name: {
-                    "candidate": candidate[name],
-                    "baseline": baseline[name],
-                    "delta": None
-                    if candidate[name] is None or baseline[name] is None
-                    else candidate[name] - baseline[name],
-                }
-                for name in _Means.NAMES
-            }
-            shown = sorted(self.changed[failure_class], key=lambda c: c["case"])[:CHANGED_CASES_SHOWN]
-            entry["tool_sequence_changed"] = {"count": self.changed_n[failure_class], "cases": shown}
-            deltas[failure_class] = entry
-        return deltas
-
-
-def trace_deltas(rows: Iterable[CaseRow], baseline_rows: Iterable[CaseRow] | None) -> dict[str, Any]:
-    """Per failure class: change of mean tool calls, trace steps, retry and refusal rates
-    against the baseline, and the cases (same case, both produced) whose tool sequence changed."""
-    if baseline_rows is None:
-        return {}
-    deltas = _TraceDeltas()
-    for row, base in pair_by_case(rows, baseline_rows):
-        deltas.add(row, base)
-    return deltas.result()
+def _pinned_row_back(data: list[Any]) -> CaseRow:
+    key, missing, error, grades = data
+    row = CaseRow(0, key, "", "", "", [], True, missing, error)
+    row.grades = {slug: GradeRow(None, passed, why) for slug, (passed, why) in grades.items()}
+    return row

@@ -238,7 +238,7 @@ class ProductionVerdictSerializer(serializers.Serializer):
 
 @extend_schema_field(TRACE_DELTAS_SCHEMA)
 class TraceDeltasField(serializers.JSONField):
-    """Trace deltas as gates_app.evaluation.trace_deltas wrote them."""
+    """Trace deltas as gates_app.trace_deltas wrote them."""
 
 
 class CheckSerializer(serializers.ModelSerializer):

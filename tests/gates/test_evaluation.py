@@ -2,8 +2,9 @@
 
 import pytest
 
-from gates_app.evaluation import RuleSpec, evaluate, evaluate_rule, in_scope, trace_deltas
+from gates_app.evaluation import RuleSpec, evaluate, evaluate_rule, in_scope
 from gates_app.metrics import get_metric, metric_keys
+from gates_app.trace_deltas import trace_deltas
 from grading_app.results import CaseRow, GradeRow
 
 
