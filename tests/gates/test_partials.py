@@ -96,3 +96,98 @@ def test_folding_chunks_and_merging_their_json_decides_as_one_pass(seed, trials)
                 assert part[key] == pytest.approx(value, rel=1e-12), (one["name"], key)
             else:
                 assert part[key] == value, (one["name"], key)
+
+
+# Through the job path: chunks fold themselves into parts; the finaliser merges them.
+
+
+@pytest.fixture
+def graded_chunks(db, django_capture_on_commit_callbacks, settings):
+    """A check whose run's chunks ran (each folded into a part) but whose finaliser has not."""
+    from gates_app.services import request_check
+    from tests.factories import make_scenario, outputs_for
+
+    settings.EVALGATE_CHUNK_SIZE = 2  # 6 cases: three chunks
+    s = make_scenario(n_trusted=4, n_monitoring=2)
+    outputs = outputs_for(s["cases"])
+    outputs[1]["output"] = "Yes"
+    with django_capture_on_commit_callbacks() as jobs:
+        check, _ = request_check(gate=s["gate"], candidate="v1", outputs=outputs)
+    for job in jobs:  # the chunks; the finaliser the last one enqueues is left waiting
+        job()
+    check.refresh_from_db()
+    return s, check
+
+
+def test_each_chunk_folds_a_part_and_the_finaliser_merges_them_without_reading_the_run(
+    graded_chunks, monkeypatch
+):
+    from gates_app import services
+    from gates_app.models import CheckPart
+    from grading_app.jobs import finalise_run
+    from grading_app.results import iter_case_rows
+
+    s, check = graded_chunks
+    assert check.status != "done"
+    assert sorted(CheckPart.objects.filter(gate_check=check).values_list("chunk_index", flat=True)) == [
+        0,
+        1,
+        2,
+    ]
+    # What one pass over the run decides, for comparison.
+    expected = evaluate(services.rule_specs(s["gate"], check.run), list(iter_case_rows(check.run)), None, 0.0)
+
+    def no_full_read(*args, **kwargs):
+        raise AssertionError("the finaliser read the whole run although every chunk had a part")
+
+    monkeypatch.setattr(services, "iter_case_rows", no_full_read)
+    finalise_run(check.run_id)
+    check.refresh_from_db()
+    assert check.status == "done" and check.verdict == expected.verdict == "fail"
+    assert check.rule_results == json.loads(json.dumps(expected.rules))
+    assert not CheckPart.objects.filter(gate_check=check).exists()  # spent
+
+
+def test_parts_folded_for_other_rules_are_not_used(graded_chunks):
+    from gates_app import partials, services
+    from gates_app.models import CheckPart
+    from grading_app.jobs import finalise_run
+
+    s, check = graded_chunks
+    rule = s["gate"].rules.get(name="trusted accuracy")
+    rule.threshold = 0.5  # the gate changed while the run was graded
+    rule.save()
+    specs = services.rule_specs(s["gate"], check.run)
+    assert partials.merged(check, check.run, specs, None) is None
+    finalise_run(check.run_id)  # reads the whole run instead
+    check.refresh_from_db()
+    accuracy = next(r for r in check.rule_results if r["name"] == "trusted accuracy")
+    assert (accuracy["threshold"], accuracy["value"], accuracy["outcome"]) == (0.5, 0.75, "pass")
+    assert not CheckPart.objects.filter(gate_check=check).exists()
+
+
+def test_a_chunk_without_a_part_makes_the_finaliser_read_the_whole_run(graded_chunks):
+    from gates_app import partials, services
+    from gates_app.models import CheckPart
+
+    s, check = graded_chunks
+    CheckPart.objects.filter(gate_check=check, chunk_index=1).delete()  # its worker died after the commit
+    assert partials.merged(check, check.run, services.rule_specs(s["gate"], check.run), None) is None
+
+
+def test_a_failing_fold_never_fails_the_chunk(db, django_capture_on_commit_callbacks, monkeypatch, settings):
+    from gates_app import partials
+    from gates_app.services import request_check
+    from tests.factories import make_scenario, outputs_for
+
+    def broken(run, chunk):
+        raise RuntimeError("fold broke")
+
+    monkeypatch.setattr(partials.Folded, "dump", lambda self: broken(None, None))
+    settings.EVALGATE_CHUNK_SIZE = 2
+    s = make_scenario(n_trusted=4, n_monitoring=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        check, _ = request_check(gate=s["gate"], candidate="v1", outputs=outputs_for(s["cases"]))
+    check.refresh_from_db()
+    assert check.status == "done" and check.verdict == "pass"  # decided from the whole run
+    assert check.run.chunks.filter(status="done").count() == 3
