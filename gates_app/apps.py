@@ -9,10 +9,7 @@ class GatesAppConfig(AppConfig):
         from datasets_app import extensions
         from gates_app import receivers  # noqa: F401  (connects run_finished, audits gate changes)
         from gates_app.import_plans import apply_plan, check_plan
-        from gates_app.partials import fold_chunk
         from gates_app.services import owns_gate_on_dataset
-        from grading_app import extensions as grading_extensions
 
         extensions.register_pinned_confirmer(owns_gate_on_dataset)
         extensions.register_plan_part(check_plan, apply_plan)
-        grading_extensions.register_chunk_observer(fold_chunk)

@@ -308,31 +308,6 @@ class CheckDecision(models.Model):
         return f"{self.kind} by {self.actor_id}"
 
 
-class CheckPart(models.Model):
-    """A chunk of a check's run folded into the check's rule states as the chunk was written
-    (gates_app.partials): the finaliser merges these instead of reading the run again. Derived
-    data, deleted once the check is decided; ``digest`` names the rules and baseline it was
-    folded for, so a part folded for other ones is never merged."""
-
-    gate_check = models.ForeignKey(Check, on_delete=models.CASCADE, related_name="parts")
-    chunk_index = models.PositiveIntegerField()
-    digest = models.CharField(max_length=64)
-    state = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["gate_check", "chunk_index"],
-                name="check_part_unique_per_chunk",
-                violation_error_message="This chunk of the check's run is folded already.",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"chunk {self.chunk_index} of check {self.gate_check_id}"
-
-
 class CheckUploadPage(models.Model):
     """One received page of a check's outputs: its number and fingerprint (the outputs
     themselves went straight into the run), so a page sent twice is recognised."""

@@ -16,9 +16,9 @@ from audit_app.choices import Action
 from audit_app.services import record_event
 from datasets_app.models import Case
 from evalproject.queues import enqueue
-from gates_app import metrics, partials
+from gates_app import metrics
 from gates_app.choices import CheckStatus, DecisionKind, RuleMode, RuleStage, Verdict
-from gates_app.evaluation import Folded, RuleSpec
+from gates_app.evaluation import RuleSpec, evaluate
 from gates_app.models import Check, CheckDecision, CheckUploadPage, DeployToken, Gate, GateRule
 from grading_app.calibration import cohen_kappa, human_pairs
 from grading_app.choices import RunStatus
@@ -351,19 +351,19 @@ def evaluate_check(run: Run) -> Check | None:
         return check
     baseline = find_baseline(check)
     specs = rule_specs(check.gate, run)
-    # The chunks folded themselves into the rule states as they were written: merging those
-    # parts costs little after the last chunk (gates_app.partials).
-    folded = partials.merged(check, run, specs, baseline)
-    if folded is None:
-        # Otherwise both runs are streamed side by side, a chunk at a time: memory stays flat
-        # with their size. Of the baseline's grades only those its paired rules compare are read
-        # (trace deltas read none); a rule whose metric reads every grade of a case (pinned)
-        # needs them all.
-        graders = baseline_graders(specs)
-        baseline_rows = iter_case_rows(baseline.run_id, graders) if baseline and baseline.run_id else None
-        folded = Folded.start(specs, baseline_rows is not None).add(iter_case_rows(run), baseline_rows)
-    result = folded.decide(check.gate.missing_tolerance, pinned_not_run=load_pinned_not_run(run))
-    partials.forget(check)
+    # Both runs are streamed side by side, a chunk at a time: memory stays flat with their size.
+    # Of the baseline's grades only those its paired rules compare are read (trace deltas read
+    # none); a rule whose metric reads every grade of a case (pinned) needs them all.
+    graders = baseline_graders(specs)
+    baseline_rows = iter_case_rows(baseline.run_id, graders) if baseline and baseline.run_id else None
+    rows = iter_case_rows(run)
+    result = evaluate(
+        specs,
+        rows,
+        baseline_rows,
+        check.gate.missing_tolerance,
+        pinned_not_run=load_pinned_not_run(run),
+    )
     check.rule_results = result.rules
     check.verdict = result.verdict
     if run.status != RunStatus.SUCCEEDED:

@@ -14,7 +14,6 @@ from rq import get_current_job
 
 from evalproject.bulk import copy_insert, fields_of
 from evalproject.queues import enqueue, uses_redis
-from grading_app import extensions
 from grading_app.choices import ChunkStatus, RunStatus
 from grading_app.execution import grade_cases
 from grading_app.models import CaseResult, Grade, Run, RunChunk
@@ -74,7 +73,6 @@ def grade_chunk(chunk_id: int) -> None:
         else:
             _finalise_if_settled(chunk)
         raise
-    extensions.chunk_written(chunk.run, chunk)
     _finalise_if_settled(chunk)
 
 

@@ -115,20 +115,15 @@ def _fetched(queryset: QuerySet, booleans: tuple[int, ...]) -> Iterator[tuple]:
             yield from rows
 
 
-def iter_case_rows(
-    run: Run | int, graders: Collection[str] | None = None, case_ids: Collection[int] | None = None
-) -> Iterator[CaseRow]:
+def iter_case_rows(run: Run | int, graders: Collection[str] | None = None) -> Iterator[CaseRow]:
     """The run's case rows in case id order, streamed: two queries (results with their cases,
     and grades in the same order) read a chunk at a time and merged here, so a summary or a
     verdict over 100,000 cases holds a chunk of rows, not the run. A case run several times
-    (trials) is one row: its trials merged (``merge_trials``). ``case_ids``: only those cases
-    (a chunk's)."""
+    (trials) is one row: its trials merged (``merge_trials``)."""
     run_id = run if isinstance(run, int) else run.pk
-    of_run = CaseResult.objects.filter(run_id=run_id)
-    if case_ids is not None:
-        of_run = of_run.filter(case_id__in=list(case_ids))
     results = _fetched(
-        of_run.annotate(
+        CaseResult.objects.filter(run_id=run_id)
+        .annotate(
             tags_text=Cast("case__tags", TextField()),
             tool_sequence_text=Cast("tool_sequence", TextField()),
         )
@@ -139,7 +134,7 @@ def iter_case_rows(
     slugs = dict(Grader.objects.values_list("pk", "slug"))
     # Only these graders' grades (a baseline read for its paired rules), by id: no join to graders.
     grader_ids = None if graders is None else [pk for pk, slug in slugs.items() if slug in set(graders)]
-    grades = _grades(run_id, grader_ids, None if case_ids is None else list(case_ids))
+    grades = _grades(run_id, grader_ids)
     lists = _Lists()
     grade = next(grades, None)
     trials: list[CaseRow] = []  # the trials of the case being read, when it has several
@@ -217,7 +212,7 @@ def merge_trials(rows: list[CaseRow]) -> CaseRow:
     return merged
 
 
-def _grades(run_id: int, grader_ids: list[int] | None, case_ids: list[int] | None = None) -> Iterator[tuple]:
+def _grades(run_id: int, grader_ids: list[int] | None) -> Iterator[tuple]:
     """(case id, trial, grader id, score, passed, error) of the run's grades in case id and
     trial order.
 
@@ -231,21 +226,14 @@ def _grades(run_id: int, grader_ids: list[int] | None, case_ids: list[int] | Non
     graded = Grade.objects.filter(case_result__run_id=run_id)
     if grader_ids is not None:
         graded = graded.filter(grader_id__in=grader_ids)
-    if case_ids is not None:
-        graded = graded.filter(case_result__case_id__in=case_ids)
     if connection.vendor != "postgresql":
         order = graded.order_by("case_result__case_id", "case_result__trial", "grader_id")
         columns = ("case_result__case_id", "case_result__trial", "grader_id", "score", "passed", "error")
         yield from _fetched(order.values_list(*columns), booleans=(4,))
         return
     of_graders = "" if grader_ids is None else "AND g.grader_id = ANY(%s)"
-    of_cases = "" if case_ids is None else "AND r.case_id = ANY(%s)"
-    sql = _lateral_grades_sql().format(of_graders=of_graders, of_cases=of_cases)
-    params = [
-        *([] if grader_ids is None else [grader_ids]),
-        run_id,
-        *([] if case_ids is None else [case_ids]),
-    ]
+    sql = _lateral_grades_sql().format(of_graders=of_graders)
+    params = [run_id] if grader_ids is None else [grader_ids, run_id]
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(CHUNK_ROWS):
@@ -269,7 +257,7 @@ def _lateral_grades_sql() -> str:
         # OFFSET 0 keeps the subquery from being flattened into a join the planner may
         # then order as it likes: it runs per result, as an index probe.
         "{of_graders} OFFSET 0"
-        f") g WHERE r.{qn(result.get_field('run').column)} = %s {{of_cases}} "
+        f") g WHERE r.{qn(result.get_field('run').column)} = %s "
         f"ORDER BY r.{qn(result.get_field('case').column)}, r.{qn(result.get_field('trial').column)}, "
         f"g.{column['grader']}"
     )

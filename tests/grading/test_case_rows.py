@@ -170,7 +170,7 @@ def test_grades_are_read_by_index_probes_whatever_the_statistics_say(stored):
     exact = Grader.objects.get(slug="exact")
     with connection.cursor() as cursor:
         for of_graders, params in (("", [run.pk]), ("AND g.grader_id = ANY(%s)", [[exact.pk], run.pk])):
-            sql = results._lateral_grades_sql().format(of_graders=of_graders, of_cases="")
+            sql = results._lateral_grades_sql().format(of_graders=of_graders)
             cursor.execute("SET LOCAL cursor_tuple_fraction = 0.1")  # as for a server-side cursor
             cursor.execute(f"EXPLAIN {sql}", params)
             plan = "\n".join(line for (line,) in cursor.fetchall())
