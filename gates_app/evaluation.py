@@ -16,7 +16,7 @@ from gates_app import metrics
 from gates_app.choices import DecideOn, Outcome, RuleMode, Severity, Verdict
 from gates_app.pairing import pair_by_case
 from gates_app.trace_deltas import TraceDeltas
-from grading_app.results import CaseRow, GradeRow
+from grading_app.results import CaseRow
 from grading_app.stats import mean, mean_interval, paired_difference_interval, percentile, wilson_interval
 
 
@@ -91,20 +91,6 @@ class _Values:
         self.total += value
         if self.keep:
             self.values.append(value)
-
-    def merge(self, other: "_Values") -> None:
-        """The observations of later cases (another chunk of the run, in case id order)."""
-        self.n += other.n
-        self.total += other.total
-        self.values.extend(other.values)
-
-    def dump(self) -> list[Any]:
-        return [self.n, self.total, list(self.values)]
-
-    def load(self, data: list[Any]) -> "_Values":
-        self.n, self.total = data[0], data[1]
-        self.values = array("d", data[2])
-        return self
 
 
 def _aggregate(spec: metrics.MetricSpec, values: _Values) -> tuple[float | None, list | None]:
@@ -186,39 +172,6 @@ class _RuleState:
         else:  # flip "lower is better" metrics before pairing
             self.shared_candidate.append(self.sign * value)
             self.shared_baseline.append(self.sign * base_value)
-
-    COUNTS = ("scoped", "missing", "errored", "shared", "regressed")
-
-    def merge(self, other: "_RuleState") -> None:
-        """What the rule saw of later cases (another chunk of the same run, same baseline)."""
-        for name in self.COUNTS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.most_trials = max(self.most_trials, other.most_trials)
-        self.values.merge(other.values)
-        self.base_values.merge(other.base_values)
-        self.pinned_rows += other.pinned_rows
-        self.shared_candidate.extend(other.shared_candidate)
-        self.shared_baseline.extend(other.shared_baseline)
-
-    def dump(self) -> dict[str, Any]:
-        """The state as JSON (floats survive exactly: JSON writes their shortest repr)."""
-        return {
-            **{name: getattr(self, name) for name in self.COUNTS},
-            "most_trials": self.most_trials,
-            "values": self.values.dump(),
-            "base_values": self.base_values.dump(),
-            "pinned": [_pinned_row(row) for row in self.pinned_rows],
-            "pairs": [list(self.shared_candidate), list(self.shared_baseline)],
-        }
-
-    def load(self, data: dict[str, Any]) -> "_RuleState":
-        for name in (*self.COUNTS, "most_trials"):
-            setattr(self, name, data[name])
-        self.values.load(data["values"])
-        self.base_values.load(data["base_values"])
-        self.pinned_rows = [_pinned_row_back(row) for row in data["pinned"]]
-        self.shared_candidate, self.shared_baseline = (array("d", side) for side in data["pairs"])
-        return self
 
     def result(self, missing_tolerance: float, pinned_not_run: Sequence[CaseRow], has_baseline: bool) -> dict:
         rule, spec, direction = self.rule, self.spec, self.direction
@@ -395,63 +348,6 @@ def verdict_for(rule_results: list[dict[str, Any]]) -> str:
     return Verdict.PASS
 
 
-@dataclass
-class Folded:
-    """The rule states and trace deltas after some of a run's rows: a whole run's, or a chunk's
-    to be merged with the others' (gates_app.partials) before deciding."""
-
-    states: list["_RuleState"]
-    deltas: TraceDeltas | None
-    has_baseline: bool
-
-    @classmethod
-    def start(cls, rules: list[RuleSpec], has_baseline: bool) -> "Folded":
-        return cls(
-            [_RuleState(rule, has_baseline) for rule in rules],
-            TraceDeltas() if has_baseline else None,
-            has_baseline,
-        )
-
-    def add(self, rows: Iterable[CaseRow], baseline_rows: Iterable[CaseRow] | None) -> "Folded":
-        for row, base in pair_by_case(rows, baseline_rows):
-            for state in self.states:
-                state.add(row, base)
-            if self.deltas is not None:
-                self.deltas.add(row, base)
-        return self
-
-    def merge(self, other: "Folded") -> None:
-        for mine, theirs in zip(self.states, other.states, strict=True):
-            mine.merge(theirs)
-        if self.deltas is not None and other.deltas is not None:
-            self.deltas.merge(other.deltas)
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "rules": [state.dump() for state in self.states],
-            "deltas": self.deltas.dump() if self.deltas is not None else None,
-        }
-
-    @classmethod
-    def load(cls, rules: list[RuleSpec], has_baseline: bool, data: dict[str, Any]) -> "Folded":
-        folded = cls.start(rules, has_baseline)
-        for state, dumped in zip(folded.states, data["rules"], strict=True):
-            state.load(dumped)
-        if has_baseline and data["deltas"] is not None:
-            folded.deltas = TraceDeltas.load(data["deltas"])
-        return folded
-
-    def decide(self, missing_tolerance: float = 0.0, pinned_not_run: Sequence[CaseRow] = ()) -> Evaluation:
-        results = [
-            state.result(missing_tolerance, pinned_not_run, self.has_baseline) for state in self.states
-        ]
-        return Evaluation(
-            verdict=verdict_for(results),
-            rules=results,
-            trace_deltas=self.deltas.result() if self.deltas is not None else {},
-        )
-
-
 def evaluate(
     rules: list[RuleSpec],
     rows: Iterable[CaseRow],
@@ -461,17 +357,15 @@ def evaluate(
 ) -> Evaluation:
     """The whole rule table, its verdict and the trace deltas, in one pass over both runs' rows
     (in case id order, as iter_case_rows streams them; lists are sorted first)."""
-    folded = Folded.start(rules, baseline_rows is not None).add(rows, baseline_rows)
-    return folded.decide(missing_tolerance, pinned_not_run)
-
-
-def _pinned_row(row: CaseRow) -> list[Any]:
-    """What the pinned rule reads of a row (gates_app.evaluation._decide_pinned), as JSON."""
-    return [row.key, row.missing, row.error, {slug: [g.passed, g.error] for slug, g in row.grades.items()}]
-
-
-def _pinned_row_back(data: list[Any]) -> CaseRow:
-    key, missing, error, grades = data
-    row = CaseRow(0, key, "", "", "", [], True, missing, error)
-    row.grades = {slug: GradeRow(None, passed, why) for slug, (passed, why) in grades.items()}
-    return row
+    has_baseline = baseline_rows is not None
+    states = [_RuleState(rule, has_baseline) for rule in rules]
+    deltas = TraceDeltas() if has_baseline else None
+    for row, base in pair_by_case(rows, baseline_rows):
+        for state in states:
+            state.add(row, base)
+        if deltas is not None:
+            deltas.add(row, base)
+    results = [state.result(missing_tolerance, pinned_not_run, has_baseline) for state in states]
+    return Evaluation(
+        verdict=verdict_for(results), rules=results, trace_deltas=deltas.result() if deltas else {}
+    )

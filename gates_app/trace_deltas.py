@@ -1,8 +1,8 @@
 """Trace deltas: per failure class, how the candidate's traces moved against the baseline's.
 
 Mean tool calls, trace steps, retry and refusal rates of the cases that produced, and the
-cases (same case, both produced) whose tool sequence changed. Kept as counts, so the deltas
-of a run's chunks are folded separately and merged (gates_app.partials).
+cases (same case, both produced) whose tool sequence changed. Kept as counts and the first
+changed cases by key, so memory stays flat whatever the size of the runs.
 """
 
 from collections import defaultdict
@@ -19,7 +19,6 @@ class _Means:
     """Mean tool calls, trace steps, retry and refusal rates of the rows that produced."""
 
     NAMES = ("tool_calls_mean", "trace_steps_mean", "retry_rate", "refusal_rate")
-    COUNTS = ("produced", "tool_calls", "trace_steps", "retried", "refusals_known", "refused")
 
     def __init__(self) -> None:
         self.produced = self.tool_calls = self.trace_steps = self.retried = 0
@@ -35,20 +34,6 @@ class _Means:
         if row.refused is not None:
             self.refusals_known += 1
             self.refused += float(row.refused)  # a bool, or of several trials the share refused
-
-    def merge(self, other: "_Means") -> None:
-        for name in self.COUNTS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def dump(self) -> list[float]:
-        return [getattr(self, name) for name in self.COUNTS]
-
-    @classmethod
-    def load(cls, counts: list[float]) -> "_Means":
-        means = cls()
-        for name, value in zip(cls.COUNTS, counts, strict=True):
-            setattr(means, name, value)
-        return means
 
     def result(self) -> dict[str, float | None]:
         n = self.produced
@@ -83,48 +68,11 @@ class TraceDeltas:
             and base.tool_sequence != row.tool_sequence
         ):
             self.changed_n[row.failure_class] += 1
-            self._keep(
-                row.failure_class,
-                [{"case": row.key, "baseline": base.tool_sequence, "candidate": row.tool_sequence}],
-            )
-
-    def _keep(self, failure_class: str, cases: list[dict[str, Any]]) -> None:
-        shown = self.changed[failure_class]
-        shown.extend(cases)
-        if len(shown) >= 10 * CHANGED_CASES_SHOWN:  # keep the first by key, not all of them
-            shown.sort(key=lambda c: c["case"])
-            del shown[CHANGED_CASES_SHOWN:]
-
-    def merge(self, other: "TraceDeltas") -> None:
-        for mine, theirs in ((self.candidate, other.candidate), (self.baseline, other.baseline)):
-            for failure_class, means in theirs.items():
-                mine[failure_class].merge(means)
-        for failure_class, n in other.changed_n.items():
-            self.changed_n[failure_class] += n
-        for failure_class, cases in other.changed.items():
-            self._keep(failure_class, cases)
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "candidate": {fc: m.dump() for fc, m in self.candidate.items()},
-            "baseline": {fc: m.dump() for fc, m in self.baseline.items()},
-            "changed": {
-                fc: sorted(cases, key=lambda c: c["case"])[:CHANGED_CASES_SHOWN]
-                for fc, cases in self.changed.items()
-            },
-            "changed_n": dict(self.changed_n),
-        }
-
-    @classmethod
-    def load(cls, data: dict[str, Any]) -> "TraceDeltas":
-        deltas = cls()
-        for side in ("candidate", "baseline"):
-            for failure_class, counts in data[side].items():
-                getattr(deltas, side)[failure_class] = _Means.load(counts)
-        for failure_class, cases in data["changed"].items():
-            deltas.changed[failure_class] = list(cases)
-        deltas.changed_n.update(data["changed_n"])
-        return deltas
+            shown = self.changed[row.failure_class]
+            shown.append({"case": row.key, "baseline": base.tool_sequence, "candidate": row.tool_sequence})
+            if len(shown) >= 10 * CHANGED_CASES_SHOWN:  # keep the first by key, not all of them
+                shown.sort(key=lambda c: c["case"])
+                del shown[CHANGED_CASES_SHOWN:]
 
     def result(self) -> dict[str, Any]:
         deltas: dict[str, Any] = {}
