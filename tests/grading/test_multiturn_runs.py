@@ -4,10 +4,7 @@ http target, a simulated user, each graded by a judge whose prompt holds the who
 an unapproved persona, failures mid-conversation, trials, and a gate verdict through the API."""
 
 import itertools
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -27,6 +24,7 @@ from tests.factories import (
     make_user,
 )
 from tests.fake_openai import FakeOpenAI, fault, json_reply, text, tool_calls
+from tests.json_service import json_service
 
 pytestmark = pytest.mark.django_db
 
@@ -180,51 +178,26 @@ def test_tool_calls_mid_conversation_stay_in_the_messages_and_the_trace(
     assert 'assistant called lookup_order({"order_id": "A-17"})' in judge_prompt(fake_openai)
 
 
-class TeamBot(BaseHTTPRequestHandler):
+def team_bot(body: dict) -> dict:
     """The team's own chat service: answers each turn it is posted, reporting its own metrics."""
-
-    received: list = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        TeamBot.received.append(body)
-        turn = body["turn"]
-        trace = [{"type": "retrieval", "documents": [{"id": "policy-3", "text": "Refunds within 30 days."}]}]
-        answer = {
-            "output": f"turn {turn}: noted '{body['messages'][-1]['content']}'",
-            "trace": trace if turn == 2 else [],
-            "metrics": {"latency_ms": 100.0, "input_tokens": 40, "output_tokens": 8, "escalated": turn == 3},
-        }
-        payload = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def team_bot():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), TeamBot)
-    TeamBot.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/chat"
-    server.shutdown()
-    server.server_close()
+    turn = body["turn"]
+    trace = [{"type": "retrieval", "documents": [{"id": "policy-3", "text": "Refunds within 30 days."}]}]
+    return {
+        "output": f"turn {turn}: noted '{body['messages'][-1]['content']}'",
+        "trace": trace if turn == 2 else [],
+        "metrics": {"latency_ms": 100.0, "input_tokens": 40, "output_tokens": 8, "escalated": turn == 3},
+    }
 
 
 def test_a_three_turn_scripted_conversation_on_an_http_target_posts_each_turn_with_the_conversation(
-    world, fake_openai, team_bot, django_capture_on_commit_callbacks
+    world, fake_openai, django_capture_on_commit_callbacks
 ):
     add_active_case(world["dataset"], "lost-parcel", {"turns": SCRIPT})
-    target = save_target(slug="team-bot", kind="http", config={"url": team_bot})
-    run = run_target(world, target, django_capture_on_commit_callbacks)
+    with json_service(team_bot) as service:
+        target = save_target(slug="team-bot", kind="http", config={"url": service.url})
+        run = run_target(world, target, django_capture_on_commit_callbacks)
 
-    posts = TeamBot.received
+    posts = service.bodies
     assert [p["turn"] for p in posts] == [1, 2, 3]
     assert len({p["conversation_id"] for p in posts}) == 1
     assert all(p["case"] == "lost-parcel" and p["input"] == {"turns": SCRIPT} for p in posts)
