@@ -240,6 +240,7 @@ class ImportForm(forms.Form):
         "input_field",
         "ideal_field",
         "reference_as",
+        "persona",
         "eval_class",
         "allow_lossy",
         "judge_endpoint",
@@ -275,6 +276,11 @@ class ImportForm(forms.Form):
             "inspect_ai, DeepEval, LangSmith and Langfuse keep the check of a reference answer in code: "
             "say which it is."
         ),
+    )
+    persona = forms.SlugField(
+        required=False,
+        help_text="DeepEval conversational goldens: the rubric whose approved version plays their user "
+        "(from the golden's scenario); empty: each golden is the conversation so far, answered once.",
     )
     eval_class = forms.ChoiceField(
         required=False,

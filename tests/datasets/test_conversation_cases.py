@@ -3,21 +3,35 @@ admin form, config files, imports and the cases API name each problem by its pat
 nothing."""
 
 import json
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError
+from django.urls import reverse
 
 from datasets_app.conversations import DEFAULT_MAX_TURNS, MAX_TURNS, Conversation, conversation_of
 from datasets_app.models import Case
 from datasets_app.services import validate_case_content
+from grading_app.models.rubrics import SIMULATED_USER_PROMPT_TEMPLATE
+from grading_app.services import save_rubric
 from tests.datasets.test_apply_config import apply, config
 from tests.datasets.test_apply_config import write as write_config
 from tests.datasets.test_case_admin import ADD, add_form
 from tests.datasets.test_cases_api import assert_error_shape, post_cases
 from tests.datasets.test_import_cases import jsonl, run_import
 from tests.datasets.test_import_cases import write as write_file
-from tests.factories import make_case, make_dataset, make_failure_class, make_gate, make_token, make_user
+from tests.factories import (
+    make_case,
+    make_dataset,
+    make_endpoint,
+    make_failure_class,
+    make_gate,
+    make_rubric_version,
+    make_token,
+    make_user,
+)
 
 OPENING = [{"role": "system", "content": "You are Northwind's support bot."}]
 
@@ -187,7 +201,7 @@ def test_an_import_names_the_line_and_the_conversation_key_and_imports_nothing(t
 
 
 @pytest.mark.django_db
-def test_the_cases_api_names_the_case_index_and_the_conversation_key(api_client):
+def test_the_cases_api_names_the_case_index_and_the_conversation_problem(api_client):
     dataset = make_dataset("support-bot")
     make_case(dataset, "existing-01", failure_class=make_failure_class("factual"))
     secret = make_token([make_gate(dataset, "support-release")], scopes=["cases:write"])
@@ -199,6 +213,62 @@ def test_the_cases_api_names_the_case_index_and_the_conversation_key(api_client)
     response = post_cases(api_client, dataset.slug, secret, {"cases": cases})
 
     error = assert_error_shape(response, 400, "invalid")
-    assert set(error["details"]) == {"cases[1].input"}
+    assert set(error["details"]) == {"cases[0].input", "cases[1].input"}
+    assert error["details"]["cases[0].input"] == [
+        "the simulated user's rubric 'dana' does not exist; create it first"
+    ]
     assert any("input.turns[1] must be text" in m for m in error["details"]["cases[1].input"])
     assert Case.objects.filter(dataset=dataset).count() == 1
+
+
+SIMULATIONS = Path(__file__).parent / "corpus" / "deepeval" / "simulations.json"
+
+
+@pytest.mark.django_db
+def test_deepeval_goldens_import_as_simulated_users_only_of_a_rubric_that_exists(tmp_path, dataset_owner):
+    dataset = make_dataset("support-bot", owner=dataset_owner)
+    # --allow-lossy: the expected outcome is kept only when --reference-as names its check.
+    args = (
+        "--format",
+        "deepeval",
+        "--persona",
+        "impatient-customer",
+        "--allow-lossy",
+        "--as",
+        dataset_owner.username,
+    )
+
+    with pytest.raises(CommandError) as failed:
+        run_import(dataset, SIMULATIONS, *args)
+    message = str(failed.value)
+    assert "line 2: input: the simulated user's rubric 'impatient-customer' does not exist" in message
+    assert "line 8: input: the simulated user's rubric 'impatient-customer' does not exist" in message
+    assert not Case.objects.exists()
+
+    owner = make_user(roles=("Rubric owner",))
+    save_rubric(slug="impatient-customer", name="Impatient customer", owner=owner)
+    endpoint = make_endpoint("http://127.0.0.1:9/v1")
+    make_rubric_version(endpoint, owner=owner, prompt_template=SIMULATED_USER_PROMPT_TEMPLATE)
+    run_import(dataset, SIMULATIONS, *args)
+    imported = {c.key: c.input for c in Case.objects.filter(dataset=dataset)}
+    assert imported["vip-ticket"]["simulated_user"]["rubric"] == "impatient-customer"
+    assert imported["refund-follow-up"]["messages"][-1]["role"] == "assistant"
+
+
+@pytest.mark.django_db
+def test_the_admin_import_form_takes_the_persona_too(client, dataset_owner):
+    client.force_login(dataset_owner)
+    dataset = make_dataset("support-bot", owner=dataset_owner)
+    body = {
+        "file": SimpleUploadedFile("goldens.json", SIMULATIONS.read_bytes()),
+        "format": "deepeval",
+        "persona": "impatient-customer",
+        "allow_lossy": "on",
+    }
+
+    response = client.post(reverse("admin:datasets_app_dataset_import", args=[dataset.pk]), body)
+
+    assert "the simulated user's rubric 'impatient-customer' does not exist" in str(
+        response.context["errors"][0]
+    )
+    assert response.context["options"]["persona"] == "impatient-customer"  # carried to the confirming POST
