@@ -12,6 +12,7 @@ from django.core.management import CommandError
 from django.urls import reverse
 
 from datasets_app.conversations import DEFAULT_MAX_TURNS, MAX_TURNS, Conversation, conversation_of
+from datasets_app.importers import export_promptfoo
 from datasets_app.models import Case
 from datasets_app.services import validate_case_content
 from grading_app.models.rubrics import SIMULATED_USER_PROMPT_TEMPLATE
@@ -272,3 +273,17 @@ def test_the_admin_import_form_takes_the_persona_too(client, dataset_owner):
         response.context["errors"][0]
     )
     assert response.context["options"]["persona"] == "impatient-customer"  # carried to the confirming POST
+
+
+def test_a_promptfoo_export_says_a_conversation_is_not_exported():
+    case = {
+        "key": "lost-parcel",
+        "input": {"messages": OPENING, "turns": ["Hi", "Refund it."]},
+        "expected": {},
+    }
+    text, notes = export_promptfoo([case])
+    assert notes == [
+        "case lost-parcel: input.turns (a multi-turn conversation) is not exported; "
+        "only its opening messages are"
+    ]
+    assert "Refund it." not in text and "Northwind" in text
