@@ -7,6 +7,7 @@ import itertools
 import re
 
 import pytest
+from django.urls import reverse
 
 from datasets_app import services as datasets
 from grading_app.models import CaseResult, Grade, Run
@@ -242,7 +243,7 @@ def simulated_case(world, key: str = "dana", **spec):
 
 
 def test_a_simulated_user_plays_until_done_and_the_judge_sees_the_whole_conversation(
-    world, fake_openai, django_capture_on_commit_callbacks
+    world, fake_openai, admin_client, django_capture_on_commit_callbacks
 ):
     simulated_case(world)
     run = run_target(world, world["chat"], django_capture_on_commit_callbacks)
@@ -267,6 +268,8 @@ def test_a_simulated_user_plays_until_done_and_the_judge_sees_the_whole_conversa
         ("user", "Thank you, goodbye."),
     ]
     assert result.trace[-1]["done"] is True
+    page = admin_client.get(reverse("admin:grading_app_caseresult_change", args=[result.pk])).content.decode()
+    assert page.count("ended the conversation") == 1
     prompt = judge_prompt(fake_openai)
     assert "What the user wanted (may be empty): Parcel A-17 is lost." in prompt
     assert "assistant: reply to: Then I want a refund.\nuser: Thank you, goodbye.\n" in prompt
@@ -301,7 +304,7 @@ def test_a_persona_version_written_as_a_judge_is_refused_before_anything_is_play
 
 
 def test_the_target_failing_mid_conversation_is_an_error_keeping_what_was_said(
-    world, fake_openai, django_capture_on_commit_callbacks
+    world, fake_openai, admin_client, django_capture_on_commit_callbacks
 ):
     world["endpoint"].max_retries = 0
     world["endpoint"].save()
@@ -315,6 +318,9 @@ def test_the_target_failing_mid_conversation_is_an_error_keeping_what_was_said(
     assert [s["content"] for s in result.trace] == [SCRIPT[0], "Sorry to hear that.", SCRIPT[1]]
     assert run.error_cases == 1 and not Grade.objects.filter(case_result=result).exists()
     assert calls_of(fake_openai, "judge-model") == []
+    page = admin_client.get(reverse("admin:grading_app_caseresult_change", args=[result.pk])).content.decode()
+    assert "turn 2 of 3: InternalServerError" in page
+    assert all(said in page for said in (SCRIPT[0], "Sorry to hear that.", SCRIPT[1]))
 
 
 def test_a_simulated_user_answering_garbage_is_retried_then_an_error(
