@@ -113,7 +113,11 @@ class CaseForm(forms.ModelForm):
         required=False, help_text="Tools the assistant must call, comma-separated (e.g. lookup_order)."
     )
     input = ReadableJSONField(
-        what="Input", required=False, help_text='e.g. {"messages": [{"role": "user", ...}]}'
+        what="Input",
+        required=False,
+        help_text='e.g. {"messages": [{"role": "user", ...}]}; a conversation: {"turns": ["first", '
+        '"second", ...]} (the user\'s turns), or {"simulated_user": {"rubric": "persona-slug", '
+        '"scenario": "...", "max_turns": 5}}.',
     )
     expected = ReadableJSONField(
         what="Expected", required=False, help_text="Advanced: any other expected keys."

@@ -36,6 +36,7 @@ class UserTurn:
 
     message: str
     done: bool = False
+    by: str = ""  # who said it: the persona version ("impatient-customer v3"), kept in the trace
 
 
 class UserTurnError(Exception):
@@ -103,12 +104,13 @@ def play(
                 said = next_user_turn(conversation, steps, number)  # type: ignore[misc]
             except UserTurnError as exc:
                 return broken(f"the simulated user, turn {number}: {exc}")
+        by = {"simulated_by": said.by} if said.by else {}
         if said.done:
             if said.message:
-                steps.append(user_step(said.message, done=True))
+                steps.append(user_step(said.message, done=True, **by))
             break
         messages.append({"role": "user", "content": said.message})
-        steps.append(user_step(said.message))
+        steps.append(user_step(said.message, **by))
         turn = take_turn(messages, number)
         reply = turn.reply
         if reply.error or (reply.output is None and not reply.trace):

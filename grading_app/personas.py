@@ -10,6 +10,7 @@ between the untrusted tags (grading_app.judging), so nothing the assistant says 
 Answers are not cached: a conversation is a live exchange, and each trial of a case is a new one.
 """
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterable
@@ -87,7 +88,7 @@ class SimulatedUser:
                 )
             except llm.JudgeError as exc:
                 raise UserTurnError(f"{self.version.rubric.slug} v{self.version.number}: {exc}") from None
-        return said
+        return dataclasses.replace(said, by=f"{self.version.rubric.slug} v{self.version.number}")
 
 
 def _unplayable(slug: str, version: RubricVersion | None, known: set[str]) -> str:

@@ -268,6 +268,8 @@ def test_a_simulated_user_plays_until_done_and_the_judge_sees_the_whole_conversa
         ("user", "Thank you, goodbye."),
     ]
     assert result.trace[-1]["done"] is True
+    version = f"{world['persona'].rubric.slug} v1"
+    assert [s.get("simulated_by") for s in result.trace] == [version, None, version, None, version]
     page = admin_client.get(reverse("admin:grading_app_caseresult_change", args=[result.pk])).content.decode()
     assert page.count("ended the conversation") == 1
     prompt = judge_prompt(fake_openai)
