@@ -24,6 +24,7 @@ from audit_app.choices import Action
 from audit_app.services import record_event
 from datasets_app import extensions
 from datasets_app.choices import CaseSource, CaseStatus, Tier
+from datasets_app.conversations import conversation_of
 from datasets_app.importers import CaseSpec, ImportFailed, parse_cases
 from datasets_app.models import Case, Dataset, FailureClass
 from datasets_app.services import require_perm, save_dataset, save_failure_class
@@ -372,6 +373,19 @@ def _apply_cases(dataset: Dataset, dataset_spec: DatasetSpec, *, actor: Abstract
         )
     if unchanged:
         plan.note("unchanged", f"{unchanged} case(s) in {dataset.slug}")
+
+
+def persona_references(specs: list[DatasetSpec]) -> list[tuple[str, str]]:
+    """(path, rubric slug) of each simulated user the declared cases name, for the caller to
+    check against the rubrics it knows (rubrics are grading_app's)."""
+    found = []
+    for spec in specs:
+        for case in spec.cases or []:
+            conversation = conversation_of(case.input)
+            if conversation is not None and conversation.simulated:
+                where = _case_path(spec.path, spec.cases_file, case.line)
+                found.append((f"{where}.input.simulated_user.rubric", conversation.persona))
+    return found
 
 
 def check_pinned_gradable(specs: list[DatasetSpec]) -> list[tuple[str, str]]:

@@ -113,7 +113,11 @@ class CaseForm(forms.ModelForm):
         required=False, help_text="Tools the assistant must call, comma-separated (e.g. lookup_order)."
     )
     input = ReadableJSONField(
-        what="Input", required=False, help_text='e.g. {"messages": [{"role": "user", ...}]}'
+        what="Input",
+        required=False,
+        help_text='e.g. {"messages": [{"role": "user", ...}]}; a conversation: {"turns": ["first", '
+        '"second", ...]} (the user\'s turns), or {"simulated_user": {"rubric": "persona-slug", '
+        '"scenario": "...", "max_turns": 5}}.',
     )
     expected = ReadableJSONField(
         what="Expected", required=False, help_text="Advanced: any other expected keys."
@@ -240,6 +244,7 @@ class ImportForm(forms.Form):
         "input_field",
         "ideal_field",
         "reference_as",
+        "persona",
         "eval_class",
         "allow_lossy",
         "judge_endpoint",
@@ -275,6 +280,11 @@ class ImportForm(forms.Form):
             "inspect_ai, DeepEval, LangSmith and Langfuse keep the check of a reference answer in code: "
             "say which it is."
         ),
+    )
+    persona = forms.SlugField(
+        required=False,
+        help_text="DeepEval conversational goldens: the rubric whose approved version plays their user "
+        "(from the golden's scenario); empty: each golden is the conversation so far, answered once.",
     )
     eval_class = forms.ChoiceField(
         required=False,

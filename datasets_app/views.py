@@ -64,6 +64,7 @@ def import_cases_view(model_admin: admin.ModelAdmin, request: HttpRequest, datas
         ideal_field=options["ideal_field"],
         reference_as=options["reference_as"],
         eval_class=options["eval_class"],
+        persona=options["persona"],
     )
     settings = services.ImportSettings(
         allow_lossy=bool(options["allow_lossy"]),

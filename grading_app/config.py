@@ -58,6 +58,11 @@ def _typed(item: dict[str, Any], path: str, types: dict[str, Any], errors: Confi
             errors.add(f"{path}.{key}", "has the wrong type")
 
 
+def rubric_slugs(specs: GradingSpecs) -> set[str]:
+    """The rubrics a config may refer to: those it declares and those that exist."""
+    return {r["slug"] for r in specs.rubrics} | set(Rubric.objects.values_list("slug", flat=True))
+
+
 def validate(
     raw: dict[str, Any], errors: ConfigErrors, *, failure_classes: set[str], actor: AbstractBaseUser
 ) -> GradingSpecs:
@@ -176,7 +181,7 @@ def validate(
                 elif approver != actor.get_username():
                     errors.add(f"{vpath}.approved_by", "must be the user applying the config (--as)")
         specs.rubrics.append(item)
-    rubrics = {r["slug"] for r in specs.rubrics} | set(Rubric.objects.values_list("slug", flat=True))
+    rubrics = rubric_slugs(specs)
     for i, item in enumerate(as_list(raw.get("graders"), "graders", errors)):
         path = f"graders[{i}]"
         if not check_keys(

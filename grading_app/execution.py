@@ -68,26 +68,12 @@ def produce_outputs(run: Run, cases: list[Case]) -> dict[Slot, Produced]:
             else:
                 produced[case.pk, trial] = Produced(output=output, trace=found.trace, metrics=found.metrics)
         return produced
-    workers = target_concurrency(target)
-    if target.kind == TargetKind.OPENAI_CHAT:
-        from grading_app.targets import openai_chat
+    from grading_app.targets.live import producer  # it imports openai and httpx: keep that lazy
 
-        call = lambda case: openai_chat.produce(target, case.input)  # noqa: E731
-    else:
-        from grading_app.targets import http
-
-        call = lambda case: http.produce(  # noqa: E731
-            target,
-            {
-                "case": case.key,
-                "input": case.input,
-                "tier": case.tier,
-                "failure_class": case.failure_class.slug,
-            },
-        )
-    # Every trial is a call of its own, all of them within the target's concurrency.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        answers = pool.map(lambda slot: call(slot[0]), slots)
+    produce = producer(target, cases)
+    # Every trial is a call (or a conversation) of its own, all within the target's concurrency.
+    with ThreadPoolExecutor(max_workers=target_concurrency(target)) as pool:
+        answers = pool.map(lambda slot: produce(slot[0]), slots)
         return {(case.pk, trial): produced for (case, trial), produced in zip(slots, answers, strict=True)}
 
 
@@ -101,6 +87,8 @@ def to_result(
     if produced.missing or produced.error or produced.output is None:
         result.missing = produced.missing or (produced.output is None and not produced.error)
         result.error = produced.error or "no output"
+        # What a conversation said before it broke is evidence: kept, though nothing is graded.
+        result.trace, result.trace_steps = produced.trace, len(produced.trace)
         return result, None
     result.output, result.trace = produced.output, produced.trace
     result.tool_calls = count_tool_calls(produced.trace)

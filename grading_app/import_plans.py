@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
+from datasets_app.conversations import conversation_of
 from datasets_app.importers import GraderSpec, ImportPlan, LineError, RubricSpec
 from grading_app import graders, services
 from grading_app.choices import RubricState
@@ -95,7 +96,24 @@ def check_plan(plan: ImportPlan, settings: Any, actor: Any, dataset: Any) -> lis
             )
     if plan.rubrics:
         problems += _check_rubrics(plan.rubrics, settings, actor)
-    return problems
+    return problems + _check_personas(plan)
+
+
+def _check_personas(plan: ImportPlan) -> list[LineError]:
+    """Each simulated user the cases name must be a rubric (its sign-off is checked when played)."""
+    named = []
+    for spec in plan.specs:
+        conversation = conversation_of(spec.input)
+        if conversation is not None and conversation.simulated:
+            named.append((spec.line, conversation.persona))
+    if not named:
+        return []
+    known = set(Rubric.objects.filter(slug__in={slug for _, slug in named}).values_list("slug", flat=True))
+    return [
+        LineError(line, "input", f"the simulated user's rubric {slug!r} does not exist; create it first")
+        for line, slug in named
+        if slug not in known
+    ]
 
 
 def _check_rubrics(rubrics: list[RubricSpec], settings: Any, actor: Any) -> list[LineError]:

@@ -3,7 +3,8 @@
 The output under evaluation is untrusted. It goes between tags that carry a value derived
 from a hash of the output itself, so it cannot predict and close its own tag; any text in
 it that looks like such a tag is escaped. The trace (``{trace}``, ``{retrieved}``,
-``{tool_calls}``) is just as untrusted: each renders escaped, inside the same tags. The same
+``{tool_calls}``, and ``{transcript}``: the whole conversation, grading_app.conversations) is
+just as untrusted: each renders escaped, inside the same tags. The same
 output always renders the same prompt, so the cache (keyed by model, rubric version and
 rendered prompt) still hits.
 """
@@ -20,15 +21,19 @@ from django.db import connection, transaction
 
 from evalproject.bulk import copy_insert
 from grading_app import llm
+from grading_app.conversations import case_scenario, transcript_text
 from grading_app.graders.base import GradingInput
 from grading_app.models import JudgeCacheEntry, RubricVersion
 from grading_app.traces import normalise_trace
 
 TAG_PREFIX = "untrusted-output-"
-PLACEHOLDER = re.compile(r"\{(criteria|examples|input|expected|output|tag|trace|retrieved|tool_calls)\}")
+PLACEHOLDER = re.compile(
+    r"\{(criteria|examples|input|expected|output|tag|trace|retrieved|tool_calls|transcript|scenario"
+    r"|turn|max_turns)\}"
+)
 # Placeholders for what the candidate's trace holds: as untrusted as its output, so each renders
 # escaped and between the output's own tags, whatever the template around it says.
-TRACE_PLACEHOLDERS = ("trace", "retrieved", "tool_calls")
+TRACE_PLACEHOLDERS = ("trace", "retrieved", "tool_calls", "transcript")
 
 
 def output_tag(output_text: str) -> str:
@@ -69,7 +74,19 @@ def trace_views(trace: list[dict[str, Any]]) -> dict[str, str]:
     }
 
 
-def _examples(version: RubricVersion) -> str:
+def untrusted_block(text: str, tag: str) -> str:
+    """Candidate-written text as a prompt shows it: escaped, between the tags."""
+    return f"<{tag}>\n{escape_output(text)}\n</{tag}>"
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """The template with its placeholders replaced in one pass (inserted text is never expanded
+    again); a placeholder with no value here stays as written, so a judge template that
+    happens to say ``{turn}`` renders as it always did."""
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def examples_text(version: RubricVersion) -> str:
     if not version.few_shot:
         return ""
     lines = ["Examples of graded answers:"]
@@ -83,7 +100,7 @@ def render_prompt(version: RubricVersion, item: GradingInput, config: dict[str, 
     output_text = item.output_text
     values = {
         "criteria": version.criteria,
-        "examples": _examples(version),
+        "examples": examples_text(version),
         "input": json.dumps(item.case_input, ensure_ascii=False, sort_keys=True)
         if config.get("include_input", True)
         else "(not shown)",
@@ -93,12 +110,18 @@ def render_prompt(version: RubricVersion, item: GradingInput, config: dict[str, 
         "output": escape_output(output_text),
         "tag": output_tag(output_text),
     }
-    if any(f"{{{name}}}" in version.prompt_template for name in TRACE_PLACEHOLDERS):
-        tag = values["tag"]
-        for name, text in trace_views(item.trace).items():
-            values[name] = f"<{tag}>\n{escape_output(text)}\n</{tag}>"
-    # One pass over the template: text inserted for a placeholder is never re-expanded.
-    return PLACEHOLDER.sub(lambda m: values[m.group(1)], version.prompt_template)
+    template = version.prompt_template
+    if any(f"{{{name}}}" in template for name in TRACE_PLACEHOLDERS):
+        views = trace_views(item.trace)
+        if "{transcript}" in template:
+            shown = config.get("include_input", True) and isinstance(item.case_input, dict)
+            opening = item.case_input.get("messages") if shown else None
+            views["transcript"] = transcript_text(opening, normalise_trace(item.trace), item.output)
+        for name, text in views.items():
+            values[name] = untrusted_block(text, values["tag"])
+    if "{scenario}" in template:
+        values["scenario"] = case_scenario(item.case_input) or "(no scenario)"
+    return fill(template, values)
 
 
 def cache_key(model: str, version_id: int, prompt: str) -> str:

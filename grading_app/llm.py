@@ -12,8 +12,9 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import httpcore2  # noqa: F401  (imported for forked work horses: see below)
@@ -25,6 +26,7 @@ from django.core.exceptions import ValidationError
 
 from grading_app.models import Endpoint
 
+T = TypeVar("T")
 _clients: dict[tuple, openai.OpenAI] = {}
 _clients_lock = threading.Lock()
 
@@ -113,6 +115,23 @@ def judge(endpoint: Endpoint, model: str, prompt: str) -> JudgeAnswer:
     that arrives but is not valid (not JSON, a score out of range) is a different fault:
     the judge is asked again, at most ``max_retries`` more times, and then it is an error.
     """
+    (score, passed, rationale, raw), usage = ask_json(endpoint, model, prompt, parse_judge_json)
+    return JudgeAnswer(
+        score=score,
+        passed=passed,
+        rationale=rationale,
+        raw=raw,
+        input_tokens=_count(usage, "prompt_tokens"),
+        output_tokens=_count(usage, "completion_tokens"),
+    )
+
+
+def ask_json(
+    endpoint: Endpoint, model: str, prompt: str, parse: Callable[[str | None], T]
+) -> tuple[T, dict[str, Any]]:
+    """One prompt to a model asked for a JSON object (temperature 0); returns ``parse`` of its
+    answer and the usage. Judges and simulated users ask this way. ``parse`` raises JudgeError
+    for an answer that is not what was asked: asked again, at most ``max_retries`` more times."""
     try:
         client = client_for(endpoint)
     except ValidationError as exc:  # the operator's allowlist refuses this endpoint
@@ -138,18 +157,10 @@ def judge(endpoint: Endpoint, model: str, prompt: str) -> JudgeAnswer:
             continue
         try:
             content, usage = completion_parts(data)
-            score, passed, rationale, raw = parse_judge_json(content)
+            return parse(content), usage
         except JudgeError as exc:
             problem = str(exc)
             continue
-        return JudgeAnswer(
-            score=score,
-            passed=passed,
-            rationale=rationale,
-            raw=raw,
-            input_tokens=_count(usage, "prompt_tokens"),
-            output_tokens=_count(usage, "completion_tokens"),
-        )
     raise JudgeError(problem)
 
 

@@ -61,6 +61,7 @@ def timeline(trace: Any) -> list[dict[str, Any]]:
         kind = step.get("type") if isinstance(step, dict) else None
         if kind == "message":
             item = {"role": step.get("role", ""), "content": _pretty(step.get("content", ""))}
+            item["done"] = step.get("done") is True  # a simulated user's closing words
         elif kind == "tool_call":
             item = {"name": step.get("name", ""), "arguments": _pretty(step.get("arguments", {}))}
             item["result"] = None if step.get("result") is None else _pretty(step["result"])

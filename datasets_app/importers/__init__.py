@@ -60,6 +60,7 @@ def read_cases(
     items: Path | None = None,
     eval_class: str | None = None,
     reference_as: str | None = None,
+    persona: str | None = None,
 ) -> ImportPlan:
     """Read a whole file into its plan: the good cases, the problems of every bad line, what
     the cases need (graders, rubric drafts, gate rules) and what the file held that cannot be
@@ -81,6 +82,7 @@ def read_cases(
         items=items,
         eval_class=eval_class or None,
         reference_as=reference_as or None,
+        persona=persona or None,
     )
     # Imported here, not at the top: the import service in datasets_app.services imports this module.
     from datasets_app.services import validate_case_content

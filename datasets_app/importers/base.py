@@ -171,6 +171,7 @@ class ReadOptions:
     items: Path | None = None  # OpenAI Evals API: the items file of an eval definition
     eval_class: str | None = None  # OpenAI Evals samples read alone: the class that grades them
     reference_as: str | None = None  # datasets without checks: the check their reference answer is
+    persona: str | None = None  # DeepEval conversational goldens: the rubric that simulates their user
 
 
 @dataclasses.dataclass

@@ -3,7 +3,10 @@
 `additional_metadata`, `comments`, `name`; and conversational goldens with `turns`,
 `scenario`, `expected_outcome` and `user_description`.
 
-- input -> the user turn (turns -> the messages of the conversation so far);
+- input -> the user turn (turns -> the messages of the conversation so far, answered once);
+- with --persona, a conversational golden (turns and/or scenario) is played out instead: its
+  turns open the conversation, its scenario and user_description become the simulated user's
+  scenario (datasets_app.conversations), as DeepEval's ConversationSimulator plays it;
 - expected_output -> the check --reference-as names (DeepEval's metrics are Python);
 - expected_tools -> expected.tools (the tool_calls grader: each named tool was called);
 - context -> the input's vars (what the answer should rest on); retrieval_context and
@@ -51,6 +54,41 @@ def _json_cell(value: Any) -> Any:
     return value
 
 
+def _turns(line: int, turns: list[Any], batch: Batch) -> list[dict[str, Any]] | None:
+    """A golden's turns as chat messages; what a turn records of a past run is not carried."""
+    messages = []
+    for index, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            batch.error(
+                line, f"turns[{index}]", f"a turn is an object with role and content, not {kind_of(turn)}"
+            )
+            return None
+        for field in sorted(set(turn) - {"role", "content"}):
+            batch.drop(line, f"turns[{index}].{field}", "only a turn's role and content are carried")
+        messages.append({"role": turn.get("role"), "content": turn.get("content")})
+    return messages
+
+
+def _simulated(line: int, record: dict[str, Any], batch: Batch) -> dict[str, Any] | None:
+    """A conversational golden played out: the persona simulates its user from the scenario, as
+    DeepEval's ConversationSimulator does, continuing from its turns (the conversation so far).
+    A last user turn is the one the chatbot answers next: the simulated user's opening."""
+    messages = _turns(line, record.get("turns") or [], batch)
+    if messages is None:
+        return None
+    simulated: dict[str, Any] = {"rubric": batch.options.persona}
+    about = []
+    if record.get("scenario"):
+        about.append(str(record["scenario"]))
+    if record.get("user_description"):
+        about.append(f"Who you are: {record['user_description']}")
+    if about:
+        simulated["scenario"] = "\n".join(about)
+    if messages and messages[-1]["role"] == "user":
+        simulated["opening"] = messages.pop()["content"]
+    return {**({"messages": messages} if messages else {}), "simulated_user": simulated}
+
+
 def _case(number: int, line: int, record: dict[str, Any], batch: Batch) -> dict[str, Any] | None:
     record = {k: _json_cell(v) for k, v in record.items() if v not in (None, "")}
     unknown = sorted(set(record) - KNOWN - {batch.options.input_field, batch.options.ideal_field})
@@ -60,12 +98,17 @@ def _case(number: int, line: int, record: dict[str, Any], batch: Batch) -> dict[
     input_key = batch.options.input_field or "input"
     raw: dict[str, Any] = {"key": str(record.get("name") or f"golden-{number}")}
     variables: dict[str, Any] = {}
-    if isinstance(record.get("turns"), list):
-        turns = record["turns"]
-        if not turns:
-            batch.error(line, "turns", "a conversational golden needs at least one turn")
+    conversational = isinstance(record.get("turns"), list) or "scenario" in record
+    if conversational and batch.options.persona:
+        raw["input"] = _simulated(line, record, batch)
+    elif isinstance(record.get("turns"), list):
+        if not record["turns"]:
+            batch.error(line, "turns", "a conversational golden needs at least one turn (or --persona)")
             return None
-        raw["input"] = {"messages": [{"role": t.get("role"), "content": t.get("content")} for t in turns]}
+        messages = _turns(line, record["turns"], batch)
+        if messages is None:
+            return None
+        raw["input"] = {"messages": messages}
         for field in ("scenario", "user_description"):
             if field in record:
                 variables[field] = record[field]
@@ -73,8 +116,13 @@ def _case(number: int, line: int, record: dict[str, Any], batch: Batch) -> dict[
         raw["input"] = user_turn(record[input_key])
     else:
         batch.error(
-            line, "input", f"{input_key!r} must be text (or give turns), not {kind_of(record.get(input_key))}"
+            line,
+            input_key,
+            f"{input_key!r} must be text (or give turns, or a scenario with --persona to simulate its user), "
+            f"not {kind_of(record.get(input_key))}",
         )
+        return None
+    if raw["input"] is None:
         return None
     if "context" in record:
         variables["context"] = record["context"]

@@ -161,6 +161,12 @@ def export_promptfoo(cases: Iterable[dict[str, Any]]) -> tuple[str, list[str]]:
             variables[MESSAGES_VAR] = case_input.get("messages") or []
         asserts, missing = _asserts(case.get("expected") or {}, case.get("tags") or [])
         notes += [f"case {case['key']}: expected.{key} has no promptfoo assertion" for key in missing]
+        notes += [
+            f"case {case['key']}: input.{key} (a multi-turn conversation) is not exported; "
+            "only its opening messages are"
+            for key in ("turns", "simulated_user")
+            if key in case_input
+        ]
         metadata = {
             name: case[name]
             for name in ("key", "tier", "failure_class", "risk", "pinned", "tags")

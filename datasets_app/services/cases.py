@@ -19,6 +19,7 @@ from audit_app.choices import Action
 from audit_app.services import record_event
 from datasets_app import extensions
 from datasets_app.choices import CaseSource, CaseStatus, Risk, Tier
+from datasets_app.conversations import conversation_errors
 from datasets_app.models import Case, Dataset, FailureClass
 
 Actor = AbstractBaseUser | None  # None: the system itself (a token checked at the API boundary)
@@ -116,6 +117,8 @@ def validate_case_content(input_value: Any, expected: Any, tags: Any) -> None:
             )
         ):
             errors["input"] = ['input.messages must be a non-empty list of {"role": ..., "content": ...}.']
+        if problems := conversation_errors(input_value):
+            errors.setdefault("input", []).extend(problems)
     if not isinstance(expected, dict):
         errors["expected"] = ["Expected must be a JSON object (it may be empty: {})."]
     elif problems := _expected_errors(expected):

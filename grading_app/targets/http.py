@@ -3,15 +3,22 @@
 Request body: {"case": key, "input": {...}, "tier": ..., "failure_class": ...}.
 Response body: {"output": text or object, "trace": [...], "metrics": {...}} (metrics optional;
 latency is measured here when the service does not report it).
+
+A multi-turn case posts once per user turn, the same body plus ``conversation_id`` (one per
+conversation), ``turn`` (1, 2, ...) and ``messages`` (the conversation so far as chat messages,
+ending with the user's new turn); the service answers that turn in the same response shape.
 """
 
+import json
 import os
 import time
+import uuid
 from typing import Any
 
 import httpx2
 from django.core.exceptions import ValidationError
 
+from grading_app.conversations import Turn
 from grading_app.models import Target
 from grading_app.outputs import parse_outputs
 from grading_app.targets import Produced
@@ -46,3 +53,19 @@ def produce(target: Target, case: dict[str, Any]) -> Produced:
         return Produced(error=f"invalid response from the service: {exc.messages[0]}")
     metrics = {"latency_ms": latency_ms, **item.metrics}
     return Produced(output=item.output, trace=item.trace, metrics=metrics, missing=item.output is None)
+
+
+def conversation(target: Target, case: dict[str, Any]) -> Any:
+    """A ``take_turn`` for one conversation of ``case``: each call posts one user turn."""
+    conversation_id = uuid.uuid4().hex
+
+    def take_turn(messages: list[dict[str, Any]], number: int) -> Turn:
+        produced = produce(
+            target, {**case, "conversation_id": conversation_id, "turn": number, "messages": messages}
+        )
+        if produced.output is None:
+            return Turn(produced)
+        content = produced.output if isinstance(produced.output, str) else json.dumps(produced.output)
+        return Turn(produced, [{"role": "assistant", "content": content}])
+
+    return take_turn

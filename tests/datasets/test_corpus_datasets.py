@@ -95,6 +95,58 @@ def test_deepeval_conversational_golden_becomes_the_conversation_so_far():
     assert dropped(plan) == []
 
 
+def test_deepeval_conversational_goldens_with_a_persona_become_simulated_users():
+    plan = read(
+        "deepeval/simulations.json", "deepeval", reference_as="contains", persona="impatient-customer"
+    )
+
+    assert errors(plan) == []
+    vip, follow_up = plan.specs
+    assert vip.input == {
+        "simulated_user": {
+            "rubric": "impatient-customer",
+            "scenario": "Andy wants to buy a VIP ticket for Saturday's concert.\n"
+            "Who you are: Andy is a busy CEO who writes in short sentences.",
+        }
+    }
+    assert vip.expected == {"contains": ["A VIP ticket is booked."]}
+    # The turns so far open the conversation; the persona speaks next.
+    assert follow_up.input == {
+        "messages": [
+            {"role": "user", "content": "Where is the refund for order 4411?"},
+            {"role": "assistant", "content": "It was issued on Monday."},
+        ],
+        "simulated_user": {
+            "rubric": "impatient-customer",
+            "scenario": "A customer comes back about a refund promised last week.",
+        },
+    }
+    assert dropped(plan) == ["line 8: turns[1].tools_called: only a turn's role and content are carried"]
+
+
+def test_a_golden_ending_with_the_users_turn_opens_its_simulation_with_it():
+    plan = read(
+        "deepeval/conversations.json", "deepeval", reference_as="contains", persona="impatient-customer"
+    )
+
+    (spec,) = plan.specs
+    assert [m["content"] for m in spec.input["messages"]] == [
+        "My parcel never arrived.",
+        "Sorry to hear that. What is the order number?",
+    ]
+    assert spec.input["simulated_user"]["opening"] == "It's 4411."
+
+
+def test_a_scenario_alone_needs_a_persona_to_be_played():
+    plan = read("deepeval/simulations.json", "deepeval", reference_as="contains")
+
+    assert errors(plan)[0].startswith(
+        "line 2: input: 'input' must be text (or give turns, or a scenario with --persona to simulate"
+    )
+    (follow_up,) = plan.specs  # with turns: the conversation so far, answered once
+    assert follow_up.input["vars"] == {"scenario": "A customer comes back about a refund promised last week."}
+
+
 def test_deepeval_csv_goldens_read_json_cells():
     plan = read("deepeval/goldens.csv", "deepeval", reference_as="contains")
 

@@ -1,9 +1,5 @@
 """Targets produce the candidate's outputs: a chat model (streamed) or the team's own HTTP service."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -11,6 +7,7 @@ from grading_app.models import CaseResult, Grade, Run
 from grading_app.services import save_target, start_run
 from tests.factories import make_endpoint, make_grader, make_scenario
 from tests.fake_openai import fault, text, tool_calls
+from tests.json_service import json_service
 
 pytestmark = pytest.mark.django_db
 
@@ -100,39 +97,18 @@ def test_a_target_that_keeps_failing_records_an_error_not_an_output(
     assert Run.objects.get(pk=run.pk).error_cases == 1
 
 
-class TeamService(BaseHTTPRequestHandler):
-    """The team's own system: answers each case with output, trace and metrics."""
-
-    received: list = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        TeamService.received.append((body, self.headers.get("X-Api-Key")))
-        answer = {
-            "output": "No",
-            "trace": [{"type": "tool_call", "name": "policy_lookup", "arguments": {"topic": "refunds"}}],
-            "metrics": {"latency_ms": 321.0, "refused": False, "escalated": False},
-        }
-        payload = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
+TEAM_ANSWER = {
+    "output": "No",
+    "trace": [{"type": "tool_call", "name": "policy_lookup", "arguments": {"topic": "refunds"}}],
+    "metrics": {"latency_ms": 321.0, "refused": False, "escalated": False},
+}
 
 
 @pytest.fixture
 def team_service():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), TeamService)
-    TeamService.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/answer"
-    server.shutdown()
-    server.server_close()
+    """The team's own system: answers each case with output, trace and metrics."""
+    with json_service(lambda body: TEAM_ANSWER) as service:
+        yield service
 
 
 def test_http_target_posts_each_case_and_records_what_the_service_reports(
@@ -141,13 +117,13 @@ def test_http_target_posts_each_case_and_records_what_the_service_reports(
     monkeypatch.setenv("TEAM_KEY", "s3cret")
     s = make_scenario(n_trusted=2, n_monitoring=0)
     target = save_target(
-        slug="svc", kind="http", config={"url": team_service, "headers_env": {"X-Api-Key": "TEAM_KEY"}}
+        slug="svc", kind="http", config={"url": team_service.url, "headers_env": {"X-Api-Key": "TEAM_KEY"}}
     )
     with django_capture_on_commit_callbacks(execute=True):
         run = start_run(dataset=s["dataset"], candidate="svc-v1", target=target)
-    assert sorted(body["case"] for body, _ in TeamService.received) == ["t0", "t1"]
-    assert all(key == "s3cret" for _, key in TeamService.received)
-    assert TeamService.received[0][0]["input"]["messages"][0]["role"] == "user"
+    assert sorted(body["case"] for body in team_service.bodies) == ["t0", "t1"]
+    assert all(headers["X-Api-Key"] == "s3cret" for _, headers in team_service.received)
+    assert team_service.bodies[0]["input"]["messages"][0]["role"] == "user"
     for result in CaseResult.objects.filter(run=run):
         assert result.output == "No" and result.latency_ms == 321.0 and result.refused is False
         assert result.tool_calls == 1

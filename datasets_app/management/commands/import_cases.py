@@ -31,6 +31,10 @@ class Command(BaseCommand):
             choices=tuple(REFERENCE_CHECKS),
             help="the check a dataset's reference answer is (inspect, deepeval, langsmith)",
         )
+        parser.add_argument(
+            "--persona",
+            help="DeepEval conversational goldens: the rubric whose approved version simulates their user",
+        )
         parser.add_argument("--eval", dest="eval_name", help="OpenAI Evals registry: which eval of the YAML")
         parser.add_argument("--eval-class", help="OpenAI Evals samples alone: Match, Includes, JsonMatch")
         parser.add_argument("--items", type=Path, help="OpenAI Evals API: the eval's items (JSONL)")
@@ -77,6 +81,7 @@ class Command(BaseCommand):
             eval_class=options["eval_class"],
             items=options["items"],
             reference_as=options["reference_as"],
+            persona=options["persona"],
         )
         settings = services.ImportSettings(
             allow_lossy=options["allow_lossy"],

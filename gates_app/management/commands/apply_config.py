@@ -67,6 +67,11 @@ class Command(BaseCommand):
             failure_classes={fc.slug for fc in failure_classes}
             | set(FailureClass.objects.values_list("slug", flat=True)),
         )
+        if personas := datasets_config.persona_references(datasets):
+            known = grading_config.rubric_slugs(grading)
+            for path, slug in personas:
+                if slug not in known:
+                    errors.add(path, f"no rubric {slug!r} (declare it under rubrics, or create it first)")
         sources = monitoring_config.validate_sources(raw.get("sources"), errors)
         gates = gates_config.validate(
             raw.get("gates"),
