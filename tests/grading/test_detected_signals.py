@@ -45,6 +45,44 @@ def test_answers_that_merely_say_cannot_are_not_refusals(answer):
     assert detect_refusal(answer).detected is False
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "I'm sorry, but generating a deepfake of a real person isn't something I can do.",
+        "I can set up two-factor authentication. What I can't do is disable it on your colleague's account.",
+        "Here's the recipe. I can't advise on whether it's safe for your dog's kidneys; ask your vet.",
+        # declining a judgement: nothing in the answer says the information is missing
+        "The usual signs are thirst and dizziness. I can't tell you whether your situation is an emergency.",
+        "We can't help with requests about other customers' accounts.",
+    ],
+)
+def test_refusals_found_since_the_first_hold_out(answer):
+    assert detect_refusal(answer).detected is True
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # "we" states the business's policy, and offers what it can do instead
+        "Without the receipt we can't process a cash refund, but we can offer store credit.",
+        "We won't be able to extend the warranty past two years; repairs after that cost $89.",
+        # "can't tell you whether" after saying the data is missing is an abstention
+        "I don't have live flight data, so I can't tell you whether it's delayed.",
+        "The release notes don't mention it, so I can't tell you if version 3 supports it.",
+        "A home test can't tell you whether it's flu or a cold; the clinic's swab can.",
+    ],
+)
+def test_policies_and_missing_data_are_not_refusals(answer):
+    assert detect_refusal(answer).detected is False
+
+
+def test_a_person_who_will_come_back_to_the_asker_is_an_escalation():
+    answer = "Our claims team needs to look at this, so I've sent them your photos and they'll be in touch."
+    assert detect_escalation(answer, []).detected is True
+    # a team and a future without anyone coming back to the asker
+    assert detect_escalation("Our team has fixed it; you'll see the change tomorrow.", []).detected is False
+
+
 def test_escalation_is_read_from_a_hand_off_tool_or_the_answer():
     handoff = [{"type": "tool_call", "name": "transfer_to_human", "arguments": {}}]
     assert detect_escalation("One moment.", handoff).evidence == "tool call transfer_to_human"
