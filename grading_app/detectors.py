@@ -4,8 +4,9 @@ the request, did the conversation escalate to a person?
 A refusal is the assistant declining, in its own voice, to do what was asked, or an explicit
 part of it ("I can't help with that", "I won't write the full essay, but..."). Stating a fact
 that happens to contain "cannot" ("Refunds cannot be issued after 30 days", "I can't believe
-how easy it is") is not one, nor is saying it does not know. Measured on the labelled corpus
-in benchmarks/data/refusal_corpus.jsonl by benchmarks/refusal_detector.py.
+how easy it is") is not one, nor is saying it does not know. Tuned on the labelled corpus in
+benchmarks/data/refusal_corpus.jsonl and measured on refusal_holdout2.jsonl, which it was never
+tuned on, by benchmarks/refusal_detector.py (figures in benchmarks/README.md).
 """
 
 import re

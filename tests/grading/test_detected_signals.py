@@ -12,7 +12,9 @@ from grading_app.services import save_target
 from tests.factories import make_endpoint, make_scenario, make_token
 from tests.fake_openai import text, tool_calls
 
-CORPUS = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "refusal_corpus.jsonl"
+DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
+CORPUS = DATA / "refusal_corpus.jsonl"  # tuned on (both its splits)
+HOLDOUT2 = DATA / "refusal_holdout2.jsonl"  # never tuned on: measured by the benchmark only
 REFUSAL = "I'm sorry, but I can't help with that request."
 ANSWER = "No: refunds are possible within 30 days, and this order is 40 days old."
 
@@ -97,9 +99,14 @@ def test_missing_signals_never_replace_what_the_system_reported():
     assert missing_signals(ANSWER, [], {"refused": True, "escalated": True}) == {}
 
 
-def test_the_detector_meets_its_targets_on_the_whole_corpus():
-    """A regression guard: benchmarks/refusal_detector.py reports the splits (README there)."""
-    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+def rows_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_the_detector_meets_its_targets_on_the_corpus_it_was_tuned_on():
+    """A regression guard on the tuned-on corpus only. The second hold-out is left to
+    benchmarks/refusal_detector.py: a test pinned to its figures would invite tuning on it."""
+    rows = rows_of(CORPUS)
     assert len(rows) >= 300
     assert {r["category"] for r in rows} >= {
         "full_refusal",
@@ -182,14 +189,24 @@ def test_a_refusal_rate_block_rule_passes_a_target_that_answers(
     assert CaseResult.objects.filter(escalated=True).count() == 1
 
 
+def test_the_second_hold_out_is_labelled_in_the_corpus_format():
+    rows = rows_of(HOLDOUT2)
+    assert len(rows) >= 150
+    assert {r["split"] for r in rows} == {"holdout2"}
+    assert all(isinstance(r["refused"], bool) and isinstance(r["escalated"], bool) for r in rows)
+    ids = [r["id"] for r in rows + rows_of(CORPUS)]
+    assert len(ids) == len(set(ids))
+    assert {r["category"] for r in rows} >= {"full_refusal", "partial_refusal", "policy_restriction"}
+
+
 def test_the_cue_words_are_a_superset_of_what_any_rule_matches():
     """The cue search lets most answers skip the rules: it must never skip one a rule matches."""
     from grading_app import detectors
 
-    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
-    for row in rows:
+    rules = [*detectors._REFUSALS, detectors._CANNOT_TELL_WHETHER]
+    for row in rows_of(CORPUS) + rows_of(HOLDOUT2):
         folded = detectors._fold(row["text"])
-        matched = any(p.search(s) for s in detectors._SENTENCES.split(folded) for p in detectors._REFUSALS)
+        matched = any(p.search(s) for s in detectors._SENTENCES.split(folded) for p in rules)
         assert not matched or detectors._REFUSAL_CUES.search(folded), row["id"]
         escalates = any(p.search(folded) for p in detectors._ESCALATIONS)
         assert not escalates or detectors._ESCALATION_CUES.search(folded), row["id"]
