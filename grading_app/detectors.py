@@ -124,7 +124,8 @@ def detect_refusal(text: str) -> Detection:
         return Detection(False, "")
     for sentence in _SENTENCES.split(folded):
         sentence = sentence.strip()
-        if not sentence or _NOT_REFUSALS.search(sentence):
+        # Each rule's match holds a cue word, so most sentences of a long answer skip the rules.
+        if not _REFUSAL_CUES.search(sentence) or _NOT_REFUSALS.search(sentence):
             continue
         if _CANNOT_TELL_WHETHER.search(sentence):
             if _LACKS_INFORMATION.search(folded):
@@ -176,13 +177,18 @@ def detect_escalation(text: str, trace: list[dict[str, Any]]) -> Detection:
     return Detection(False, "")
 
 
-def missing_signals(text: str, trace: list[dict[str, Any]], metrics: dict[str, Any]) -> dict[str, bool]:
-    """``refused`` and ``escalated`` for a result whose system did not report them, detected
-    from its answer and trace, so refusal_rate and escalation_rate rules are decided. A value
-    the system reported is never replaced."""
+def missing_signals(
+    text: str | None, trace: list[dict[str, Any]], metrics: dict[str, Any]
+) -> dict[str, bool]:
+    """``refused`` and ``escalated`` for a result or trace whose system did not report them,
+    detected from its answer and trace, so refusal_rate and escalation_rate rules are decided. A
+    value the system reported is never replaced. With no answer at all (``text`` None) nothing
+    can be read as a refusal, and only a hand-off tool in the trace decides ``escalated``."""
     found: dict[str, bool] = {}
-    if metrics.get("refused") is None:
+    if metrics.get("refused") is None and text is not None:
         found["refused"] = detect_refusal(text).detected
     if metrics.get("escalated") is None:
-        found["escalated"] = detect_escalation(text, trace).detected
+        escalation = detect_escalation(text or "", trace)
+        if text is not None or escalation.detected:
+            found["escalated"] = escalation.detected
     return found

@@ -161,6 +161,8 @@ def test_a_refusal_rate_block_rule_is_decided_and_fails_on_a_target_that_over_re
     assert rule["value"] == pytest.approx(0.5)
     assert check["verdict"] == "fail"
     assert sorted(CaseResult.objects.values_list("refused", flat=True)) == [False] * 3 + [True] * 3
+    # An openai_chat target reports neither signal: each result says both were detected.
+    assert set(CaseResult.objects.values_list("refused_detected", "escalated_detected")) == {(True, True)}
 
 
 @pytest.mark.django_db
@@ -200,13 +202,15 @@ def test_the_second_hold_out_is_labelled_in_the_corpus_format():
 
 
 def test_the_cue_words_are_a_superset_of_what_any_rule_matches():
-    """The cue search lets most answers skip the rules: it must never skip one a rule matches."""
+    """The cue search lets answers and sentences skip the rules: a sentence a rule matches must
+    hold a cue word, or the rule would never be tried on it."""
     from grading_app import detectors
 
     rules = [*detectors._REFUSALS, detectors._CANNOT_TELL_WHETHER]
     for row in rows_of(CORPUS) + rows_of(HOLDOUT2):
         folded = detectors._fold(row["text"])
-        matched = any(p.search(s) for s in detectors._SENTENCES.split(folded) for p in rules)
-        assert not matched or detectors._REFUSAL_CUES.search(folded), row["id"]
+        for sentence in detectors._SENTENCES.split(folded):
+            if any(p.search(sentence) for p in rules):
+                assert detectors._REFUSAL_CUES.search(sentence), (row["id"], sentence)
         escalates = any(p.search(folded) for p in detectors._ESCALATIONS)
         assert not escalates or detectors._ESCALATION_CUES.search(folded), row["id"]
