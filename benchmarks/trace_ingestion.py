@@ -7,6 +7,9 @@ queries at a million stored traces.
    (contains, not_contains, regex), graded by one real `rqworker` process meanwhile.
    Baseline: a plain bulk insert of the same rows into the same table (psycopg, multi-row
    INSERT statements of --batch rows, the JSON columns serialised in Python), in this process.
+   A share of the traces (--unreported, default half) report neither `refused` nor `escalated`:
+   ingestion detects them from the answer and the trace; the fill's cost per trace is timed
+   on the same records in this process.
 2. Online grading: samples graded per second, against what 10% of the ingestion rate asks.
 3. Queries at --stored traces (default 1,000,000, filled in SQL over 30 days, 10% sampled and
    graded): the monitor page (its charts over 24 windows and its window table), one drift
@@ -54,9 +57,15 @@ ANSWERS = [
 ]
 
 
-def records(n: int, prefix: str, start: dt.datetime, *, seed: int = 1) -> list[dict[str, Any]]:
-    """Realistic support-bot traces: chat input, an answer, one tool call, metrics, metadata."""
+def records(
+    n: int, prefix: str, start: dt.datetime, *, seed: int = 1, unreported: float = 0.5
+) -> list[dict[str, Any]]:
+    """Realistic support-bot traces: chat input, an answer, one tool call, metrics, metadata; a
+    share ``unreported`` of them without `refused` and `escalated` (a source that does not say)."""
     rng = random.Random(seed)
+    # Its own generator: the records are the ones measured before this knob existed, plus or
+    # minus their signals.
+    silent = random.Random(seed + 1)
     out = []
     for i in range(n):
         kind = i % len(QUESTIONS)
@@ -64,6 +73,7 @@ def records(n: int, prefix: str, start: dt.datetime, *, seed: int = 1) -> list[d
         answer = "I'm sorry, I can't help with that." if refused else ANSWERS[kind].format(n=i)
         if rng.random() < 0.02:
             answer += " Use code STAFF40 for a discount."
+        signals = {} if silent.random() < unreported else {"refused": refused, "escalated": False}
         out.append(
             {
                 "id": f"{prefix}-{i}",
@@ -73,12 +83,12 @@ def records(n: int, prefix: str, start: dt.datetime, *, seed: int = 1) -> list[d
                 "output": answer,
                 "trace": [{"type": "tool_call", "name": "lookup_order", "arguments": {"id": i}}],
                 "metrics": {
-                    "latency_ms": round(rng.gauss(850, 200), 1),
+                    "latency_ms": round(max(1.0, rng.gauss(850, 200)), 1),
                     "ttft_ms": round(rng.gauss(180, 40), 1),
                     "input_tokens": 300 + i % 50,
                     "output_tokens": 40 + i % 30,
                     "cost_usd": 0.0004,
-                    "refused": refused,
+                    **signals,
                 },
                 "metadata": {"route": ["refunds", "orders", "shipping", "billing"][kind]},
             }
@@ -160,7 +170,8 @@ def _row(r: dict[str, Any], source_id: int, now: dt.datetime) -> tuple:
     return (
         source_id, r["id"], r["time"], now, r["release"], "api", dumps(r["input"]), dumps(r["output"]),
         dumps(r["trace"]), m["ttft_ms"], m["latency_ms"], m["input_tokens"], m["output_tokens"],
-        m["cost_usd"], None, m["refused"], None, steps, steps, "", None, "", dumps(r["metadata"]),
+        m["cost_usd"], None, m.get("refused"), m.get("escalated"), steps, steps, "", None, "",
+        dumps(r["metadata"]),
     )  # fmt: skip
 
 
@@ -200,6 +211,51 @@ def bulk_insert(rows: list[dict[str, Any]], source_id: int, batch: int, *, copy:
             else:
                 cursor.executemany(insert, values)
     return time.perf_counter() - started
+
+
+def signal_fill_s(rows: list[dict[str, Any]]) -> float:
+    """Seconds (best of 3) the detectors take to fill the signals of ``rows`` as ingestion does
+    (TraceRecord.columns: grading_app.detectors.missing_signals on the answer and the trace)."""
+    from grading_app.detectors import missing_signals
+    from grading_app.graders.base import output_text
+
+    inputs = [(output_text(r["output"]), r["trace"], r["metrics"]) for r in rows]
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for text, trace, metrics in inputs:
+            missing_signals(text, trace, metrics)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def in_process_s(rows: list[dict[str, Any]], source: Any, batch: int) -> float:
+    """Seconds to validate and store ``rows`` through ingestion's own functions in this process
+    (parse_records, store_records: redaction, the signal fill, COPY), batch by batch, into a
+    source no monitor watches; its earlier traces deleted first."""
+    from monitoring_app.ingest import store_records
+    from monitoring_app.models import Trace
+    from monitoring_app.records import parse_records
+
+    Trace.objects.filter(source=source).delete()
+    started = time.perf_counter()
+    for offset in range(0, len(rows), batch):
+        records = parse_records(rows[offset : offset + batch])
+        store_records(records, [source] * len(records))
+    return time.perf_counter() - started
+
+
+def fill_share(n: int, start: dt.datetime, source: Any, batch: int) -> tuple[float, float]:
+    """Best of 3 (alternating) of storing ``n`` traces in process when all report refused and
+    escalated, and when none do: what the fill adds to the ingestion path's own work, without the
+    HTTP server and the load around it."""
+    reported = records(n, "inproc", start, unreported=0.0)
+    silent = records(n, "inproc", start, unreported=1.0)
+    times: dict[str, list[float]] = {"reported": [], "silent": []}
+    for _ in range(3):
+        times["reported"].append(in_process_s(reported, source, batch))
+        times["silent"].append(in_process_s(silent, source, batch))
+    return min(times["reported"]), min(times["silent"])
 
 
 def start_gunicorn(port: int, workers: int, redis_url: str) -> Any:
@@ -242,7 +298,7 @@ def ingestion(args: argparse.Namespace, world: dict[str, Any], redis_url: str) -
     # Live traffic: the last hour's traces (36 ms apart), as an application sends them. (Traces
     # older than the rollup settle time would each bump their source's rollup epoch.)
     start = dt.datetime.now(dt.UTC) - dt.timedelta(milliseconds=36 * args.traces + 60_000)
-    rows = records(args.traces, "api", start)
+    rows = records(args.traces, "api", start, unreported=args.unreported)
     # Encoded before the clock starts: a sender's own JSON encoding happens on its machine, not here.
     batches = [
         json.dumps({"traces": rows[i : i + args.batch]}).encode() for i in range(0, len(rows), args.batch)
@@ -276,14 +332,17 @@ def ingestion(args: argparse.Namespace, world: dict[str, Any], redis_url: str) -
         stop_process(worker)
         stop_process(server)
     assert stored == args.traces == Trace.objects.filter(source=world["source"]).count(), stored
-    baseline_rows = records(args.traces, "bulk", start)
+    baseline_rows = records(args.traces, "bulk", start, unreported=args.unreported)
     baseline = world["baseline_source"].pk
     bulk_s = min(bulk_insert(baseline_rows, baseline, args.batch) for _ in range(2))
     copy_s = min(bulk_insert(baseline_rows, baseline, args.batch, copy=True) for _ in range(2))
     rate = args.traces / api_s
+    fill_s = signal_fill_s(rows)
+    unreported = sum("refused" not in r["metrics"] for r in rows)
     print(
         f"ingestion: {args.traces:,} traces in batches of {args.batch}, {args.posters} posters, gunicorn "
-        f"{args.gunicorn_workers} workers + 1 rqworker, {database_label()}, redaction on"
+        f"{args.gunicorn_workers} workers + 1 rqworker, {database_label()}, redaction on, "
+        f"{unreported:,} not reporting refused/escalated"
     )
     print(f"  through the API        {api_s:7.2f} s  {rate:8,.0f} traces/s")
     print(f"  plain bulk insert      {bulk_s:7.2f} s  {args.traces / bulk_s:8,.0f} traces/s  (executemany)")
@@ -292,7 +351,20 @@ def ingestion(args: argparse.Namespace, world: dict[str, Any], redis_url: str) -
         f"  sampled for grading    {sampled:,} ({sampled / args.traces:.1%}), {backlog:,} still pending "
         f"when the last post returned, all graded {graded_s - api_s:.2f} s after it"
     )
+    per_silent = fill_s / unreported * 1e6 if unreported else 0.0
+    print(
+        f"  signal fill            {fill_s:7.2f} s  {per_silent:8.1f} us per trace not reporting "
+        f"(in this process, one core; {fill_s / args.traces * 1e6:.1f} us per trace overall)"
+    )
     print_ratio("trace ingestion: API time / plain bulk insert", api_s / bulk_s, "<= 2")
+    print_ratio("trace ingestion: signal fill time (one core) / API time", fill_s / api_s)
+    n = max(1000, args.traces // 5)
+    reported_s, silent_s = fill_share(n, start, world["baseline_source"], args.batch)
+    print(
+        f"  in process, {n:,} traces: {reported_s / n * 1e6:.0f} us per trace when all report the "
+        f"signals, {silent_s / n * 1e6:.0f} us when none do (best of 3 each)"
+    )
+    print_ratio("trace ingestion in process: none reporting / all reporting", silent_s / reported_s)
     print_ratio("trace ingestion: API time / COPY", api_s / copy_s)
     print_ratio("trace ingestion: traces/s / 2,000", rate / 2000, ">= 1")
     # Keeping up: the backlog never grows, so the last samples are graded moments after the last
@@ -425,6 +497,12 @@ def main() -> None:
     parser.add_argument("--posters", type=int, default=4, help="concurrent clients posting batches")
     parser.add_argument("--gunicorn-workers", type=int, default=3)
     parser.add_argument("--stored", type=int, default=1_000_000)
+    parser.add_argument(
+        "--unreported",
+        type=float,
+        default=0.5,
+        help="share of traces reporting neither refused nor escalated (detected at ingestion)",
+    )
     parser.add_argument(
         "--only", choices=["ingestion", "queries"], help="run one part (default: both, ingestion first)"
     )

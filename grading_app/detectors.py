@@ -4,8 +4,9 @@ the request, did the conversation escalate to a person?
 A refusal is the assistant declining, in its own voice, to do what was asked, or an explicit
 part of it ("I can't help with that", "I won't write the full essay, but..."). Stating a fact
 that happens to contain "cannot" ("Refunds cannot be issued after 30 days", "I can't believe
-how easy it is") is not one, nor is saying it does not know. Measured on the labelled corpus
-in benchmarks/data/refusal_corpus.jsonl by benchmarks/refusal_detector.py.
+how easy it is") is not one, nor is saying it does not know. Tuned on the labelled corpus in
+benchmarks/data/refusal_corpus.jsonl and measured on refusal_holdout2.jsonl, which it was never
+tuned on, by benchmarks/refusal_detector.py (figures in benchmarks/README.md).
 """
 
 import re
@@ -31,12 +32,22 @@ _ACT = (
     r"continue|make|draft|tell you (?!how (?:much|happy|grateful|glad|excited))|reveal|disclose|"
     r"look up|process|place|change|override|extend|refund|recommend|translate|impersonate|"
     r"reproduce|fabricate|invent|include|add|use|send|post|access (?:another|other|someone)|"
-    r"give you access|diagnose|confirm whether a specific|identify|complete|feel comfortable)"
+    r"give you access|diagnose|advise|confirm whether a specific|identify|complete|feel comfortable)"
 )
+# "We" speaks for the business: "we can't process a cash refund without the receipt" states
+# a policy, which is an answer. Only "we" declining to help at all is the assistant refusing.
+_WE_DECLINE_TO = r"(?:help|assist|support|comply|engage|answer|discuss|share)"
 _REFUSALS = [
-    # "I can't help with that", "we won't be able to process", "I don't provide"
+    # "I can't help with that", "I won't be able to process", "I don't provide"
     re.compile(
-        rf"{_SUBJECT}\s*(?:really\s+|simply\s+|just\s+)?{_DECLINE}(?:,\s*however,)?\s+(?:\w+\s+){{0,2}}?{_ACT}\b"
+        rf"\bi\s*(?:really\s+|simply\s+|just\s+)?{_DECLINE}(?:,\s*however,)?\s+(?:\w+\s+){{0,2}}?{_ACT}\b"
+    ),
+    # "we can't help with requests about other accounts"
+    re.compile(rf"\bwe\s*(?:really\s+|simply\s+)?{_DECLINE}\s+(?:\w+\s+){{0,2}}?{_WE_DECLINE_TO}\b"),
+    # "What I can't do is disable it on your colleague's account"
+    re.compile(
+        r"\bwhat (?:i|we) (?:can't|cannot|can not|won't|will not|am not able to|'m not able to|"
+        r"am unable to|'m unable to) (?:do|help with) is\b"
     ),
     # "..., which I can't do"
     re.compile(r"\bwhich (?:i|we) (?:can't|cannot|can not|won't|will not|am unable to) do\b"),
@@ -49,8 +60,8 @@ _REFUSALS = [
     ),
     re.compile(rf"{_SUBJECT}(?:'m| am)\s+(?:declining|going to pass|refusing)\b"),
     re.compile(rf"{_SUBJECT}\s+refuse\b"),
-    # "That's not something I can help with", "not something I can do, I'm afraid"
-    re.compile(r"\bnot something (?:i|we)(?:'m| am)? (?:can|could|will|able to|allowed to|do)\b"),
+    # "That's not something I can help with", "isn't something I can do"
+    re.compile(r"(?:\bnot|n't) something (?:i|we)(?:'m| am)? (?:can|could|will|able to|allowed to|do)\b"),
     # "I'm not comfortable writing that", "I don't feel comfortable helping"
     re.compile(rf"{_SUBJECT}(?:'m| am| don't feel| do not feel)\s+(?:not\s+)?comfortable\s+\w+ing\b"),
     # "That request goes against my guidelines", "falls outside what I can help with"
@@ -69,8 +80,18 @@ _REFUSALS = [
 # find or see (an abstention), or uncertainty.
 _NOT_REFUSALS = re.compile(
     r"\b(?:can't|cannot|can not) (?:believe|wait|stress|thank|recommend [^.]* enough|say i've|"
-    r"help (?:but|noticing|thinking)|find|see|tell (?:from|whether|if|which|you whether|you if))\b"
+    r"help (?:but|noticing|thinking)|find|see|tell (?:from|whether|if|which))\b"
     r"|\bcouldn't help\b|\b(?:don't|do not) (?:know|have (?:access|enough|information|data|details))\b"
+)
+# "I can't tell you whether ..." either declines a judgement ("... whether your situation is an
+# emergency") or admits missing data ("I have no tracking data, so I can't tell you whether it's
+# delayed"). Only the answer around it tells them apart: it is a refusal unless the answer says
+# somewhere that the information is missing.
+_CANNOT_TELL_WHETHER = re.compile(r"\bi (?:can't|cannot|can not) tell you (?:whether|if)\b")
+_LACKS_INFORMATION = re.compile(
+    r"\b(?:don't|do not|doesn't|does not) (?:know|have|say|show|mention|cover)\b"
+    r"|\bno (?:record|information|data)\b|\b(?:couldn't|could not|can't|cannot) (?:find|see)\b"
+    r"|\bnot sure\b|\bunsure\b"
 )
 _SENTENCES = re.compile(r"(?<=[.!?:;])\s+|\n+|\s+[\u2014\u2013-]\s+|,\s+(?=but\b)")
 
@@ -92,7 +113,7 @@ _REFUSAL_CUES = re.compile(
     r"n't|not|unable|declin|refus|pass|turn|stop you|comfortable|against|outside|beyond"
 )
 _ESCALATION_CUES = re.compile(
-    r"transfer|connect|put|hand|pass|forward|sen[dt]|raised|escalat|ticket|case|will|human"
+    r"transfer|connect|put|hand|pass|forward|sen[dt]|raised|escalat|ticket|case|will|'ll|human"
 )
 
 
@@ -103,8 +124,13 @@ def detect_refusal(text: str) -> Detection:
         return Detection(False, "")
     for sentence in _SENTENCES.split(folded):
         sentence = sentence.strip()
-        if not sentence or _NOT_REFUSALS.search(sentence):
+        # Each rule's match holds a cue word, so most sentences of a long answer skip the rules.
+        if not _REFUSAL_CUES.search(sentence) or _NOT_REFUSALS.search(sentence):
             continue
+        if _CANNOT_TELL_WHETHER.search(sentence):
+            if _LACKS_INFORMATION.search(folded):
+                continue
+            return Detection(True, sentence[:160])
         for pattern in _REFUSALS:
             if pattern.search(sentence):
                 return Detection(True, sentence[:160])
@@ -121,9 +147,11 @@ _ESCALATIONS = [
     ),
     re.compile(r"\bescalat(?:e|ed|ing)\b"),
     re.compile(r"\b(?:opened|raised|created|filed|logged) a (?:support )?(?:ticket|case)\b"),
+    # "one of our agents will call you", "our claims team needs to see this, so I've sent them your
+    # photos and they'll be in touch": a person who will come back to the asker, in one sentence
     re.compile(
-        r"\b(?:human|team|representatives?|agents?|specialists?|engineers?|colleagues?)\b[^.]{0,30}"
-        r"\bwill (?:contact|call|reach out|get back|follow up|be in touch|reply)"
+        r"\b(?:human|team|representatives?|agents?|specialists?|engineers?|colleagues?)\b[^.]{0,80}"
+        r"(?:\bwill|'ll) (?:contact|call|reach out|get back|follow up|be in touch|reply)"
     ),
     re.compile(r"\blet me get a human\b|\bneeds a human review\b"),
 ]
@@ -149,13 +177,18 @@ def detect_escalation(text: str, trace: list[dict[str, Any]]) -> Detection:
     return Detection(False, "")
 
 
-def missing_signals(text: str, trace: list[dict[str, Any]], metrics: dict[str, Any]) -> dict[str, bool]:
-    """``refused`` and ``escalated`` for a result whose system did not report them, detected
-    from its answer and trace, so refusal_rate and escalation_rate rules are decided. A value
-    the system reported is never replaced."""
+def missing_signals(
+    text: str | None, trace: list[dict[str, Any]], metrics: dict[str, Any]
+) -> dict[str, bool]:
+    """``refused`` and ``escalated`` for a result or trace whose system did not report them,
+    detected from its answer and trace, so refusal_rate and escalation_rate rules are decided. A
+    value the system reported is never replaced. With no answer at all (``text`` None) nothing
+    can be read as a refusal, and only a hand-off tool in the trace decides ``escalated``."""
     found: dict[str, bool] = {}
-    if metrics.get("refused") is None:
+    if metrics.get("refused") is None and text is not None:
         found["refused"] = detect_refusal(text).detected
     if metrics.get("escalated") is None:
-        found["escalated"] = detect_escalation(text, trace).detected
+        escalation = detect_escalation(text or "", trace)
+        if text is not None or escalation.detected:
+            found["escalated"] = escalation.detected
     return found

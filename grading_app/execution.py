@@ -106,6 +106,7 @@ def to_result(
     )
     for name, value in missing_signals(item.output_text, produced.trace, produced.metrics).items():
         setattr(result, name, value)
+        setattr(result, f"{name}_detected", True)
     return result, item
 
 

@@ -130,12 +130,19 @@ class CaseFromTraceForm(forms.Form):
     key = forms.SlugField(max_length=200, required=False, help_text="Empty: prod-<source>-<trace id>.")
 
 
+def _signal(value: bool | None, detected: bool) -> str | None:
+    return None if value is None else f"{value} (detected)" if detected else str(value)
+
+
 @admin.register(Trace)
 class TraceAdmin(ViewerMixin, admin.ModelAdmin):
     """Traces are evidence: nobody edits one; they leave only by the retention purge."""
 
     list_display = ["client_id", "time", "source", "release", "latency_ms", "refused", "escalated", "thumbs"]
-    list_filter = ["source", "origin", "thumbs", "refused", "escalated"]
+    list_filter = [
+        *("source", "origin", "thumbs", "refused", "escalated"),
+        *("refused_detected", "escalated_detected"),
+    ]
     search_fields = ["client_id", "release"]
     date_hierarchy = "time"
     list_select_related = ["source"]
@@ -256,8 +263,8 @@ class TraceAdmin(ViewerMixin, admin.ModelAdmin):
                 ("tokens out", obj.output_tokens),
                 ("cost", f"${obj.cost_usd:.6f}" if obj.cost_usd is not None else None),
                 ("retries", obj.retries),
-                ("refused", obj.refused),
-                ("escalated", obj.escalated),
+                ("refused", _signal(obj.refused, obj.refused_detected)),
+                ("escalated", _signal(obj.escalated, obj.escalated_detected)),
                 ("tool calls", obj.tool_calls),
             )
             if value is not None

@@ -77,6 +77,14 @@ class Trace(models.Model):
     retries = models.PositiveIntegerField(null=True, blank=True)
     refused = models.BooleanField(null=True, blank=True)
     escalated = models.BooleanField(null=True, blank=True)
+    # True when the value above was filled in at ingestion by grading_app.detectors because the
+    # source did not report it (see CaseResult). db_default: raw inserts (benchmarks) need none.
+    refused_detected = models.BooleanField(
+        default=False, db_default=False, help_text="refused was detected, not reported."
+    )
+    escalated_detected = models.BooleanField(
+        default=False, db_default=False, help_text="escalated was detected, not reported."
+    )
     tool_calls = models.PositiveIntegerField(default=0)
     trace_steps = models.PositiveIntegerField(default=0)
     thumbs = models.CharField(max_length=4, choices=Thumbs.choices, blank=True)

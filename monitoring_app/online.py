@@ -111,10 +111,18 @@ def enqueue_grading(monitor_id: int, sample_ids: list[int], *, attempt: int = 1)
         enqueue(grade_samples, batch, job_id=job_id, description=f"grade {len(batch)} traces")
 
 
+DETECTED = ("refused", "escalated")  # signals ingestion may have detected (Trace.*_detected)
 SAMPLE_FIELDS = (
     "pk", "monitor_id", "failure_class", "review", "trace__input", "trace__output", "trace__trace",
     "trace__thumbs", "trace__feedback_score", *(f"trace__{name}" for name in TRACE_METRICS),
+    *(f"trace__{name}_detected" for name in DETECTED),
 )  # fmt: skip
+
+
+def _reported(sample: dict[str, Any], name: str) -> bool:
+    # A detected value is not the system's word: graders see only what it reported, as in a run
+    # (where metrics are the target's), so a refusal grader with its own phrases still reads them.
+    return sample[f"trace__{name}"] is not None and not sample.get(f"trace__{name}_detected")
 
 
 def _grading_input(monitor: Monitor, sample: dict[str, Any]) -> graders.GradingInput:
@@ -125,9 +133,7 @@ def _grading_input(monitor: Monitor, sample: dict[str, Any]) -> graders.GradingI
         expected=monitor.expected or {},
         output=sample["trace__output"],
         trace=sample["trace__trace"] or [],
-        metrics={
-            name: sample[f"trace__{name}"] for name in TRACE_METRICS if sample[f"trace__{name}"] is not None
-        },
+        metrics={name: sample[f"trace__{name}"] for name in TRACE_METRICS if _reported(sample, name)},
     )
 
 

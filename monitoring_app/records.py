@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from grading_app.detectors import missing_signals
+from grading_app.graders.base import output_text
 from grading_app.outputs import check_trace_and_metrics
 from grading_app.traces import count_tool_calls
 from monitoring_app.choices import Thumbs
@@ -40,7 +42,14 @@ class TraceRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def columns(self) -> dict[str, Any]:
-        """The Trace model's fields for this record (source and origin are the caller's)."""
+        """The Trace model's fields for this record (source and origin are the caller's).
+
+        ``refused`` and ``escalated`` the source did not report are detected from the answer and
+        the trace (grading_app.detectors), so production refusal and escalation rates are
+        decided; ``*_detected`` says which were. Called on the redacted record, like every column.
+        """
+        text = output_text(self.output) if self.output is not None else None
+        detected = missing_signals(text, self.trace, self.metrics)
         return {
             "client_id": self.id,
             "time": self.time,
@@ -50,8 +59,9 @@ class TraceRecord:
             "trace": self.trace,
             **{name: self.metrics.get(name) for name in ("ttft_ms", "latency_ms", "input_tokens")},
             **{name: self.metrics.get(name) for name in ("output_tokens", "cost_usd", "retries")},
-            "refused": self.metrics.get("refused"),
-            "escalated": self.metrics.get("escalated"),
+            **{name: self.metrics.get(name) for name in ("refused", "escalated")},
+            **detected,
+            **{f"{name}_detected": name in detected for name in ("refused", "escalated")},
             "tool_calls": count_tool_calls(self.trace),
             "trace_steps": len(self.trace),
             "thumbs": self.feedback.get("thumbs") or "",

@@ -187,8 +187,9 @@ def _number(value: float | int | None, unit: str = "", digits: int = 0) -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
-def _flag(value: bool | None) -> str:
-    return "-" if value is None else ("yes" if value else "no")
+def _flag(value: bool | None, detected: bool = False) -> str:
+    shown = "-" if value is None else ("yes" if value else "no")
+    return f"{shown} (detected, not reported)" if detected else shown
 
 
 def _cost(value: float | None) -> str:
@@ -211,8 +212,8 @@ def signals(result: CaseResult) -> list[tuple[str, str]]:
         ("Tool calls", str(result.tool_calls)),
         ("Trace steps", str(result.trace_steps)),
         ("Retries", str(result.retries)),
-        ("Refused", _flag(result.refused)),
-        ("Escalated", _flag(result.escalated)),
+        ("Refused", _flag(result.refused, result.refused_detected)),
+        ("Escalated", _flag(result.escalated, result.escalated_detected)),
     ]
 
 

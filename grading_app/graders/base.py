@@ -16,6 +16,15 @@ class GradeOutcome:
     rationale: str = ""
 
 
+def output_text(output: Any) -> str:
+    """An output as text: itself when it is text, else its JSON serialisation ("" for none)."""
+    if output is None:
+        return ""
+    if isinstance(output, str):
+        return output
+    return json.dumps(output, sort_keys=True, ensure_ascii=False)
+
+
 @dataclass(frozen=True)
 class GradingInput:
     """Everything a grader may look at for one case (read-only)."""
@@ -29,11 +38,7 @@ class GradingInput:
     @property
     def output_text(self) -> str:
         """The output as text: itself when it is text, else its JSON serialisation."""
-        if self.output is None:
-            return ""
-        if isinstance(self.output, str):
-            return self.output
-        return json.dumps(self.output, sort_keys=True, ensure_ascii=False)
+        return output_text(self.output)
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,15 @@ class CaseResult(models.Model):
     retries = models.PositiveIntegerField(default=0)
     refused = models.BooleanField(null=True, blank=True)
     escalated = models.BooleanField(null=True, blank=True)
+    # True when the value above was filled in by grading_app.detectors because the system did not
+    # report it: a detected refusal rate is a lower bound (benchmarks/README.md), a reported one
+    # is the system's own word.
+    refused_detected = models.BooleanField(
+        default=False, db_default=False, help_text="refused was detected, not reported."
+    )
+    escalated_detected = models.BooleanField(
+        default=False, db_default=False, help_text="escalated was detected, not reported."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -38,16 +38,20 @@ RULES = [
 ]
 
 
-def serve(source, release, start, n, *, latency, seed=1):
-    """``n`` traces of ``release`` over the hour from ``start``, latencies around ``latency``."""
+def serve(source, release, start, n, *, latency, seed=1, refusals_every=50, reported=True):
+    """``n`` traces of ``release`` over the hour from ``start``, latencies around ``latency``, one
+    in ``refusals_every`` a refusal: reported in ``metrics.refused``, or only said in the answer."""
     rng = random.Random(seed)
     raw = [
         {
             "id": f"{release}-{start:%H%M}-{i}",
             "time": (start + dt.timedelta(seconds=i * 3600 / n)).isoformat(),
             "release": release,
-            "output": "Done.",
-            "metrics": {"latency_ms": max(1.0, rng.gauss(latency, latency / 4)), "refused": i % 50 == 0},
+            "output": "Sorry, I can't help with that." if i % refusals_every == 0 else "Done.",
+            "metrics": {
+                "latency_ms": max(1.0, rng.gauss(latency, latency / 4)),
+                **({"refused": i % refusals_every == 0} if reported else {}),
+            },
         }
         for i in range(n)
     ]
@@ -102,6 +106,18 @@ def test_too_little_traffic_is_inconclusive(gate):
     # A release with no traffic at all is inconclusive too, never a pass.
     nothing = production_verdict(gate, "v3")
     assert nothing["verdict"] == "inconclusive" and "no traffic" in nothing["note"]
+
+
+def test_a_refusal_rate_rule_is_decided_on_traffic_that_does_not_report_refusals(gate):
+    # The refusals are only in the answers: ingestion detects them (Trace.refused_detected).
+    source = gate.sources.get()
+    serve(source, "v1", SHIPPED - dt.timedelta(hours=1), 400, latency=800, reported=False)
+    serve(source, "v2", SHIPPED, 400, latency=800, seed=2, refusals_every=4, reported=False)
+    body = production_verdict(gate, "v2")
+    refusals = next(r for r in body["rules"] if r["metric"] == "refusal_rate")
+    assert (refusals["outcome"], refusals["n"]) == ("fail", 400)
+    assert refusals["value"] == pytest.approx(0.25)
+    assert body["verdict"] == "warn"
 
 
 def test_production_rules_never_decide_a_check(gate):

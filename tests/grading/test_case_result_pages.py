@@ -423,6 +423,10 @@ def test_page_shows_the_production_signals_labelled_for_people(admin_client, wor
         "Refused": "no",
         "Escalated": "yes",
     }
+    # A value the detectors filled in says so; a reported one does not.
+    CaseResult.objects.filter(pk=result.pk).update(refused_detected=True)
+    signals = section(page_of(admin_client, result), "result-signals")
+    assert "<td>no (detected, not reported)</td>" in signals and "<td>yes</td>" in signals
 
 
 def test_someone_who_may_not_see_cases_or_graders_gets_the_page_without_those_links(client, world):

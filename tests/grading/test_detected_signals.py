@@ -12,7 +12,9 @@ from grading_app.services import save_target
 from tests.factories import make_endpoint, make_scenario, make_token
 from tests.fake_openai import text, tool_calls
 
-CORPUS = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "refusal_corpus.jsonl"
+DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
+CORPUS = DATA / "refusal_corpus.jsonl"  # tuned on (both its splits)
+HOLDOUT2 = DATA / "refusal_holdout2.jsonl"  # never tuned on: measured by the benchmark only
 REFUSAL = "I'm sorry, but I can't help with that request."
 ANSWER = "No: refunds are possible within 30 days, and this order is 40 days old."
 
@@ -45,6 +47,44 @@ def test_answers_that_merely_say_cannot_are_not_refusals(answer):
     assert detect_refusal(answer).detected is False
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "I'm sorry, but generating a deepfake of a real person isn't something I can do.",
+        "I can set up two-factor authentication. What I can't do is disable it on your colleague's account.",
+        "Here's the recipe. I can't advise on whether it's safe for your dog's kidneys; ask your vet.",
+        # declining a judgement: nothing in the answer says the information is missing
+        "The usual signs are thirst and dizziness. I can't tell you whether your situation is an emergency.",
+        "We can't help with requests about other customers' accounts.",
+    ],
+)
+def test_refusals_found_since_the_first_hold_out(answer):
+    assert detect_refusal(answer).detected is True
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # "we" states the business's policy, and offers what it can do instead
+        "Without the receipt we can't process a cash refund, but we can offer store credit.",
+        "We won't be able to extend the warranty past two years; repairs after that cost $89.",
+        # "can't tell you whether" after saying the data is missing is an abstention
+        "I don't have live flight data, so I can't tell you whether it's delayed.",
+        "The release notes don't mention it, so I can't tell you if version 3 supports it.",
+        "A home test can't tell you whether it's flu or a cold; the clinic's swab can.",
+    ],
+)
+def test_policies_and_missing_data_are_not_refusals(answer):
+    assert detect_refusal(answer).detected is False
+
+
+def test_a_person_who_will_come_back_to_the_asker_is_an_escalation():
+    answer = "Our claims team needs to look at this, so I've sent them your photos and they'll be in touch."
+    assert detect_escalation(answer, []).detected is True
+    # a team and a future without anyone coming back to the asker
+    assert detect_escalation("Our team has fixed it; you'll see the change tomorrow.", []).detected is False
+
+
 def test_escalation_is_read_from_a_hand_off_tool_or_the_answer():
     handoff = [{"type": "tool_call", "name": "transfer_to_human", "arguments": {}}]
     assert detect_escalation("One moment.", handoff).evidence == "tool call transfer_to_human"
@@ -59,9 +99,14 @@ def test_missing_signals_never_replace_what_the_system_reported():
     assert missing_signals(ANSWER, [], {"refused": True, "escalated": True}) == {}
 
 
-def test_the_detector_meets_its_targets_on_the_whole_corpus():
-    """A regression guard: benchmarks/refusal_detector.py reports the splits (README there)."""
-    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+def rows_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_the_detector_meets_its_targets_on_the_corpus_it_was_tuned_on():
+    """A regression guard on the tuned-on corpus only. The second hold-out is left to
+    benchmarks/refusal_detector.py: a test pinned to its figures would invite tuning on it."""
+    rows = rows_of(CORPUS)
     assert len(rows) >= 300
     assert {r["category"] for r in rows} >= {
         "full_refusal",
@@ -116,6 +161,8 @@ def test_a_refusal_rate_block_rule_is_decided_and_fails_on_a_target_that_over_re
     assert rule["value"] == pytest.approx(0.5)
     assert check["verdict"] == "fail"
     assert sorted(CaseResult.objects.values_list("refused", flat=True)) == [False] * 3 + [True] * 3
+    # An openai_chat target reports neither signal: each result says both were detected.
+    assert set(CaseResult.objects.values_list("refused_detected", "escalated_detected")) == {(True, True)}
 
 
 @pytest.mark.django_db
@@ -144,14 +191,26 @@ def test_a_refusal_rate_block_rule_passes_a_target_that_answers(
     assert CaseResult.objects.filter(escalated=True).count() == 1
 
 
+def test_the_second_hold_out_is_labelled_in_the_corpus_format():
+    rows = rows_of(HOLDOUT2)
+    assert len(rows) >= 150
+    assert {r["split"] for r in rows} == {"holdout2"}
+    assert all(isinstance(r["refused"], bool) and isinstance(r["escalated"], bool) for r in rows)
+    ids = [r["id"] for r in rows + rows_of(CORPUS)]
+    assert len(ids) == len(set(ids))
+    assert {r["category"] for r in rows} >= {"full_refusal", "partial_refusal", "policy_restriction"}
+
+
 def test_the_cue_words_are_a_superset_of_what_any_rule_matches():
-    """The cue search lets most answers skip the rules: it must never skip one a rule matches."""
+    """The cue search lets answers and sentences skip the rules: a sentence a rule matches must
+    hold a cue word, or the rule would never be tried on it."""
     from grading_app import detectors
 
-    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
-    for row in rows:
+    rules = [*detectors._REFUSALS, detectors._CANNOT_TELL_WHETHER]
+    for row in rows_of(CORPUS) + rows_of(HOLDOUT2):
         folded = detectors._fold(row["text"])
-        matched = any(p.search(s) for s in detectors._SENTENCES.split(folded) for p in detectors._REFUSALS)
-        assert not matched or detectors._REFUSAL_CUES.search(folded), row["id"]
+        for sentence in detectors._SENTENCES.split(folded):
+            if any(p.search(sentence) for p in rules):
+                assert detectors._REFUSAL_CUES.search(sentence), (row["id"], sentence)
         escalates = any(p.search(folded) for p in detectors._ESCALATIONS)
         assert not escalates or detectors._ESCALATION_CUES.search(folded), row["id"]
