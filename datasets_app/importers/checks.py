@@ -44,6 +44,7 @@ CHECKS: dict[str, Check] = {
         _check("similar", "similar", "embedding_similarity", "assertions"),
         _check("length", "length", "length", "assertions"),
         _check("answer", "exact-match", "exact_match"),
+        _check("fuzzy_match", "fuzzy-match", "fuzzy_match"),
         _check("pattern", "regex", "regex"),
         _check("not_pattern", "not-regex", "regex", expected_field="not_pattern", negate=True),
         _check("json_equals", "json-equals", "json_schema", expected_field="json_equals"),

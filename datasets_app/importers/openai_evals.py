@@ -3,9 +3,11 @@ file with the class that grades it named (--eval-class). The class decides the c
 
 - Match: the output starts with an ideal answer (case-sensitive) -> starts_with (any ideal);
 - Includes: the output contains an ideal answer (ignore_case: as the arg says) -> contains_any;
+- FuzzyMatch: after normalising, the output contains an ideal or an ideal contains the output
+  -> fuzzy_match (its pass is the eval's accuracy, its score the eval's f1_score);
 - JsonMatch: the output's JSON equals an ideal's, key by key -> a JSON Schema const or enum;
 - ModelBasedClassify: a judge with the modelgraded spec's prompt -> a draft rubric;
-- FuzzyMatch and other classes: not carried (their reference is kept as expected.ideal).
+- other classes: not carried (their reference is kept as expected.ideal).
 
 Samples are JSONL lines or a JSON array: `{"input": ..., "ideal": ...}`, or the legacy
 `{"prompt": ..., "completion": ...}`; --input-field/--ideal-field rename them on every shape.
@@ -125,13 +127,13 @@ class _Grading:
         self.spec_key: str | None = None
         if klass == "ModelBasedClassify":
             self.spec_key = self._modelgraded(args.get("modelgraded_spec"))
-        elif klass not in ("Match", "Includes", "JsonMatch"):
-            reason = (
-                "no fuzzy-match grader kind yet"
-                if klass == "FuzzyMatch"
-                else "a custom eval class is Python, and no foreign code is run"
+        elif klass not in ("Match", "Includes", "FuzzyMatch", "JsonMatch"):
+            batch.drop(
+                line,
+                f"class {klass}",
+                "a custom eval class is Python, and no foreign code is run; each sample's ideal is "
+                "kept as expected.ideal",
             )
-            batch.drop(line, f"class {klass}", f"{reason}; each sample's ideal is kept as expected.ideal")
 
     def _modelgraded(self, name: Any) -> str | None:
         base_dir = self.batch.options.base_dir
@@ -189,6 +191,9 @@ class _Grading:
             carry(
                 self.batch, expected, "contains_any", ideals, line=line, construct=construct, options=options
             )
+        elif self.klass == "FuzzyMatch":
+            # The ideal as the sample writes it: one text, or several (any of them).
+            carry(self.batch, expected, "fuzzy_match", ideal, line=line, construct=construct)
         elif self.klass == "JsonMatch":
             self._json(expected, ideals, line)
         elif self.spec_key is not None:

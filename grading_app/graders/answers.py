@@ -1,4 +1,5 @@
-"""Code graders comparing the output with a reference answer by value: numbers and token F1."""
+"""Code graders comparing the output with a reference answer by value: numbers, token F1 and
+OpenAI Evals' FuzzyMatch."""
 
 import math
 import re
@@ -149,3 +150,67 @@ class TokenF1(GraderKind):
         passed = score >= config["threshold"]
         versus = f" against {best[:80]!r}" if len(references) > 1 else ""
         return GradeOutcome(score, passed, f"token F1 {score:.2f}{versus} (threshold {config['threshold']})")
+
+
+# OpenAI Evals' own normalisation (evals.elsuite.utils.normalize), kept apart from SQuAD's
+# answer_tokens above on purpose: it lower-cases with str.lower (not casefold) and strips
+# ASCII punctuation only, so "Straße" and curly quotes read exactly as OpenAI's eval reads them.
+_ASCII_PUNCTUATION = frozenset(string.punctuation)
+
+
+def evals_normalize(text: str) -> str:
+    """OpenAI Evals' normalize: lower-case, drop ASCII punctuation and articles, squash spaces."""
+    text = "".join(char for char in text.lower() if char not in _ASCII_PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def evals_fuzzy_match(output: str, ideal: str) -> bool:
+    """OpenAI Evals' fuzzy_match: after normalising, either text contains the other (an empty
+    text matches only an empty one)."""
+    got, want = evals_normalize(output), evals_normalize(ideal)
+    if not got or not want:
+        return got == want
+    return got in want or want in got
+
+
+def evals_f1(output: str, ideal: str) -> float:
+    """OpenAI Evals' token F1 on its normalised tokens (unlike SQuAD's, two empty texts score 0)."""
+    got, want = evals_normalize(output).split(), evals_normalize(ideal).split()
+    common = sum((Counter(got) & Counter(want)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(got), common / len(want)
+    return 2 * precision * recall / (precision + recall)
+
+
+@register
+class FuzzyMatch(GraderKind):
+    key = "fuzzy_match"
+    dimension = "correctness"
+    description = (
+        "OpenAI Evals' FuzzyMatch: passes when, after its normalisation (lower case, no ASCII "
+        "punctuation, no articles, single spaces), the output contains an ideal of "
+        "expected.fuzzy_match (a string, or a list: any of them) or an ideal contains the output. "
+        "The score is its f1_score: the best token F1 against the ideals. So pass_rate is the "
+        "eval's accuracy and mean_score its f1_score. Not text_similarity's fuzzy_match metric."
+    )
+    config_fields = {
+        "expected_field": ConfigField(str, "fuzzy_match", "Key of expected holding the ideal(s)."),
+    }
+
+    def grade(self, item: GradingInput, config: dict[str, Any]) -> GradeOutcome | None:
+        key = config["expected_field"]
+        value = item.expected.get(key)
+        if value is None:
+            return None
+        ideals = [value] if isinstance(value, str) else value
+        # OpenAI's eval fails on an empty list (max of nothing) or a non-text ideal (.lower()).
+        if not isinstance(ideals, list) or not ideals or not all(isinstance(i, str) for i in ideals):
+            raise ValueError(f"expected.{key} must be a string or a non-empty list of strings")
+        output = item.output_text
+        matched = [ideal for ideal in ideals if evals_fuzzy_match(output, ideal)]
+        f1 = max(evals_f1(output, ideal) for ideal in ideals)
+        if matched:
+            return GradeOutcome(f1, True, f"fuzzy match with {matched[0][:80]!r}; F1 {f1:.2f}")
+        shown = " or ".join(repr(i[:80]) for i in ideals[:3]) + (" ..." if len(ideals) > 3 else "")
+        return GradeOutcome(f1, False, f"no fuzzy match with {shown}; F1 {f1:.2f}")

@@ -4,9 +4,16 @@ from pathlib import Path
 
 import pytest
 
+from datasets_app.importers import read_cases
+from grading_app.graders import get_kind
+from grading_app.graders.base import GradingInput
 from tests.datasets.corpus_helpers import CORPUS, dropped, errors, expected, graders, messages, read
 
 REGISTRY = "openai_evals/registry/evals/support.yaml"
+
+
+def read_text(text: str, **options):
+    return read_cases(text.encode(), "openai-evals", file_name="samples.jsonl", **options)
 
 
 def test_match_is_a_case_sensitive_starts_with_any_ideal():
@@ -47,13 +54,64 @@ def test_json_match_reads_a_json_array_and_refuses_what_it_would_never_match():
     ]
 
 
-def test_fuzzy_match_is_not_carried_and_keeps_the_ideal_where_no_grader_reads_it():
+def test_fuzzy_match_becomes_the_fuzzy_match_grader_with_each_samples_ideals():
     plan = read(REGISTRY, "openai-evals", eval_name="support-fuzzy")
 
-    assert expected(plan) == {"line-1": {"ideal": "B"}, "q2": {"ideal": ["B", "Pro"]}}
-    assert dropped(plan) == [
-        "line 29: class FuzzyMatch: no fuzzy-match grader kind yet; each sample's ideal is kept as "
-        "expected.ideal"
+    assert errors(plan) == [] and dropped(plan) == []  # max_tokens: the target's business
+    assert expected(plan) == {
+        "treaty": {"fuzzy_match": "1798"},
+        "capital": {"fuzzy_match": ["Paris", "Paris, France"]},  # any of them
+        "plan": {"fuzzy_match": "The Pro plan, billed yearly"},
+        "refund": {"fuzzy_match": "30 days"},
+    }
+    assert messages(plan)["treaty"] == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "When was the treaty signed?"},
+    ]
+    assert graders(plan) == {"fuzzy-match": ("fuzzy_match", {}, None)}
+
+
+def test_fuzzy_match_grades_the_corpus_as_openai_evals_reports_it():
+    """Accuracy and f1_score as FuzzyMatch.run() computes them for these four answers: a correct
+    answer inside a sentence, the ideal's own words, a shorter answer the ideal contains (which
+    Includes would fail), and a wrong one that shares a word."""
+    plan = read(REGISTRY, "openai-evals", eval_name="support-fuzzy")
+    outputs = {
+        "treaty": "It was signed in 1798.",
+        "capital": "paris",
+        "plan": "Pro plan",
+        "refund": "Fourteen days.",
+    }
+    kind = get_kind("fuzzy_match")
+    outcomes = {
+        s.key: kind.evaluate(GradingInput(s.input, s.expected, outputs[s.key]), kind.validate_config({}))
+        for s in plan.specs
+    }
+
+    assert {key: o.passed for key, o in outcomes.items()} == {
+        "treaty": True,
+        "capital": True,
+        "plan": True,
+        "refund": False,
+    }
+    # f1: 1 of 5 words (2/6), the best of two ideals (1), 2 of 4 words (2/3), 1 of 2 each (1/2).
+    assert [o.score for o in outcomes.values()] == pytest.approx([1 / 3, 1.0, 2 / 3, 0.5])
+    assert sum(o.passed for o in outcomes.values()) / 4 == 0.75  # accuracy
+    assert sum(o.score for o in outcomes.values()) / 4 == pytest.approx(0.625)  # f1_score
+
+
+def test_fuzzy_match_samples_read_alone_and_refuse_an_ideal_the_eval_cannot_compare():
+    samples = "openai_evals/registry/data/support/legacy.jsonl"
+    plan = read(samples, "openai-evals", eval_class="FuzzyMatch")
+
+    assert expected(plan) == {
+        "line-1": {"fuzzy_match": "30 days"},
+        "line-2": {"fuzzy_match": ["Sunday", "public holidays"]},
+    }
+    bad = read_text('{"input": "2+2?", "ideal": 4}\n{"input": "x", "ideal": []}\n', eval_class="FuzzyMatch")
+    assert errors(bad) == [
+        "line 1: ideal: ideal must be a string or a list of strings",
+        "line 2: ideal: ideal must be a string or a list of strings",
     ]
 
 

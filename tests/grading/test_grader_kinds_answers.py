@@ -1,9 +1,11 @@
-"""numeric and token_f1: the output compared with a reference answer by value (no database)."""
+"""numeric, token_f1 and fuzzy_match: the output compared with a reference answer by value (no
+database)."""
 
 import pytest
 
 from grading_app.graders import get_kind
-from grading_app.graders.answers import answer_tokens, first_number, token_f1
+from grading_app.graders.answers import answer_tokens, evals_normalize, first_number, token_f1
+from grading_app.graders.base import GradingInput
 from tests.grading.grading_helpers import config_error, grade
 
 
@@ -212,3 +214,65 @@ def test_token_f1_threshold_outside_zero_to_one_is_a_config_error_naming_it():
 
 def test_token_f1_threshold_must_be_a_number():
     assert "threshold" in config_error("token_f1", {"threshold": "high"})
+
+
+# fuzzy_match (OpenAI Evals' FuzzyMatch: its accuracy is the pass, its f1_score the score)
+
+
+@pytest.mark.parametrize(
+    ("output", "ideal", "passed", "score"),
+    [
+        # The cases of openai/evals' own fuzzy_match_test.py, metric for metric.
+        ("world", "world", True, 1.0),
+        ("world", "foo", False, 0.0),
+        ("world", ["some foo world", "dummy"], True, 0.5),
+        # Containment either way, after lower-casing and dropping punctuation and articles.
+        ("The answer is B. 1798", "b 1798", True, pytest.approx(2 * (2 / 4) * 1 / (2 / 4 + 1))),
+        ("1798", "The treaty was signed in 1798.", True, pytest.approx(2 * 1 * (1 / 5) / (1 + 1 / 5))),
+        # Characters, not words: an ideal "B" is inside "about" (OpenAI's eval passes it too).
+        ("About Pro", "B", True, 0.0),
+        ("Basic", ["Pro", "Premium"], False, 0.0),
+        # Two empty texts match; an empty output never matches a non-empty ideal. F1 is 0 for both.
+        ("", "", True, 0.0),
+        ("...", "the", True, 0.0),
+        ("", "Pro", False, 0.0),
+    ],
+)
+def test_fuzzy_match_passes_and_scores_as_openai_evals_fuzzy_match(output, ideal, passed, score):
+    outcome = grade("fuzzy_match", output, fuzzy_match=ideal)
+
+    assert (outcome.passed, outcome.score) == (passed, score)
+
+
+def test_fuzzy_match_lower_cases_as_python_lower_and_strips_only_ascii_punctuation():
+    # str.lower keeps "ß" (casefold would make it "ss"); a curly apostrophe is not ASCII punctuation.
+    assert evals_normalize("STRASSE  Straße, the  \u201cEnd\u201d!") == "strasse straße \u201cend\u201d"
+    assert grade("fuzzy_match", "Strasse", fuzzy_match="Straße").passed is False
+    assert grade("fuzzy_match", "it\u2019s", fuzzy_match="its").passed is False
+    assert grade("fuzzy_match", "it's", fuzzy_match="its").passed is True
+
+
+def test_fuzzy_match_names_the_ideal_it_matched_and_those_it_did_not():
+    assert "'Pro'" in grade("fuzzy_match", "The Pro plan.", fuzzy_match=["Gold", "Pro"]).rationale
+    assert "'Gold' or 'Silver'" in grade("fuzzy_match", "Basic", fuzzy_match=["Gold", "Silver"]).rationale
+
+
+def test_fuzzy_match_does_not_apply_without_its_key_and_reads_another_key_when_told():
+    assert grade("fuzzy_match", "Pro", answer="Pro") is None
+    assert grade("fuzzy_match", "Pro", {"expected_field": "ideal"}, ideal="pro").passed is True
+
+
+@pytest.mark.parametrize("ideal", [[], 1798, ["B", 2], {"value": "B"}])
+def test_fuzzy_match_refuses_an_ideal_openai_evals_could_not_grade(ideal):
+    with pytest.raises(ValueError, match=r"expected\.fuzzy_match must be a string or a non-empty list"):
+        grade("fuzzy_match", "B", fuzzy_match=ideal)
+
+
+def test_fuzzy_match_config_takes_only_its_field_and_negate():
+    assert "threshold" in config_error("fuzzy_match", {"threshold": 0.5})
+    assert get_kind("fuzzy_match").config_schema()["properties"].keys() == {"expected_field", "negate"}
+    kind = get_kind("fuzzy_match")
+    negated = kind.evaluate(
+        GradingInput({}, {"fuzzy_match": "Pro"}, "Basic"), kind.validate_config({"negate": True})
+    )
+    assert negated.passed is True
