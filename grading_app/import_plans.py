@@ -28,15 +28,23 @@ def _config(spec: GraderSpec) -> dict[str, Any]:
     return graders.get_kind(spec.kind).validate_config(spec.config)
 
 
+def _embeds(spec: GraderSpec) -> bool:
+    """Whether the grader compares embeddings: itself, or similarity checks inside a set."""
+    return spec.kind == "embedding_similarity" or (
+        spec.kind == "assertion_set" and "embedding_model" in spec.config
+    )
+
+
 def _effective(spec: GraderSpec, settings: Any) -> GraderSpec:
     """The grader as it will be saved: embedding similarity on the endpoint and model the
     importer names (promptfoo's `similar` says neither)."""
-    if spec.kind != "embedding_similarity":
+    if not _embeds(spec):
         return spec
+    prefix = "embedding_" if spec.kind == "assertion_set" else ""
     config = {
         **spec.config,
-        "endpoint": settings.embedding_endpoint or "",
-        "model": settings.embedding_model or "",
+        f"{prefix}endpoint": settings.embedding_endpoint or "",
+        f"{prefix}model": settings.embedding_model or "",
     }
     return dataclasses.replace(spec, config=config)
 
@@ -59,9 +67,7 @@ def _may(actor: Any, perm: str) -> bool:
 def check_plan(plan: ImportPlan, settings: Any, actor: Any, dataset: Any) -> list[LineError]:
     problems: list[LineError] = []
     for spec in (_effective(s, settings) for s in plan.graders):
-        if spec.kind == "embedding_similarity" and not (
-            settings.embedding_endpoint and settings.embedding_model
-        ):
+        if _embeds(spec) and not (settings.embedding_endpoint and settings.embedding_model):
             problems.append(
                 _problem(
                     "graders",

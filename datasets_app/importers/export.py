@@ -110,6 +110,8 @@ def _asserts(expected: dict[str, Any], tags: list[str]) -> tuple[list[dict[str, 
     missing: list[str] = []
     for key, value in expected.items():
         judge, _, threshold = key.partition("@")
+        if key == SET_KEY:
+            continue  # export_promptfoo places it: the test's threshold, or an assert-set
         if key == "contains":
             asserts.append(_several("icontains", "icontains-all", _strings(value)))
         elif key == "not_contains":
@@ -138,6 +140,38 @@ def _asserts(expected: dict[str, Any], tags: list[str]) -> tuple[list[dict[str, 
     return asserts, missing
 
 
+SET_KEY = "assertion_set"
+# promptfoo scores these by their metric; every other assertion type scores 1 or 0.
+SCORED_TYPES = {"rouge-n", "not-rouge-n", "similar", "not-similar", "similar:cosine", "not-similar:cosine"}
+
+
+def weighted_asserts(value: dict[str, Any], where: str, notes: list[str]) -> dict[str, Any]:
+    """An assertion_set as a promptfoo assert-set (its members, weights and threshold); a note
+    for each member promptfoo cannot check, or scores otherwise than the set does."""
+    found: list[dict[str, Any]] = []
+    for i, member in enumerate(value.get("assertions") or []):
+        here = f"{where}.assertions[{i}]"
+        if not isinstance(member, dict):
+            notes.append(f"{here} is not an assertion")
+            continue
+        if "assertions" in member:
+            asserts = [weighted_asserts(member, here, notes)]
+        else:
+            asserts, missing = _asserts(member.get("expected") or {}, [])
+            notes += [f"{here}: expected.{key} has no promptfoo assertion" for key in missing]
+            for check in asserts:
+                if (check["type"] not in SCORED_TYPES) != bool(member.get("binary")):
+                    notes.append(f"{here}: promptfoo scores {check['type']} otherwise than this set does")
+        for check in asserts:
+            if "weight" in member:
+                check["weight"] = member["weight"]
+        found += asserts
+    result: dict[str, Any] = {"type": "assert-set", "assert": found}
+    if value.get("threshold") is not None:
+        result["threshold"] = value["threshold"]
+    return result
+
+
 def export_promptfoo(cases: Iterable[dict[str, Any]]) -> tuple[str, list[str]]:
     """A promptfoo config holding the cases as tests, and a note for each expected key that
     no promptfoo assertion checks (Evalgate's normalised exact match, say).
@@ -159,7 +193,8 @@ def export_promptfoo(cases: Iterable[dict[str, Any]]) -> tuple[str, list[str]]:
         variables = dict(case_input.get("vars") or {})
         if template == MESSAGES_TEMPLATE:
             variables[MESSAGES_VAR] = case_input.get("messages") or []
-        asserts, missing = _asserts(case.get("expected") or {}, case.get("tags") or [])
+        expected = case.get("expected") or {}
+        asserts, missing = _asserts(expected, case.get("tags") or [])
         notes += [f"case {case['key']}: expected.{key} has no promptfoo assertion" for key in missing]
         notes += [
             f"case {case['key']}: input.{key} (a multi-turn conversation) is not exported; "
@@ -167,12 +202,23 @@ def export_promptfoo(cases: Iterable[dict[str, Any]]) -> tuple[str, list[str]]:
             for key in ("turns", "simulated_user")
             if key in case_input
         ]
+        threshold = None
+        if isinstance(expected.get(SET_KEY), dict):
+            found = weighted_asserts(expected[SET_KEY], f"case {case['key']}: expected.{SET_KEY}", notes)
+            if asserts and found.get("threshold") is not None:
+                # Other checks must pass on their own: the weighted score is an assert-set of its own.
+                asserts.append(found)
+            else:
+                threshold = found.get("threshold")
+                asserts = found["assert"] + asserts
         metadata = {
             name: case[name]
             for name in ("key", "tier", "failure_class", "risk", "pinned", "tags")
             if case.get(name) not in (None, [])
         }
         test: dict[str, Any] = {"vars": variables, "assert": asserts, "metadata": metadata}
+        if threshold is not None:
+            test["threshold"] = threshold
         if len(templates) > 1:
             test["prompts"] = [templates[template]]
         # promptfoo would run a test once per item of a list var: the messages var is one value.

@@ -49,6 +49,7 @@ def kind_keys() -> list[str]:
 # Built-in kinds: imported for their @register side effect.
 from grading_app.graders import (  # noqa: E402, F401
     answers,
+    composite,
     embeddings,
     evidence,
     judge,

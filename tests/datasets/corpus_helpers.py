@@ -35,3 +35,30 @@ def dropped(plan: ImportPlan) -> list[str]:
 
 def errors(plan: ImportPlan) -> list[str]:
     return [str(e) for e in plan.errors]
+
+
+PROMPTFOO = Path("/opt/promptfoo/node_modules/.bin/promptfoo")
+
+
+def promptfoo_results(config: Path) -> list[dict]:
+    """promptfoo's own results for ``config`` with its echo provider (the output is the rendered
+    prompt): offline, nothing cached, written or shared, no telemetry or update check."""
+    import json
+    import os
+    import subprocess
+
+    out = config.parent / "promptfoo-results.json"
+    state = config.parent / ".promptfoo"
+    env = {
+        **os.environ,
+        "PROMPTFOO_DISABLE_TELEMETRY": "1",
+        "PROMPTFOO_DISABLE_UPDATE": "1",
+        "PROMPTFOO_DISABLE_SHARING": "1",
+        "PROMPTFOO_CONFIG_DIR": str(state),
+        "PROMPTFOO_CACHE_PATH": str(state / "cache"),
+    }
+    command = [str(PROMPTFOO), "eval", "-c", str(config), "-r", "echo", "--no-cache", "--no-write"]
+    command += ["--no-share", "--no-progress-bar", "-o", str(out)]
+    done = subprocess.run(command, cwd=config.parent, env=env, capture_output=True, timeout=300, check=False)
+    assert out.exists(), done.stderr.decode()[-2000:]
+    return json.loads(out.read_text())["results"]["results"]

@@ -58,10 +58,11 @@ def test_csv_tests_follow_promptfoos_column_conventions():
     plan = read("promptfoo/csv/promptfooconfig.yaml", "promptfoo")
 
     assert errors(plan) == []
+    # __config:__expected2:threshold is also noted in the test's metadata, as promptfoo does.
     assert [(s.key, s.line, s.tier, s.tags) for s in plan.specs] == [
-        ("greeting", 2, "trusted", ["greeting", "short", "metric:fluency"]),
-        ("night", 3, "monitoring", ["evening", "metric:fluency"]),
-        ("thanks", 4, "monitoring", []),
+        ("greeting", 2, "trusted", ["greeting", "short", "threshold:3", "metric:fluency"]),
+        ("night", 3, "monitoring", ["evening", "threshold:3", "metric:fluency"]),
+        ("thanks", 4, "monitoring", ["threshold:3"]),
     ]
     assert messages(plan)["greeting"] == [
         {"role": "user", "content": "Convert this English to French: Hello world"}
@@ -70,13 +71,24 @@ def test_csv_tests_follow_promptfoos_column_conventions():
     assert expected(plan) == {
         "greeting": {"contains": ["bonjour"], "starts_with": "Bonjour"},
         "night": {"contains_any": ["noches", "buenas noches"], "equals": "Buenas noches"},
-        "thanks": {"equals": "Danke"},  # a plain __expected cell is an equals check
+        # A plain __expected cell is an equals check; __threshold makes the row's assertions one
+        # weighted score (either passing passes), each scoring 1 or 0 as promptfoo scores them.
+        "thanks": {
+            "assertion_set": {
+                "threshold": 0.5,
+                "assertions": [
+                    {"kind": "equals", "expected": {"equals": "Danke"}, "binary": True},
+                    {
+                        "kind": "levenshtein",
+                        "expected": {"levenshtein": {"value": "Danke, Freund", "threshold": 3}},
+                        "binary": True,
+                    },
+                ],
+            }
+        },
     }
-    # __threshold is a test threshold: a weighted average that Evalgate does not compute.
-    assert dropped(plan) == [
-        "translations.csv line 4: threshold: promptfoo passes such a test on a weighted average of its "
-        "assertions' scores; Evalgate grades each check on its own"
-    ]
+    assert dropped(plan) == []
+    assert graders(plan)["assertion-set"] == ("assertion_set", {}, None)
 
 
 def test_file_tests_globs_and_two_prompts_make_one_case_per_prompt_and_test():
@@ -112,19 +124,42 @@ def test_what_cannot_be_carried_is_listed_with_its_line_and_the_rest_is_kept():
     plan = read("promptfoo/lossy/promptfooconfig.yaml", "promptfoo")
 
     assert errors(plan) == []
+    # The test's threshold makes its carried assertions one weighted score: pass/fail types score
+    # 1 or 0 ("binary"), similarity and ROUGE their metric; icontains counts twice.
     assert expected(plan) == {
         "kept-and-dropped": {
-            "contains": ["refund"],  # its weight 2 decides nothing without the (dropped) test threshold
-            "similar": {"value": "Refunds within 30 days", "threshold": 0.8},
-            "levenshtein": {"value": "Refunds within 30 days", "threshold": 5},
-            "rouge_n": {"value": "Refunds within 30 days", "threshold": 0.75},  # promptfoo's default
-            "contains_json": True,
-            "equals": {"value": "I don't know", "negate": True},
+            "assertion_set": {
+                "threshold": 0.5,
+                "assertions": [
+                    {"kind": "contains", "expected": {"contains": ["refund"]}, "weight": 2, "binary": True},
+                    {
+                        "kind": "embedding_similarity",
+                        "expected": {"similar": {"value": "Refunds within 30 days", "threshold": 0.8}},
+                    },
+                    {
+                        "kind": "levenshtein",
+                        "expected": {"levenshtein": {"value": "Refunds within 30 days", "threshold": 5}},
+                        "binary": True,
+                    },
+                    {  # promptfoo's default threshold
+                        "kind": "rouge_n",
+                        "expected": {"rouge_n": {"value": "Refunds within 30 days", "threshold": 0.75}},
+                    },
+                    {"kind": "contains_json", "expected": {"contains_json": True}, "binary": True},
+                    {
+                        "kind": "equals",
+                        "expected": {"equals": {"value": "I don't know", "negate": True}},
+                        "binary": True,
+                    },
+                ],
+            }
         }
     }
+    # Its similarity check asks the embedding endpoint the importer names.
+    assert graders(plan) == {
+        "assertion-set-similar": ("assertion_set", {"embedding_endpoint": "", "embedding_model": ""}, None)
+    }
     assert dropped(plan) == [
-        "line 10: threshold: promptfoo passes such a test on a weighted average of its assertions' scores; "
-        "Evalgate grades each check on its own",
         "line 4: defaultTest.options.transform: it rewrites the output with JavaScript or Python before the "
         "assertions, and no foreign code is run",
         "line 7: assert javascript: it runs JavaScript, Python or a webhook, and no foreign code is run",
@@ -132,6 +167,8 @@ def test_what_cannot_be_carried_is_listed_with_its_line_and_the_rest_is_kept():
         "to check against",
         "line 27: assert python: it runs JavaScript, Python or a webhook, and no foreign code is run",
         "line 31: assert icontains: its transform is JavaScript or Python, and no foreign code is run",
+        "line 12: threshold: the weighted score is taken over the assertions carried: the 4 not carried "
+        "(each listed with its line) are left out of it",
     ]
 
 
@@ -177,8 +214,12 @@ def test_every_imported_expectation_is_read_by_its_grader_without_error():
         for spec in plan.specs:
             for grader in plan.graders:
                 kind = get_kind(grader.kind)
-                if kind.needs_rubric or grader.kind == "embedding_similarity":
-                    continue  # they call a model
+                if (
+                    kind.needs_rubric
+                    or grader.kind == "embedding_similarity"
+                    or "embedding_model" in grader.config
+                ):
+                    continue  # they call a model (a judge, an embedding endpoint)
                 config = kind.validate_config(grader.config)
                 item = GradingInput(case_input=spec.input, expected=spec.expected, output="some answer")
                 kind.evaluate(item, config)  # raises on a shape the kind does not read

@@ -59,7 +59,7 @@ def test_a_lossy_file_is_refused_listing_every_construct_and_writes_nothing(impo
         run_import(dataset, LOSSY, "--as", "importer")
 
     message = str(failed.value)
-    assert "nothing imported; 7 problem(s)" in message
+    assert "nothing imported; 7 problem(s)" in message  # 6 not carried, and no embedding endpoint
     assert "line 7: assert javascript: not carried: it runs JavaScript" in message
     assert (
         "line 26: assert is-valid-openai-function-call: not carried: the config's provider declares"
@@ -96,23 +96,24 @@ def test_allow_lossy_imports_the_rest_prints_the_losses_and_keeps_them_on_the_da
         "  line 27: assert python: it runs JavaScript, Python or a webhook, and no foreign code is run" in out
     )
     case = Case.objects.get(dataset=dataset)
-    assert (case.key, case.status, case.expected["contains"]) == ("kept-and-dropped", "draft", ["refund"])
+    carried = case.expected["assertion_set"]  # the test's threshold: one weighted score
+    assert (case.key, case.status, carried["threshold"], len(carried["assertions"])) == (
+        "kept-and-dropped",
+        "draft",
+        0.5,
+        6,
+    )
     reason = dataset.history.order_by("-history_id").first().history_change_reason
-    assert reason.startswith("imported promptfoo promptfooconfig.yaml without: line 10: threshold:")
+    assert reason.startswith("imported promptfoo promptfooconfig.yaml without: line 4: defaultTest.options")
     assert "line 26: assert is-valid-openai-function-call: the config's provider declares no tools" in reason
+    assert "line 12: threshold: the weighted score is taken over the assertions carried" in reason
     event = AuditEvent.objects.get(action=Action.CASES_IMPORTED)
     assert len(event.details["dropped"]) == 6
-    assert event.details["written"] == [
-        "grader contains",
-        "grader similar",
-        "grader levenshtein",
-        "grader rouge-n",
-        "grader contains-json",
-        "grader equals",
-    ]
-    similar = Grader.objects.get(slug="similar")
-    assert (similar.kind, similar.config["endpoint"], similar.config["model"]) == (
-        "embedding_similarity",
+    assert event.details["written"] == ["grader assertion-set-similar"]
+    # Its similarity check compares embeddings from the endpoint the importer names.
+    grader = Grader.objects.get(slug="assertion-set-similar")
+    assert (grader.kind, grader.config["embedding_endpoint"], grader.config["embedding_model"]) == (
+        "assertion_set",
         "embeddings",
         "text-embedding-3-small",
     )

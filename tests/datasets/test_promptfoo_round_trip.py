@@ -3,9 +3,6 @@ promptfoo itself runs the exported config."""
 
 import io
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,12 +11,11 @@ from django.core.management import call_command
 from datasets_app.importers import read_cases
 from datasets_app.models import Case
 from datasets_app.services import export_cases
-from tests.datasets.corpus_helpers import CORPUS
+from tests.datasets.corpus_helpers import CORPUS, PROMPTFOO, promptfoo_results
 from tests.factories import make_dataset, make_failure_class, make_user
 
 pytestmark = pytest.mark.django_db
 
-PROMPTFOO = Path("/opt/promptfoo/node_modules/.bin/promptfoo")
 FIELDS = ("key", "tier", "failure_class__slug", "risk", "pinned", "tags", "input", "expected")
 
 
@@ -30,7 +26,6 @@ def imported(dataset, path: Path) -> None:
         str(path),
         "--format",
         "promptfoo",
-        "--allow-lossy",  # the CSV suite's test threshold: the rest round-trips
         "--as",
         "importer",
         stdout=io.StringIO(),
@@ -116,37 +111,9 @@ def test_an_evalgate_case_without_a_template_exports_its_messages_and_says_what_
 @pytest.mark.skipif(not PROMPTFOO.exists(), reason="promptfoo is not installed on this machine")
 def test_promptfoo_runs_the_exported_config_with_its_echo_provider(exported):
     _first, path, _notes = exported
-    out = path.parent / "results.json"
-    env = {
-        **os.environ,
-        "PROMPTFOO_DISABLE_TELEMETRY": "1",
-        "PROMPTFOO_DISABLE_UPDATE": "1",
-        "PROMPTFOO_CONFIG_DIR": str(path.parent / ".promptfoo"),
-    }
 
-    subprocess.run(
-        [
-            str(PROMPTFOO),
-            "eval",
-            "-c",
-            str(path),
-            "-r",
-            "echo",
-            "--no-cache",
-            "--no-write",
-            "--no-share",
-            "--no-progress-bar",
-            "-o",
-            str(out),
-        ],
-        cwd=path.parent,
-        env=env,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
+    results = promptfoo_results(path)
 
-    results = json.loads(out.read_text())["results"]["results"]
     assert len(results) == 17
     sent = {r["testCase"]["metadata"]["key"]: r["prompt"]["raw"] for r in results}
     assert sent["greeting"] == "Convert this English to French: Hello world"
@@ -154,7 +121,9 @@ def test_promptfoo_runs_the_exported_config_with_its_echo_provider(exported):
         {"role": "system", "content": "You sell shirts."},
         {"role": "user", "content": "Do you have a large shirt?"},
     ]
-    assert shutil.which("node") or PROMPTFOO.exists()
+    # The CSV row with a __threshold is a thresholded test again: either check passing passes.
+    thanks = next(r for r in results if r["testCase"]["metadata"]["key"] == "thanks")
+    assert (thanks["testCase"]["threshold"], thanks["success"]) == (0.5, False)
 
 
 def test_negated_and_scored_assertions_export_and_import_back_the_same():

@@ -72,27 +72,67 @@ class Target:
     tools: list[Any] = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass(frozen=True)
+class Placed:
+    """An assertion where it is written: its file ("" for the config), its line, and the lines
+    of an assert-set's own assertions."""
+
+    file: str
+    line: int
+    check: Any
+    inner: tuple[int, ...] = ()
+
+    def members(self) -> list["Placed"]:
+        """An assert-set's assertions, each at its own line (the set's, where none is known)."""
+        inner = self.check.get("assert") if isinstance(self.check, dict) else None
+        return [
+            Placed(self.file, self.inner[i] if i < len(self.inner) else self.line, member)
+            for i, member in enumerate(inner if isinstance(inner, list) else [])
+        ]
+
+
 Loader = Callable[[Any, int], Any]
 
 
-def translate(
-    batch: Batch, asserts: list[tuple[int, Any]], target: Target, load: Loader, *, has_threshold: bool
-) -> None:
-    """Carry each (line, assertion) of a test into ``target``, or record it as dropped."""
-    for line, check in asserts:
-        _one(batch, line, check, target, load, has_threshold=has_threshold)
+def translate(batch: Batch, asserts: list[Placed], target: Target, load: Loader) -> None:
+    """Carry each assertion of a test into ``target``, or record it as dropped."""
+    for placed in asserts:
+        with batch.in_file(placed.file):
+            translate_one(batch, placed, target, load)
 
 
-def _one(batch: Batch, line: int, check: Any, target: Target, load: Loader, *, has_threshold: bool) -> None:
+def check_fields(batch: Batch, line: int, check: Any) -> bool:
+    """Whether ``check`` is an assertion this importer can read: a mapping with a type, known
+    fields, and numbers where promptfoo takes numbers. Reports what is wrong when not."""
     if not isinstance(check, dict) or not isinstance(check.get("type"), str):
         batch.error(line, "assert", f"an assertion must be a mapping with a type, not {kind_of(check)}")
-        return
+        return False
     kind = check["type"]
-    construct = f"assert {kind}"
     unknown = sorted(set(check) - ASSERT_FIELDS)
     if unknown:
         batch.error(line, "assert", f"{kind}: unknown field(s) {', '.join(unknown)}")
+        return False
+    weight = check.get("weight")
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int | float)):
+        batch.error(line, "assert", f"{kind}: weight must be a number, not {kind_of(weight)}")
+        return False
+    threshold = check.get("threshold")
+    if kind == "assert-set" and threshold is not None and not is_number(threshold):
+        batch.error(line, "assert", f"assert-set: threshold must be a number, not {kind_of(threshold)}")
+        return False
+    return True
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) -> None:
+    line, check = placed.line, placed.check
+    if not check_fields(batch, line, check):
         return
+    kind = check["type"]
+    construct = f"assert {kind}"
     if check.get("transform") or check.get("contextTransform"):
         batch.drop(line, construct, "its transform is JavaScript or Python, and no foreign code is run")
         return
@@ -101,7 +141,7 @@ def _one(batch: Batch, line: int, check: Any, target: Target, load: Loader, *, h
             batch.drop(line, construct, f"{field} is not carried (the judge and its prompt are Evalgate's)")
             return
     if kind == "assert-set":
-        _assert_set(batch, line, check, target, load, has_threshold=has_threshold)
+        _assert_set(batch, placed, target, load)
         return
     if isinstance(check.get("metric"), str) and check["metric"]:
         # A named metric groups assertions into one score in promptfoo's report; here a tag
@@ -176,19 +216,25 @@ def _one(batch: Batch, line: int, check: Any, target: Target, load: Loader, *, h
         batch.drop(line, construct, "Evalgate has no grader for this assertion type")
 
 
-def _assert_set(
-    batch: Batch, line: int, check: dict[str, Any], target: Target, load: Loader, *, has_threshold: bool
-) -> None:
-    """An assert-set without a threshold passes when all its assertions pass: the same as
-    listing them in the test. With a threshold it is a weighted score, which is not carried."""
-    if check.get("threshold") is not None:
-        batch.drop(line, "assert assert-set", "its threshold scores the set as a weighted average")
+def _assert_set(batch: Batch, placed: Placed, target: Target, load: Loader) -> None:
+    """An assert-set carried here passes when all its assertions pass (no threshold, no weight
+    0 inside: promptfoo.weighted carries the others), the same as listing them in the test."""
+    if not isinstance(placed.check.get("assert"), list):
+        batch.error(placed.line, "assert", "assert-set: `assert` must be a list of assertions")
         return
-    inner = check.get("assert")
-    if not isinstance(inner, list):
-        batch.error(line, "assert", "assert-set: `assert` must be a list of assertions")
-        return
-    translate(batch, [(line, item) for item in inner], target, load, has_threshold=has_threshold)
+    for member in placed.members():
+        if nested_set(batch, member):
+            continue
+        translate_one(batch, member, target, load)
+
+
+def nested_set(batch: Batch, member: Placed) -> bool:
+    """An assert-set inside an assert-set, which promptfoo cannot run (it fails the test with
+    "Unknown assertion type: assert-set"): an error here too."""
+    if isinstance(member.check, dict) and member.check.get("type") == "assert-set":
+        batch.error(member.line, "assert", "an assert-set inside an assert-set: promptfoo cannot run it")
+        return True
+    return False
 
 
 def _substring(

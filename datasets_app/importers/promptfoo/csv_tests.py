@@ -171,12 +171,19 @@ def _comma_list(value: str) -> list[str]:
     return fields
 
 
+# promptfoo's parseFiniteNumber: a whole decimal literal, else the cell counts as empty ("1_0",
+# "0x10", "inf" and "nan" are not numbers there, though Python's float() reads some of them).
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+
 def _number(cell: str) -> float | None:
-    try:
-        number = float(cell.strip())
-    except ValueError:
+    text = cell.strip()
+    if not _DECIMAL.fullmatch(text):
         return None
-    return number if number == number and abs(number) != float("inf") else None
+    number = float(text)
+    if abs(number) == float("inf"):
+        return None
+    return int(number) if number.is_integer() else number  # JavaScript has one number type
 
 
 def csv_tests(text: str, batch: Batch) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -235,9 +242,10 @@ def _row(line: int, header: list[str], cells: dict[str, str], batch: Batch) -> d
     for position, check in enumerate(asserts):
         if test.get("__metric"):
             check["metric"] = test["__metric"]
-        # promptfoo applies __config:__expectedN to the Nth assertion of the row (in order).
+        # promptfoo applies __config:__expectedN to the Nth assertion of the row (in order), and
+        # notes it in the test's metadata too.
         if position in configs:
-            check["threshold"] = configs[position]
+            check["threshold"] = metadata["threshold"] = configs[position]
     test.pop("__metric", None)
     test["vars"] = variables
     test["assert"] = asserts

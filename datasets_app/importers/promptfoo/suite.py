@@ -7,6 +7,7 @@ import contextlib
 import copy
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.utils.text import slugify
 from datasets_app.importers.base import MAX_KEY_LENGTH, Batch, kind_of
 from datasets_app.importers.documents import Located, load_document
 from datasets_app.importers.promptfoo import files
-from datasets_app.importers.promptfoo.asserts import FAILED, Target, translate
+from datasets_app.importers.promptfoo.asserts import FAILED, Placed, Target, is_number, translate
 from datasets_app.importers.promptfoo.csv_tests import csv_tests
 from datasets_app.importers.promptfoo.render import (
     MESSAGES_TEMPLATE,
@@ -25,6 +26,7 @@ from datasets_app.importers.promptfoo.render import (
     expand_vars,
     render,
 )
+from datasets_app.importers.promptfoo.weighted import needs_set, translate_weighted
 
 METADATA_FIELDS = ("key", "failure_class", "tier", "risk", "pinned", "tags")
 TEST_FIELDS = {
@@ -90,7 +92,7 @@ class Suite:
     prompts: list[Prompt]
     defaults: dict[str, Any]
     default_lines: dict[str, int]  # where defaultTest and each of its assertions are
-    default_asserts: list[tuple[int, Any]]
+    default_asserts: list[Placed]
     main_file: str
     tools: list[Any] = dataclasses.field(default_factory=list)  # the provider's tool definitions
 
@@ -209,12 +211,14 @@ def _defaults(document: Located, suite: Suite, batch: Batch) -> None:
             return
         suite.default_lines = {"": line}
         asserts = raw.get("assert") if isinstance(raw, dict) else None
-        suite.default_asserts = [(line, a) for a in asserts or []]  # a referenced file: its own line unknown
+        # A referenced file: its own lines unknown, the reference's line stands for them.
+        suite.default_asserts = [Placed(suite.main_file, line, a) for a in asserts or []]
     else:
-        suite.default_lines = {"": line}
+        suite.default_lines = {"": line, "threshold": document.line("defaultTest", "threshold")}
         asserts = raw.get("assert") if isinstance(raw, dict) else None
         suite.default_asserts = [
-            (document.line("defaultTest", "assert", i), a) for i, a in enumerate(asserts or [])
+            _placed(suite.main_file, document, ("defaultTest", "assert", i), a)
+            for i, a in enumerate(asserts or [])
         ]
     if not isinstance(raw, dict):
         batch.error(line, "defaultTest", f"defaultTest must be a mapping, not {kind_of(raw)}")
@@ -225,18 +229,26 @@ def _defaults(document: Located, suite: Suite, batch: Batch) -> None:
     suite.defaults = raw
 
 
-# A test as found: the file it is in ("" for the config), its line, the test, and the line of
-# each of its assertions (CSV rows have one line for all).
-Found = tuple[str, int, Any, list[int]]
+# A test as found: the file it is in ("" for the config), its line, the test, each of its
+# assertions where it is written, and its threshold's line (CSV rows have one line for all).
+Found = tuple[str, int, Any, list[Placed], int]
+
+
+def _placed(name: str, document: Located, path: tuple, check: Any) -> Placed:
+    """An assertion at ``path`` of ``document``, with the lines of an assert-set's members."""
+    inner = check.get("assert") if isinstance(check, dict) else None
+    count = len(inner) if isinstance(inner, list) else 0
+    lines = tuple(document.line(*path, "assert", j) for j in range(count))
+    return Placed(name, document.line(*path), check, lines)
 
 
 def _found(name: str, document: Located, path: tuple, test: Any) -> Found:
-    count = (
-        len(test.get("assert") or [])
-        if isinstance(test, dict) and isinstance(test.get("assert"), list)
-        else 0
-    )
-    return (name, document.line(*path), test, [document.line(*path, "assert", i) for i in range(count)])
+    asserts = test.get("assert") if isinstance(test, dict) else None
+    placed = [
+        _placed(name, document, (*path, "assert", i), check)
+        for i, check in enumerate(asserts if isinstance(asserts, list) else [])
+    ]
+    return (name, document.line(*path), test, placed, document.line(*path, "threshold"))
 
 
 def _inline_tests(document: Located, tests: list[Any], path: tuple) -> list[Found]:
@@ -291,11 +303,13 @@ def _tests_from_reference(reference: str, line: int, batch: Batch) -> list[Found
 def _tests_in_file(name: str, path: Path, text: str, batch: Batch) -> list[Found]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return [(name, line, test, []) for line, test in csv_tests(text, batch)]
+        rows = csv_tests(text, batch)
+        return [(name, line, test, _at_line(name, line, test), line) for line, test in rows]
     if suffix == ".jsonl":
         from datasets_app.importers.jsonl import json_lines
 
-        return [(name, line, test, []) for line, test in json_lines(text, batch)]
+        rows = json_lines(text, batch)
+        return [(name, line, test, _at_line(name, line, test), line) for line, test in rows]
     if suffix in (".yaml", ".yml", ".json"):
         document = load_document(text, batch)
         if document is None:
@@ -313,15 +327,22 @@ def _tests_in_file(name: str, path: Path, text: str, batch: Batch) -> list[Found
     return []
 
 
+def _at_line(name: str, line: int, test: Any) -> list[Placed]:
+    """The assertions of a test written on one line (a CSV row, a JSONL line)."""
+    asserts = test.get("assert") if isinstance(test, dict) else None
+    return [Placed(name, line, check) for check in (asserts if isinstance(asserts, list) else [])]
+
+
 def _read_tests(tests: list[Found], suite: Suite, batch: Batch) -> None:
-    for number, (name, line, test, assert_lines) in enumerate(tests, start=1):
+    for number, (name, line, test, asserts, threshold_line) in enumerate(tests, start=1):
         with batch.in_file(name):
-            _read_test(number, line, test, assert_lines, suite, batch)
+            _read_test(number, (line, threshold_line), test, asserts, suite, batch)
 
 
 def _read_test(
-    number: int, line: int, test: Any, assert_lines: list[int], suite: Suite, batch: Batch
+    number: int, lines: tuple[int, int], test: Any, own_asserts: list[Placed], suite: Suite, batch: Batch
 ) -> None:
+    line, threshold_line = lines
     if not isinstance(test, dict):
         batch.error(line, "test", f"a test must be a mapping, not {kind_of(test)}")
         return
@@ -341,6 +362,9 @@ def _read_test(
         batch.error(line, "assert", "assert must be a list of assertions")
         return
     _drop_test_fields(test, defaults, line, suite, batch)
+    threshold = _threshold(test, defaults, line, suite, batch)
+    if threshold is FAILED:
+        return
     options = merged["options"]
     variables = _load_vars(merged["vars"], line, batch)
     if variables is None:
@@ -348,15 +372,22 @@ def _read_test(
     combos = [variables] if options.get("disableVarExpansion") else expand_vars(variables)
     prompts = _prompts_for(test, suite, line, batch)
     base_key, metadata = _key_and_metadata(number, test, merged["metadata"])
-    own = test.get("assert") or []
-    own_asserts = [(assert_lines[i] if i < len(assert_lines) else line, a) for i, a in enumerate(own)]
-    default_asserts = [] if options.get("disableDefaultAsserts") else suite.default_asserts
+    # promptfoo runs defaultTest's assertions first, then the test's own.
+    asserts = ([] if options.get("disableDefaultAsserts") else suite.default_asserts) + own_asserts
     for j, combo in enumerate(combos, start=1):
         case_vars = {k: v for k, v in combo.items() if k != MESSAGES_VAR}
         target = Target(expected={}, tags=[], tools=suite.tools)
-        with batch.in_file(suite.main_file):
-            translate(batch, _rendered(default_asserts, combo), target, _loader(batch), has_threshold=False)
-        translate(batch, _rendered(own_asserts, combo), target, _loader(batch), has_threshold=False)
+        rendered = _rendered(asserts, combo)
+        if needs_set(rendered, threshold):
+            # Where its threshold is written: the test's, else defaultTest's (in the config).
+            where = (
+                (batch.file, threshold_line)
+                if test.get("threshold") is not None
+                else (suite.main_file, suite.default_lines.get("threshold", line))
+            )
+            translate_weighted(batch, rendered, target, _loader(batch), threshold, where)
+        else:
+            translate(batch, rendered, target, _loader(batch))
         for prompt in prompts:
             key = (
                 base_key
@@ -392,8 +423,6 @@ def _drop_test_fields(
     test: dict[str, Any], defaults: dict[str, Any], line: int, suite: Suite, batch: Batch
 ) -> None:
     reasons = {
-        "threshold": "promptfoo passes such a test on a weighted average of its assertions' scores; "
-        "Evalgate grades each check on its own",
         "provider": "a per-test provider: the run's target decides who answers",
         "providers": "a per-test provider list: the run's target decides who answers",
         "providerOutput": "a fixed output is not a case (submit outputs to a run instead)",
@@ -478,15 +507,46 @@ def _key_and_metadata(
     return key, fields
 
 
-def _rendered(asserts: list[tuple[int, Any]], variables: dict[str, Any]) -> list[tuple[int, Any]]:
-    """promptfoo renders an assertion's text value with the test's vars ("{{answer}}")."""
+def _threshold(test: dict[str, Any], defaults: dict[str, Any], line: int, suite: Suite, batch: Batch) -> Any:
+    """The test's threshold (else defaultTest's, as promptfoo merges them), None without one."""
+    own = test.get("threshold")
+    threshold, where = (own, None) if own is not None else (defaults.get("threshold"), suite.main_file)
+    if threshold is None or (is_number(threshold) and math.isfinite(threshold)):
+        return threshold
+    # promptfoo ignores a threshold that is not a number (the test then needs every assertion
+    # to pass), which is never what its author meant: refused, so nobody is surprised.
+    message = f"threshold must be a number, not {kind_of(threshold)} (promptfoo would ignore it)"
+    if where is None:
+        batch.error(line, "threshold", message)
+    else:
+        with batch.in_file(where):
+            batch.error(suite.default_lines.get("", 1), "defaultTest.threshold", message)
+    return FAILED
+
+
+def _render_value(value: Any, variables: dict[str, Any]) -> Any:
+    """An assertion's value as promptfoo renders it with the test's vars ("{{answer}}"): a text,
+    or each text of a list; a value that does not render is left as written (its check reports
+    what it cannot read)."""
+    if isinstance(value, list):
+        return [_render_value(item, variables) if isinstance(item, str) else item for item in value]
+    if isinstance(value, str) and "{" in value and not value.startswith("file://"):
+        with contextlib.suppress(RenderError):
+            return render(value, variables)
+    return value
+
+
+def _rendered(asserts: list[Placed], variables: dict[str, Any]) -> list[Placed]:
+    """Each assertion with its value rendered, an assert-set's own assertions too."""
     out = []
-    for line, check in asserts:
-        if isinstance(check, dict) and isinstance(check.get("value"), str) and "{" in check["value"]:
-            # A value that does not render is left as written: its check reports what it cannot read.
-            with contextlib.suppress(RenderError):
-                check = {**check, "value": render(check["value"], variables)}
-        out.append((line, check))
+    for placed in asserts:
+        check = placed.check
+        if isinstance(check, dict) and "value" in check:
+            check = {**check, "value": _render_value(check["value"], variables)}
+        if isinstance(check, dict) and isinstance(check.get("assert"), list):
+            members = _rendered(placed.members(), variables)
+            check = {**check, "assert": [m.check for m in members]}
+        out.append(dataclasses.replace(placed, check=check))
     return out
 
 
