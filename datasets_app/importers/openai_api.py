@@ -3,7 +3,8 @@ items (JSONL of `{"item": {...}}`, given with --items). Each testing criterion b
 
 - string_check on `{{sample.output_text}}` -> the string_check grader (eq, ne, like, ilike);
 - text_similarity -> the text_similarity grader (fuzzy_match, bleu, gleu, meteor, rouge_1..5,
-  rouge_l, with the pass threshold); its `cosine` metric compares embeddings and is not carried;
+  rouge_l, with the pass threshold); its `cosine` metric compares embeddings: embedding
+  similarity on the endpoint the importer names (--embedding-endpoint, --embedding-model);
 - label_model and score_model -> judge graders on draft rubrics (their owner signs them off);
 - python and other types -> not carried (no foreign code is run).
 
@@ -36,6 +37,7 @@ TEXT_METRICS = (
     "rouge_4",
     "rouge_5",
     "rouge_l",
+    "cosine",  # embeddings: the embedding_similarity grader
 )
 
 
@@ -210,14 +212,14 @@ def _case(
         construct = f"testing_criteria {criterion.get('name') or criterion['type']}"
         if criterion["type"] in ("string_check", "text_similarity"):
             reference = _fill(str(criterion.get("reference", "")), item, line, batch)
-            options = (
-                {"operation": criterion["operation"]}
-                if criterion["type"] == "string_check"
-                else {"metric": criterion["evaluation_metric"], "threshold": criterion.get("pass_threshold")}
-            )
-            carry(
-                batch, expected, criterion["type"], reference, line=line, construct=construct, options=options
-            )
+            key, options = criterion["type"], {"threshold": criterion.get("pass_threshold")}
+            if key == "string_check":
+                options = {"operation": criterion["operation"]}
+            elif criterion["evaluation_metric"] == "cosine":
+                key = "similar"  # the cosine of embeddings, as promptfoo's `similar`
+            else:
+                options["metric"] = criterion["evaluation_metric"]
+            carry(batch, expected, key, reference, line=line, construct=construct, options=options)
         else:
             expected[_judge_key(criterion)] = True
     raw["expected"] = expected

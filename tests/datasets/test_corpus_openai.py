@@ -163,15 +163,17 @@ def test_hosted_eval_definition_maps_testing_criteria_onto_graders_and_draft_rub
             {"value": "Other", "operation": "ne"},
         ],
         "text_similarity": {"value": "Hardware", "metric": "fuzzy_match", "threshold": 0.8},
+        "similar": {"value": "Hardware", "threshold": 0.85},  # cosine: embeddings compared
         "openai_tone": True,
         "openai_usefulness": True,
     }
     assert expected(plan)["t-2"]["string_check"][0] == {"value": "Software", "operation": "eq"}
     assert graders(plan)["string-check"] == ("string_check", {}, None)
     assert graders(plan)["text-similarity"] == ("text_similarity", {}, None)
+    assert graders(plan)["similar"] == ("embedding_similarity", {}, None)  # on --embedding-endpoint
     assert messages(plan)["t-2"] == [{"role": "user", "content": "Excel keeps crashing"}]
     assert dropped(plan) == [
-        "line 30: testing_criteria length: a python grader is code, and no foreign code is run",
+        "line 32: testing_criteria length: a python grader is code, and no foreign code is run",
     ]
     assert [(r.slug, r.pass_threshold) for r in plan.rubrics] == [
         ("openai-evals-tone", 1.0),

@@ -205,6 +205,37 @@ def test_not_variants_similarity_scores_and_tool_calls_against_the_providers_too
     assert graders(plan)["tool-schema"] == ("tool_schema", {}, None)
 
 
+def test_not_forms_promptfoo_ignores_are_the_plain_checks_and_the_others_are_not_carried():
+    plan = read("promptfoo/inverted/promptfooconfig.yaml", "promptfoo")
+
+    assert errors(plan) == []
+    ignored, inverted = plan.specs
+    assert ignored.expected == {  # promptfoo never reads the not- of these two
+        "closedqa": "Calls the tracking tool",
+        "tool_definitions": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "track_parcel",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"id": {"type": "string"}},
+                        "required": ["id"],
+                    },
+                },
+            }
+        ],
+    }
+    assert inverted.expected == {"contains": ["hello"]}
+    assert dropped(plan) == [
+        "line 23: assert not-llm-rubric: promptfoo inverts the judge's verdict; an Evalgate judge's verdict "
+        "is the one its rubric's owner signs off and reviewers' labels are measured against, so it is never "
+        "inverted (write the rubric for what must hold)",
+        "line 25: assert not-latency: promptfoo passes it only when the test takes more than 200 ms; gate "
+        "rules bound latency and cost from above only",
+    ]
+
+
 def test_every_imported_expectation_is_read_by_its_grader_without_error():
     """The shapes written are the ones the grader kinds read (a wrong shape is a grade error)."""
     from grading_app.graders import GradingInput, get_kind

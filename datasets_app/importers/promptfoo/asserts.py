@@ -60,6 +60,8 @@ JUDGES = {
 }
 RULE_METRICS = {"latency": ("latency_p95_ms", "ms"), "cost": ("cost_per_case_usd", "USD")}
 TOOL_CALL_TYPES = ("is-valid-openai-tools-call", "is-valid-openai-function-call")
+# Types whose promptfoo handler never reads `inverse`: their not- form checks the same thing.
+IGNORES_NOT = {*TOOL_CALL_TYPES, "model-graded-closedqa"}
 
 
 @dataclasses.dataclass
@@ -151,6 +153,8 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
             target.tags.append(tag)
     negated = kind.startswith("not-")
     base = kind[4:] if negated else kind
+    if negated and base in IGNORES_NOT:
+        negated = False  # promptfoo (0.121) runs these as if the not- were not written
     value = load(check.get("value"), line)
     if value is FAILED:
         return
@@ -210,8 +214,21 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
         _rule(batch, line, construct, base, check.get("threshold"), target)
     elif base in ("similar:dot", "similar:euclidean"):
         batch.drop(line, construct, "Evalgate's embedding similarity is the cosine only")
-    elif negated and (base in JUDGES or base in RULE_METRICS or base in TOOL_CALL_TYPES):
-        batch.drop(line, construct, "no grader negates this check")
+    elif negated and base == "llm-rubric":
+        batch.drop(
+            line,
+            construct,
+            "promptfoo inverts the judge's verdict; an Evalgate judge's verdict is the one its "
+            "rubric's owner signs off and reviewers' labels are measured against, so it is never "
+            "inverted (write the rubric for what must hold)",
+        )
+    elif negated and base in RULE_METRICS:
+        batch.drop(
+            line,
+            construct,
+            f"promptfoo passes it only when the test takes more than {check.get('threshold')} "
+            f"{RULE_METRICS[base][1]}; gate rules bound latency and cost from above only",
+        )
     else:
         batch.drop(line, construct, "Evalgate has no grader for this assertion type")
 
