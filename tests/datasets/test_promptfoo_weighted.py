@@ -8,6 +8,7 @@ import json
 import shutil
 
 import pytest
+import yaml
 from django.core.management import call_command
 from django.utils.text import slugify
 
@@ -30,7 +31,8 @@ from tests.grading.test_run_eval import jobs_run_when_start_run_commits, run_eva
 pytestmark = pytest.mark.django_db
 
 SUITE = "promptfoo/weighted/promptfooconfig.yaml"
-ANSWER = "Refunds within 30 days."
+HAS_30_DAYS = {"kind": "contains_all", "expected": {"contains_all": ["30 days"]}, "binary": True}
+HAS_RECEIPT = {"kind": "contains_all", "expected": {"contains_all": ["receipt"]}, "binary": True}
 # What promptfoo decides for each test of the suite on the answer it echoes (verdict, score).
 VERDICTS = {
     "threshold-reached-by-half": (True, 0.5),
@@ -258,3 +260,87 @@ def test_a_threshold_or_weight_promptfoo_would_not_read_as_a_number_is_refused(t
     plan = read_cases(json.dumps(config, indent=1).encode(), "promptfoo")
 
     assert any(error in str(e) for e in plan.errors), errors(plan)  # so nothing is imported
+
+
+DEFAULTED = """\
+prompts: ["{{q}}"]
+defaultTest:
+  threshold: 0.5
+  assert:
+    - {type: icontains, value: thanks}
+tests:
+  - description: takes the default
+    vars: {q: Hi}
+    assert:
+      - {type: javascript, value: output.length < 9}
+  - description: its own wins
+    vars: {q: Hi}
+    threshold: 1
+    assert:
+      - {type: contains, value: Hi}
+"""
+
+
+def test_a_default_threshold_applies_to_every_test_without_one_and_is_named_where_it_is_written():
+    from datasets_app.importers import read_cases
+
+    plan = read_cases(DEFAULTED.encode(), "promptfoo")
+
+    default, own = plan.specs
+    thanks = {"kind": "contains", "expected": {"contains": ["thanks"]}, "binary": True}
+    assert default.expected == {"assertion_set": {"threshold": 0.5, "assertions": [thanks]}}
+    hi = {"kind": "contains_all", "expected": {"contains_all": ["Hi"]}, "binary": True}
+    assert own.expected == {"assertion_set": {"threshold": 1, "assertions": [thanks, hi]}}
+    assert dropped(plan)[1] == (
+        "line 3: threshold: the weighted score is taken over the assertions carried: the 1 not carried "
+        "(each listed with its line) are left out of it"
+    )
+    broken = read_cases(DEFAULTED.replace("threshold: 0.5", "threshold: half").encode(), "promptfoo")
+    assert errors(broken)[0] == (
+        "line 3: defaultTest.threshold: threshold must be a number, not a string (promptfoo would ignore it)"
+    )
+
+
+def test_a_weighted_set_beside_other_checks_exports_as_an_assert_set_so_they_still_must_pass():
+    from datasets_app.importers import export_promptfoo
+
+    case = {
+        "key": "mixed",
+        "input": {"messages": [{"role": "user", "content": "Refund?"}]},
+        "expected": {
+            "pattern": "days",
+            "answer": "30 days",
+            "assertion_set": {"threshold": 0.5, "assertions": [HAS_30_DAYS, {**HAS_RECEIPT, "weight": 2}]},
+        },
+    }
+    notes: list[str] = []
+
+    text, notes = export_promptfoo([case])
+
+    (test,) = yaml.safe_load(text)["tests"]
+    assert "threshold" not in test
+    assert test["assert"] == [
+        {"type": "regex", "value": "days"},
+        {
+            "type": "assert-set",
+            "assert": [
+                {"type": "contains", "value": "30 days"},
+                {"type": "contains", "value": "receipt", "weight": 2},
+            ],
+            "threshold": 0.5,
+        },
+    ]
+    assert notes == ["case mixed: expected.answer has no promptfoo assertion"]
+
+
+def test_an_export_says_where_promptfoo_would_score_a_member_otherwise():
+    from datasets_app.importers import export_promptfoo
+
+    scored = {"kind": "contains_all", "expected": {"contains_all": "receipt"}}  # its own score, not 1/0
+    case = {"key": "c", "input": {"messages": []}, "expected": {"assertion_set": {"assertions": [scored]}}}
+
+    _text, notes = export_promptfoo([case])
+
+    assert notes == [
+        "case c: expected.assertion_set.assertions[0]: promptfoo scores contains otherwise than this set does"
+    ]

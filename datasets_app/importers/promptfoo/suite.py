@@ -383,7 +383,7 @@ def _read_test(
             where = (
                 (batch.file, threshold_line)
                 if test.get("threshold") is not None
-                else (suite.main_file, suite.default_lines.get("threshold", line))
+                else (suite.main_file, _default_line(suite, "threshold"))
             )
             translate_weighted(batch, rendered, target, _loader(batch), threshold, where)
         else:
@@ -507,6 +507,11 @@ def _key_and_metadata(
     return key, fields
 
 
+def _default_line(suite: Suite, field: str) -> int:
+    """Where defaultTest's ``field`` is written (a referenced defaultTest file: the reference)."""
+    return suite.default_lines.get(field, suite.default_lines.get("", 1))
+
+
 def _threshold(test: dict[str, Any], defaults: dict[str, Any], line: int, suite: Suite, batch: Batch) -> Any:
     """The test's threshold (else defaultTest's, as promptfoo merges them), None without one."""
     own = test.get("threshold")
@@ -520,7 +525,7 @@ def _threshold(test: dict[str, Any], defaults: dict[str, Any], line: int, suite:
         batch.error(line, "threshold", message)
     else:
         with batch.in_file(where):
-            batch.error(suite.default_lines.get("", 1), "defaultTest.threshold", message)
+            batch.error(_default_line(suite, "threshold"), "defaultTest.threshold", message)
     return FAILED
 
 
