@@ -135,6 +135,10 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
         return
     kind = check["type"]
     construct = f"assert {kind}"
+    tag_metric(check, target)
+    if kind == "assert-set":
+        _assert_set(batch, placed, target, load)
+        return
     if check.get("transform") or check.get("contextTransform"):
         batch.drop(line, construct, "its transform is JavaScript or Python, and no foreign code is run")
         return
@@ -142,15 +146,6 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
         if check.get(field):
             batch.drop(line, construct, f"{field} is not carried (the judge and its prompt are Evalgate's)")
             return
-    if kind == "assert-set":
-        _assert_set(batch, placed, target, load)
-        return
-    if isinstance(check.get("metric"), str) and check["metric"]:
-        # A named metric groups assertions into one score in promptfoo's report; here a tag
-        # on the case, so gate rules and run pages can scope to it.
-        tag = f"metric:{check['metric']}"
-        if tag not in target.tags:
-            target.tags.append(tag)
     negated = kind.startswith("not-")
     base = kind[4:] if negated else kind
     if negated and base in IGNORES_NOT:
@@ -233,11 +228,30 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
         batch.drop(line, construct, "Evalgate has no grader for this assertion type")
 
 
+def tag_metric(check: dict[str, Any], target: Target) -> None:
+    """A named metric groups assertions into one score in promptfoo's report; here a tag on the
+    case, so gate rules and run pages can scope to it."""
+    if isinstance(check.get("metric"), str) and check["metric"]:
+        tag = f"metric:{check['metric']}"
+        if tag not in target.tags:
+            target.tags.append(tag)
+
+
+def set_fields(batch: Batch, placed: Placed) -> bool:
+    """Whether an assert-set has its list of assertions; a `config` of the set (which promptfoo
+    never hands to its assertions) is noted as not carried."""
+    if not isinstance(placed.check.get("assert"), list):
+        batch.error(placed.line, "assert", "assert-set: `assert` must be a list of assertions")
+        return False
+    if placed.check.get("config"):
+        batch.drop(placed.line, "assert assert-set", "its config is not carried")
+    return True
+
+
 def _assert_set(batch: Batch, placed: Placed, target: Target, load: Loader) -> None:
     """An assert-set carried here passes when all its assertions pass (no threshold, no weight
     0 inside: promptfoo.weighted carries the others), the same as listing them in the test."""
-    if not isinstance(placed.check.get("assert"), list):
-        batch.error(placed.line, "assert", "assert-set: `assert` must be a list of assertions")
+    if not set_fields(batch, placed):
         return
     for member in placed.members():
         if nested_set(batch, member):

@@ -24,6 +24,8 @@ from datasets_app.importers.promptfoo.asserts import (
     check_fields,
     is_number,
     nested_set,
+    set_fields,
+    tag_metric,
     translate_one,
 )
 
@@ -84,12 +86,9 @@ class _Weighted:
 
     def assert_set(self, placed: Placed) -> dict[str, Any] | None:
         check, line = placed.check, placed.line
-        if not isinstance(check.get("assert"), list):
-            self.batch.error(line, "assert", "assert-set: `assert` must be a list of assertions")
+        if not set_fields(self.batch, placed):
             return None
-        if check.get("config"):
-            self.batch.drop(line, "assert assert-set", "config is not carried")
-        self.tag(check)
+        tag_metric(check, self.target)
         threshold = check.get("threshold")
         in_threshold = self.threshold is not None or threshold is not None
         members = self.members(
@@ -180,12 +179,6 @@ class _Weighted:
             )
         else:
             translate_one(self.batch, placed, self.target, self.load)
-
-    def tag(self, check: dict[str, Any]) -> None:
-        if isinstance(check.get("metric"), str) and check["metric"]:
-            tag = f"metric:{check['metric']}"
-            if tag not in self.target.tags:
-                self.target.tags.append(tag)
 
 
 def translate_weighted(
