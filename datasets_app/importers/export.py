@@ -80,6 +80,9 @@ def _substring_assert(key: str, value: Any, options: dict[str, Any]) -> dict[str
     return {"type": f"{prefix}contains-any", "value": values}
 
 
+SCORE_OPTIONS = {"negate", "threshold", "metric"}
+
+
 def _object_form_asserts(key: str, value: Any) -> list[dict[str, Any]] | None:
     """promptfoo assertions for an object-form key, or None when promptfoo has no such check."""
     asserts = []
@@ -96,8 +99,9 @@ def _object_form_asserts(key: str, value: Any) -> list[dict[str, Any]] | None:
             bounds = {k: v for k, v in options.items() if k in ("min", "max")}
             exact = bounds.get("min") is not None and bounds.get("min") == bounds.get("max")
             asserts.append({"type": negate + "word-count", "value": bounds["min"] if exact else bounds})
-        elif key in ("levenshtein", "rouge_n", "similar") and set(options) <= {"negate", "threshold"}:
-            check = {"type": negate + {"rouge_n": "rouge-n"}.get(key, key), "value": one}
+        elif key in ("levenshtein", "rouge_n", "similar") and set(options) <= SCORE_OPTIONS:
+            metric = f":{options['metric']}" if options.get("metric", "cosine") != "cosine" else ""
+            check = {"type": negate + {"rouge_n": "rouge-n"}.get(key, key) + metric, "value": one}
             asserts.append({**check, "threshold": options["threshold"]} if "threshold" in options else check)
         else:
             return None
@@ -142,7 +146,11 @@ def _asserts(expected: dict[str, Any], tags: list[str]) -> tuple[list[dict[str, 
 
 SET_KEY = "assertion_set"
 # promptfoo scores these by their metric; every other assertion type scores 1 or 0.
-SCORED_TYPES = {"rouge-n", "not-rouge-n", "similar", "not-similar", "similar:cosine", "not-similar:cosine"}
+SCORED_TYPES = {
+    prefix + kind
+    for prefix in ("", "not-")
+    for kind in ("rouge-n", "similar", "similar:cosine", "similar:dot", "similar:euclidean")
+}
 
 
 def weighted_asserts(value: dict[str, Any], where: str, notes: list[str]) -> dict[str, Any]:

@@ -190,7 +190,17 @@ def test_not_variants_similarity_scores_and_tool_calls_against_the_providers_too
         "is_json": {"value": True, "negate": True},
     }
     assert summary.expected == {
-        "similar": {"value": "Refunds are possible within 30 days.", "threshold": 0.8},
+        # promptfoo's default threshold in a config is 0.75 (a CSV cell's, 0.8); the metric of
+        # similar:dot and similar:euclidean, against the closest of a list too.
+        "similar": [
+            {"value": "Refunds are possible within 30 days.", "threshold": 0.75},
+            {
+                "value": ["Refunds within 30 days.", "You have 30 days to ask for a refund."],
+                "threshold": 0.5,
+                "metric": "euclidean",
+            },
+            {"value": "Refunds are never possible.", "threshold": 0.75, "metric": "dot", "negate": True},
+        ],
         "levenshtein": {"value": "Refunds within 30 days.", "threshold": 12},
         "rouge_n": {"value": "Refunds are possible within 30 days of purchase", "threshold": 0.6},
         "contains_json": {"value": True, "schema": {"type": "object", "required": ["days"]}},

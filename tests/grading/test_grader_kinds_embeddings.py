@@ -117,3 +117,51 @@ def test_asking_whether_it_applies_costs_no_call(fake_openai):
     assert kind.applies(GradingInput({}, {"similar": REFERENCE}, ""), settings) is True
     assert kind.applies(GradingInput({}, {"answer": REFERENCE}, ""), settings) is False
     assert fake_openai.requests == []
+
+
+def test_dot_product_and_euclidean_distance_are_promptfoos_similar_dot_and_similar_euclidean(fake_openai):
+    endpoint = make_endpoint(fake_openai.base_url)
+    answer, vector = "Refunds are possible within 30 days.", embedding_for(REFERENCE)
+    got = embedding_for(answer)
+    distance = math.dist(got, vector)
+
+    by_dot = grade(
+        "embedding_similarity", answer, config(endpoint, metric="dot", threshold=0.8), similar=REFERENCE
+    )
+    assert by_dot.passed and by_dot.score == pytest.approx(
+        sum(x * y for x, y in zip(got, vector, strict=True))
+    )
+    near = {"value": REFERENCE, "metric": "euclidean", "threshold": distance + 0.01}
+    far = {"value": REFERENCE, "metric": "euclidean", "threshold": distance - 0.01}
+    # A distance passes at the threshold or below, and scores 1 / (1 + distance).
+    assert grade("embedding_similarity", answer, config(endpoint), similar=near).score == pytest.approx(
+        1 / (1 + distance)
+    )
+    assert grade("embedding_similarity", answer, config(endpoint), similar=near).passed is True
+    assert grade("embedding_similarity", answer, config(endpoint), similar=far).passed is False
+    closest = {
+        "value": ["Our office opens at nine.", REFERENCE],
+        "metric": "euclidean",
+        "threshold": distance,
+    }
+    assert (
+        "against 'Refunds are possible"
+        in grade("embedding_similarity", answer, config(endpoint), similar=closest).rationale
+    )
+
+
+def test_a_metric_and_its_threshold_are_checked_together(fake_openai):
+    endpoint = make_endpoint(fake_openai.base_url)
+
+    assert "config.metric must be one of cosine, dot, euclidean" in config_error(
+        "embedding_similarity", config(endpoint, metric="manhattan")
+    )
+    assert "a distance threshold is at least 0" in config_error(
+        "embedding_similarity", config(endpoint, metric="euclidean", threshold=-1)
+    )
+    assert "between -1 and 1" in config_error("embedding_similarity", config(endpoint, threshold=2))
+    # A dot product is not bounded: any threshold is one.
+    assert (
+        grade("embedding_similarity", "x", config(endpoint, metric="dot", threshold=2), similar="y").passed
+        is False
+    )

@@ -47,13 +47,18 @@ NEGATED_SUBSTRINGS = {
     "icontains-all": ("contains_all", {"case_sensitive": False, "negate": True}),
 }
 FOREIGN_CODE = {"javascript", "python", "ruby", "webhook"}
-# Reference-score types: (expected key, promptfoo's default threshold).
+# Reference-score types: (expected key, promptfoo's default threshold). A CSV's `similar`
+# cell says 0.8 itself (promptfoo's CSV reader's default); a config's takes 0.75.
 SCORES = {
     "levenshtein": ("levenshtein", None),
     "rouge-n": ("rouge_n", 0.75),
-    "similar": ("similar", 0.8),
-    "similar:cosine": ("similar", 0.8),
+    "similar": ("similar", 0.75),
+    "similar:cosine": ("similar", 0.75),
+    "similar:dot": ("similar", 0.75),
+    "similar:euclidean": ("similar", 0.75),
 }
+# promptfoo compares these against a list of references too (the closest counts).
+LISTS = {"similar", "similar:cosine", "similar:dot", "similar:euclidean"}
 JUDGES = {
     "llm-rubric": ("llm_rubric", "promptfoo llm-rubric"),
     "model-graded-closedqa": ("closedqa", "promptfoo model-graded-closedqa"),
@@ -181,22 +186,17 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
             construct=construct,
             options={"schema": value, **negate},
         )
-    elif base in SCORES and isinstance(value, str):
+    elif base in SCORES and (isinstance(value, str) or (base in LISTS and _texts(value))):
         key, default = SCORES[base]
         threshold = check.get("threshold")
         if threshold is None and default is not None:
             threshold = default  # promptfoo's own default, which the grader's may not be
         if base == "levenshtein" and threshold is not None:
             threshold = int(threshold) if float(threshold).is_integer() else threshold
-        carry(
-            batch,
-            target.expected,
-            key,
-            value,
-            line=line,
-            construct=construct,
-            options={"threshold": threshold, **negate},
-        )
+        metric = base.partition(":")[2]
+        options = {"threshold": threshold, "metric": metric if metric in ("dot", "euclidean") else None}
+        options |= negate
+        carry(batch, target.expected, key, value, line=line, construct=construct, options=options)
     elif base == "word-count":
         _word_count(batch, line, construct, value, negate, target)
     elif base == "is-refusal":
@@ -207,8 +207,6 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
         _judge(batch, line, construct, base, value, check.get("threshold"), target)
     elif base in RULE_METRICS and not negated:
         _rule(batch, line, construct, base, check.get("threshold"), target)
-    elif base in ("similar:dot", "similar:euclidean"):
-        batch.drop(line, construct, "Evalgate's embedding similarity is the cosine only")
     elif negated and base == "llm-rubric":
         batch.drop(
             line,
@@ -373,6 +371,10 @@ def _rule(batch: Batch, line: int, construct: str, base: str, threshold: Any, ta
             scope={"tags": [tag]},
         )
     )
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
 def _regex_problem(pattern: str) -> str | None:

@@ -31,7 +31,7 @@ from datasets_app.importers.promptfoo.asserts import (
 
 KEY = "assertion_set"
 # promptfoo scores these by their metric; every other carried type scores 1 or 0 by its verdict.
-SCORED = {"rouge-n", "similar", "similar:cosine"}
+SCORED = {"rouge-n", "similar", "similar:cosine", "similar:dot", "similar:euclidean"}
 EMBEDDING_KIND = "embedding_similarity"
 
 
