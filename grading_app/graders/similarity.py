@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from grading_app.graders import register
+from grading_app.graders import register, treebank
 from grading_app.graders.base import ConfigField, GradeOutcome, GraderKind, GradingInput
 from grading_app.graders.strings import fold, text_values
 
@@ -194,8 +194,10 @@ class TextSimilarity(_ReferenceScore):
 class RougeN(_ReferenceScore):
     key = "rouge_n"
     description = (
-        "ROUGE-N F-measure (rouge-score) of the output against expected.rouge_n (a reference, or "
-        "a list: the best counts) at least the threshold (promptfoo's rouge-n: n 1, threshold 0.75)."
+        "promptfoo's rouge-n: the ROUGE-N F-measure of the output against expected.rouge_n (a "
+        "reference, or a list: the best counts) on the lower-cased texts' treebank tokens "
+        "(punctuation marks and words of any script count; clipped n-gram counts) at least the "
+        "threshold (promptfoo: n 1, threshold 0.75). text_similarity's rouge_N is rouge-score's."
     )
     config_fields = _fields("rouge_n", 0.75, n=ConfigField(int, 1, "n-gram length, 1 to 5."))
     case_options = ("n", "threshold")
@@ -206,7 +208,7 @@ class RougeN(_ReferenceScore):
         _unit_threshold(self.key, config)
 
     def score(self, output: str, reference: str, settings: dict[str, Any]) -> float:
-        return rouge(output, reference, f"rouge{settings['n']}")
+        return treebank.rouge_n(output, reference, settings["n"])
 
     def label(self, settings: dict[str, Any]) -> str:
         return f"ROUGE-{settings['n']}"

@@ -47,6 +47,8 @@ VERDICTS = {
     "a-weighted-set-inside-a-thresholded-test": (False, 0.625),
     "an-edit-distance-scores-one-or-zero": (False, 0.5),
     "a-negated-check-and-json-in-the-score": (True, 2 / 3),
+    # ROUGE-1 on treebank tokens: 4 of 5 ("." counts) and 4 of 6 shared, F 8/11.
+    "a-rouge-score-counts-in-the-mean": (False, (1 + 8 / 11) / 2),
     "csv-row-with-a-threshold": (True, 0.5),
     "csv-row-without-one": (False, 0.5),
 }

@@ -3,6 +3,8 @@
 import pytest
 
 from grading_app.graders.similarity import TEXT_METRICS, text_similarity
+from grading_app.graders.treebank import rouge_n as treebank_rouge_n
+from grading_app.graders.treebank import treebank_tokens
 from tests.grading.grading_helpers import config_error, grade
 
 REFERENCE = "The cat sat on the mat near the door."
@@ -80,3 +82,32 @@ def test_rouge_n_default_is_rouge_1_at_three_quarters():
 
 def test_rouge_n_refuses_n_out_of_range():
     assert "n must be from 1 to 5" in config_error("rouge_n", {"n": 6})
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        # What js-rouge 3.2's treeBankTokenize (promptfoo 0.121's rouge-n) gives for each.
+        ("paris.", ["paris", "."]),
+        ("don't go, café 東京", ["do", "n't", "go", ",", "café", "東京"]),
+        ('He said "refunds take 30 days."', ["He", "said", "``", "refunds", "take", "30", "days", ".", "''"]),
+        ("I cannot wait... gonna go!", ["I", "can", "not", "wait", "...", "gon", "na", "go", "!"]),
+        (
+            "The U.S. (mostly) charges $5 at 3:30",
+            ["The", "U.S.", "(", "mostly", ")", "charges", "$", "5", "at", "3:30"],
+        ),
+        ("  \u00a0\n ", []),
+    ],
+)
+def test_treebank_tokens_are_js_rouges(text, tokens):
+    assert treebank_tokens(text) == tokens
+
+
+def test_rouge_n_counts_punctuation_and_any_script_as_promptfoo_does():
+    # rouge-score drops "." and every non-ASCII word: 1.0 and 0.0 there, not here.
+    assert treebank_rouge_n("Paris.", "Paris") == pytest.approx(2 / 3)
+    assert treebank_rouge_n("東京", "東京") == 1.0
+    assert grade("rouge_n", "Paris.", rouge_n="Paris").passed is False  # 0.67 < 0.75, as in promptfoo
+    # Clipped counts: a repeated word matches as often as the reference has it.
+    assert treebank_rouge_n("the the the", "the cat") == pytest.approx(0.4)
+    assert treebank_rouge_n("", "Paris") == 0.0
