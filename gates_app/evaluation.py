@@ -129,27 +129,33 @@ class _RuleState:
         self.shared = self.regressed = 0
         self.shared_candidate, self.shared_baseline = array("d"), array("d")
         self.most_trials = 0  # pass^k and consistency are undecided on a run of single trials
+        # Read for every row of both runs: looked up once here rather than per row.
+        self._observe_row = self.spec.observe
+        self._grader = rule.grader
+        self._skips_failed = not self.spec.counts_failed_cases
+        self._keeps_rows = self.spec.aggregate == metrics.ALL
 
     def _observe(self, row: CaseRow | None) -> tuple[bool, float | None]:
         """(in scope, value): the value is None where the case counts as missing or errored."""
         if row is None or not (self.matches is None or self.matches(row)):
             return False, None
-        if row.failed_to_produce and not self.spec.counts_failed_cases:
+        if (row.missing or row.error) and self._skips_failed:
             return True, None
-        observation = self.spec.observe(row, self.rule.grader)
+        observation = self._observe_row(row, self._grader)
         return True, None if observation.errored else observation.value
 
     def add(self, row: CaseRow | None, base: CaseRow | None) -> None:
         value = None
         if row is not None and (self.matches is None or self.matches(row)):
             self.scoped += 1
-            self.most_trials = max(self.most_trials, row.trials)
-            if self.spec.aggregate == metrics.ALL:
+            if row.trials > self.most_trials:
+                self.most_trials = row.trials
+            if self._keeps_rows:
                 self.pinned_rows.append(row)
-            if row.failed_to_produce and not self.spec.counts_failed_cases:
+            if (row.missing or row.error) and self._skips_failed:  # failed to produce
                 self.missing += 1
             else:
-                observation = self.spec.observe(row, self.rule.grader)
+                observation = self._observe_row(row, self._grader)
                 if observation.errored:
                     self.errored += 1
                 elif observation.value is not None:

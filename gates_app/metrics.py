@@ -7,14 +7,14 @@ by key, so adding one needs no migration.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from grading_app.results import CaseRow
 
 RATE, MEAN, P50, P95, ALL = "rate", "mean", "p50", "p95", "all"
 
 
-@dataclass(frozen=True)
-class Observation:
+class Observation(NamedTuple):  # a tuple: made for every rule and row of both runs
     value: float | None  # None: the case does not count for this metric
     errored: bool = False  # the measurement itself failed (e.g. the grader errored)
 

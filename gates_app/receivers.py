@@ -14,8 +14,8 @@ from grading_app.signals import run_finished
 
 
 @receiver(run_finished, sender=Run, dispatch_uid="gates_app.evaluate_check_on_run_finished")
-def decide_check_verdict(sender: type[Run], run: Run, **kwargs: Any) -> None:
-    evaluate_check(run)
+def decide_check_verdict(sender: type[Run], run: Run, rows: Any = None, **kwargs: Any) -> None:
+    evaluate_check(run, rows=rows)
 
 
 @receiver(post_create_historical_record, dispatch_uid="gates_app.audit_gate_changes")

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx2
@@ -24,7 +25,7 @@ from grading_app.calibration import cohen_kappa, human_pairs
 from grading_app.choices import RunStatus
 from grading_app.models import Grader, HumanLabel, RubricVersion, RubricVersionEvent, Run
 from grading_app.outputs import parse_outputs
-from grading_app.results import iter_case_rows, load_pinned_not_run
+from grading_app.results import CaseRow, iter_case_rows, load_pinned_not_run
 from grading_app.services import add_outputs, cancel_run, open_run, start_run
 
 logger = logging.getLogger(__name__)
@@ -340,11 +341,12 @@ def baseline_graders(specs: list[RuleSpec]) -> set[str] | None:
 
 
 @transaction.atomic
-def evaluate_check(run: Run) -> Check | None:
+def evaluate_check(run: Run, rows: Callable[[], Iterator[CaseRow]] | None = None) -> Check | None:
     """Decide the verdict of the check that started ``run``, once its run has finished.
 
     A run that failed or was cancelled cannot show the candidate is fine, so its check is
-    inconclusive whatever its partial results say.
+    inconclusive whatever its partial results say. ``rows`` reads the run's rows (the finaliser
+    passes a reading that also makes the run's summary); by default, iter_case_rows.
     """
     check = Check.objects.select_for_update().select_related("gate").filter(run=run).first()
     if check is None or check.status == CheckStatus.DONE:
@@ -356,10 +358,9 @@ def evaluate_check(run: Run) -> Check | None:
     # none); a rule whose metric reads every grade of a case (pinned) needs them all.
     graders = baseline_graders(specs)
     baseline_rows = iter_case_rows(baseline.run_id, graders) if baseline and baseline.run_id else None
-    rows = iter_case_rows(run)
     result = evaluate(
         specs,
-        rows,
+        rows() if rows is not None else iter_case_rows(run),
         baseline_rows,
         check.gate.missing_tolerance,
         pinned_not_run=load_pinned_not_run(run),

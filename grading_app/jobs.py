@@ -19,7 +19,7 @@ from grading_app.execution import grade_cases
 from grading_app.models import CaseResult, Grade, Run, RunChunk
 from grading_app.services.runs import chunk_job_id, finalise_job_id
 from grading_app.signals import run_finished
-from grading_app.summary import summarise_run
+from grading_app.summary import SummaryTap, summarise_run
 
 logger = logging.getLogger(__name__)
 SLOT_ID = ("case_id", "trial", "id")  # what COPY returns of each result written
@@ -187,16 +187,20 @@ def finalise_run(run_id: int) -> None:
 
 
 def finish_run(run: Run, status: str) -> None:
-    """Make ``run`` final (the caller holds its row lock): summary, status, run_finished.
+    """Make ``run`` final (the caller holds its row lock): status, run_finished, summary.
 
     The signal is sent inside the transaction: the verdict is written with the run's final
-    state or not at all, so a check never shows a finished run with a pending verdict."""
+    state or not at all, so a check never shows a finished run with a pending verdict. Its
+    receivers may read the run's rows through ``rows`` (a check's verdict does): the summary
+    is then made from that same read, instead of aggregating the run again."""
     run.status = status
-    run.summary = summarise_run(run)  # aggregated in SQL, or streamed: flat with the run's size
     run.finished_at = timezone.now()
     run.started_at = run.started_at or run.finished_at
+    tap = SummaryTap(run)
+    run_finished.send(sender=Run, run=run, rows=tap.rows)
+    # Aggregated in SQL, or streamed: flat with the run's size either way.
+    run.summary = tap.summary if tap.summary is not None else summarise_run(run)
     run.save()
-    run_finished.send(sender=Run, run=run)
 
 
 def measure_alignment(proposal_id: int) -> None:

@@ -8,7 +8,7 @@ megabytes, not the run's rows.
 
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.db import connection
@@ -236,6 +236,10 @@ def summarise(rows: Iterable[CaseRow], trials: int = 1) -> dict[str, Any]:
         cells[row.tier, row.failure_class].add(row)
         if repeated is not None:
             repeated.add(row)
+    return _summary(cells, repeated)
+
+
+def _summary(cells: dict[tuple[str, str], _Group], repeated: "_Trials | None") -> dict[str, Any]:
     tiers, classes = sorted({t for t, _ in cells}), sorted({c for _, c in cells})
     overall = _merged(cells.values())
     summary = {
@@ -249,6 +253,26 @@ def summarise(rows: Iterable[CaseRow], trials: int = 1) -> dict[str, Any]:
     if repeated is not None:
         summary["trials"] = repeated.result()
     return summary
+
+
+class SummaryTap:
+    """A run's rows for one reader, summarised as they pass (grading_app.jobs.finish_run): when
+    a check's verdict reads the run, its summary costs no second pass over the run. ``summary``
+    is set once the reader has read every row, and stays None otherwise."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.summary: dict[str, Any] | None = None
+
+    def rows(self) -> Iterator[CaseRow]:
+        cells: dict[tuple[str, str], _Group] = defaultdict(_Group)
+        repeated = _Trials(self.run.trials) if self.run.trials > 1 else None
+        for row in iter_case_rows(self.run):
+            cells[row.tier, row.failure_class].add(row)
+            if repeated is not None:
+                repeated.add(row)
+            yield row
+        self.summary = _summary(cells, repeated)
 
 
 def summarise_run(run: Run) -> dict[str, Any]:

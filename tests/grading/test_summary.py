@@ -171,3 +171,43 @@ def test_postgresql_aggregates_the_same_summary_as_the_stream(seed):
 def test_an_empty_run_summarised_on_either_path():
     run = Run.objects.create(dataset=make_dataset(), candidate="v1")
     close(summarise_run(run), summarise([]))
+
+
+@pytest.mark.django_db
+def test_a_checked_runs_summary_comes_from_the_verdicts_read_of_the_run(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    # The verdict reads every row of the run; the summary is made on the way, not by a second
+    # pass, and is the summary the run's own aggregation gives.
+    from gates_app.services import request_check
+    from grading_app import jobs
+    from tests.factories import make_scenario, outputs_for
+
+    s = make_scenario(n_trusted=4, n_monitoring=2)
+    outputs = outputs_for(s["cases"])
+    outputs[0]["output"] = "Yes"
+    reference = summarise_run  # the aggregation the finaliser would have run otherwise
+
+    def not_again(run):
+        raise AssertionError("the run was summarised by a second pass")
+
+    monkeypatch.setattr(jobs, "summarise_run", not_again)
+    with django_capture_on_commit_callbacks(execute=True):
+        check, _ = request_check(gate=s["gate"], candidate="v1", outputs=outputs)
+    check.refresh_from_db()
+    assert check.status == "done"
+    assert check.run.summary == reference(check.run)
+    assert check.run.summary["graders"]["answer-exact"]["passed"] == 5
+
+
+@pytest.mark.django_db
+def test_a_run_without_a_check_is_summarised_by_its_own_pass(django_capture_on_commit_callbacks):
+    from grading_app.outputs import parse_outputs
+    from grading_app.services import start_run
+    from tests.factories import make_scenario, outputs_for
+
+    s = make_scenario(n_trusted=2, n_monitoring=0)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=s["dataset"], candidate="v1", outputs=parse_outputs(outputs_for(s["cases"])))
+    run.refresh_from_db()
+    assert run.summary == summarise_run(run) and run.summary["signals"]["cases"] == 2
