@@ -164,11 +164,19 @@ def measure_proposal(proposal_id: int) -> AlignmentProposal:
     human = {int(g): passed for g, passed in proposal.human.items()}
     source = dict(grades.values_list("pk", "passed"))
     proposed = {ref: outcome.passed for ref, outcome in outcomes.items()}
+    measurement = alignment.measure(human, source, proposed)
+    errors = sorted({outcome.error for outcome in outcomes.values() if outcome.error})
     with transaction.atomic():
         proposal = AlignmentProposal.objects.select_for_update().get(pk=proposal_id)
-        proposal.measurement = alignment.measure(human, source, proposed)
-        proposal.measured_content = digest
+        proposal.measurement = measurement
         proposal.measured_at = timezone.now()
-        proposal.status = AlignmentStatus.MEASURED
-        proposal.save(update_fields=["measurement", "measured_content", "measured_at", "status"])
+        if measurement["n"]:
+            proposal.status, proposal.measured_content, proposal.error = AlignmentStatus.MEASURED, digest, ""
+        else:
+            # Nothing was measured: a sign-off must not pass on an agreement nobody saw.
+            proposal.status, proposal.measured_content = AlignmentStatus.FAILED, ""
+            proposal.error = "The draft's judge decided none of the held-out cases" + (
+                f": {errors[0]}" if errors else "."
+            )
+        proposal.save(update_fields=["measurement", "measured_content", "measured_at", "status", "error"])
     return proposal

@@ -277,3 +277,18 @@ def test_a_template_without_examples_cannot_be_aligned(world):
     )
     with pytest.raises(ValidationError, match="no \\{examples\\} placeholder"):
         propose_aligned_version(bare, actor=world["owner"])
+
+
+def test_a_measurement_where_the_judge_decided_nothing_does_not_count(world, fake_openai):
+    from tests.fake_openai import fault
+
+    fake_openai.default(fault("500"))  # the judge endpoint fails every call
+    author = make_user(roles=("Rubric owner",))
+    proposal = propose_aligned_version(world["v1"], actor=author)
+    measure_proposal(proposal.pk)
+    proposal.refresh_from_db()
+    assert proposal.status == AlignmentStatus.FAILED
+    assert proposal.measurement["n"] == 0 and "decided none of the held-out cases" in proposal.error
+    draft = services.submit_rubric_version(proposal.proposed, actor=author)
+    with pytest.raises(ValidationError, match="not measured yet"):
+        services.approve_rubric_version(draft, actor=world["owner"])
