@@ -16,7 +16,7 @@ the ORM's bulk_create: the baseline is the fastest honest way to store the same 
 Each side runs --repeat times, alternating, and the best time of each is compared: other
 load on the machine slows single runs, never the best one.
 
-    .venv/bin/python benchmarks/grading_throughput.py [--cases 10000] [--chunk-size 100] [--repeat 2]
+    .venv/bin/python benchmarks/grading_throughput.py [--cases 10000] [--chunk-size 1000] [--repeat 2]
 """
 
 import argparse
@@ -51,7 +51,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cases", type=int, default=10_000)
-    parser.add_argument("--chunk-size", type=int, default=None, help="default: EVALGATE_CHUNK_SIZE (100)")
+    parser.add_argument(
+        "--chunk-size", type=int, default=None, help="default: EVALGATE_CODE_CHUNK_SIZE (1,000)"
+    )
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side; the best counts")
     args = parser.parse_args()
     with django_on_postgres():
@@ -146,7 +148,9 @@ def plain_loop(dataset: Any, cases: list[Any], data: list[dict[str, Any]]) -> fl
     return time.perf_counter() - started
 
 
-def job_path(dataset: Any, data: list[dict[str, Any]], chunk_size: int, candidate: str) -> tuple[float, Any]:
+def job_path(
+    dataset: Any, data: list[dict[str, Any]], chunk_size: int | None, candidate: str
+) -> tuple[float, Any]:
     from grading_app.choices import RunStatus
     from grading_app.outputs import parse_outputs
     from grading_app.services import start_run
@@ -187,10 +191,11 @@ def bench(args: argparse.Namespace) -> None:
     )
     for slug, kind in GRADERS:
         save_grader(slug=slug, kind=kind)
-    chunk_size = args.chunk_size or settings.EVALGATE_CHUNK_SIZE
+    chunk_size = args.chunk_size  # None: the size the job path picks for a run without model calls
     print(
         f"deterministic grading: {args.cases:,} cases x {len(GRADERS)} code graders "
-        f"on {database_label()}, chunks of {chunk_size}, best of {args.repeat}"
+        f"on {database_label()}, chunks of {chunk_size or settings.EVALGATE_CODE_CHUNK_SIZE}, "
+        f"best of {args.repeat}"
     )
     loop_times, job_times = [], []
     for attempt in range(args.repeat):

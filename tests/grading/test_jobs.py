@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def test_run_is_split_into_chunks_and_finalised_in_process(settings, django_capture_on_commit_callbacks):
     settings.EVALGATE_CHUNK_SIZE = 2
+    settings.EVALGATE_CODE_CHUNK_SIZE = 2
     s = make_scenario(n_trusted=4, n_monitoring=3)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         run = start_run(dataset=s["dataset"], candidate="v1", outputs=parse_outputs(outputs_for(s["cases"])))
@@ -119,6 +120,7 @@ def test_the_chunk_that_settles_last_enqueues_the_finaliser_once(
     # No RQ dependency on every chunk (enqueueing one WATCHes them all, and a busy worker kept
     # restarting it): the last chunk to settle enqueues the finaliser, after every chunk is done.
     settings.EVALGATE_CHUNK_SIZE = 2
+    settings.EVALGATE_CODE_CHUNK_SIZE = 2
     s = make_scenario(n_trusted=4, n_monitoring=3)
     finalisers = []
     enqueue = jobs.enqueue

@@ -62,10 +62,29 @@ def test_a_judge_run_is_chunked_in_whole_waves_of_its_endpoint(settings, django_
     assert dispatched_chunk_sizes(dataset, django_capture_on_commit_callbacks) == [112, 112, 26]
 
 
-def test_a_run_of_code_graders_keeps_the_configured_chunk_size(settings, django_capture_on_commit_callbacks):
-    settings.EVALGATE_CHUNK_SIZE = 100
+def test_a_run_of_code_graders_is_chunked_by_the_code_chunk_size(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.EVALGATE_CHUNK_SIZE = 7  # for model calls: not this run's
+    settings.EVALGATE_CODE_CHUNK_SIZE = 100
     dataset = dataset_of(250)
     assert dispatched_chunk_sizes(dataset, django_capture_on_commit_callbacks) == [100, 100, 50]
+
+
+def test_a_run_with_a_judge_is_not_chunked_by_the_code_chunk_size(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.EVALGATE_CHUNK_SIZE = 16
+    settings.EVALGATE_CODE_CHUNK_SIZE = 1000
+    dataset = dataset_of(40)
+    judge_on(concurrency=16)
+    assert dispatched_chunk_sizes(dataset, django_capture_on_commit_callbacks) == [16, 16, 8]
+
+
+def test_a_chunk_size_given_to_a_run_of_code_graders_wins(settings, django_capture_on_commit_callbacks):
+    settings.EVALGATE_CODE_CHUNK_SIZE = 1000
+    dataset = dataset_of(25)
+    assert dispatched_chunk_sizes(dataset, django_capture_on_commit_callbacks, chunk_size=10) == [10, 10, 5]
 
 
 def test_a_chunk_size_given_to_the_run_is_rounded_as_well(django_capture_on_commit_callbacks):
@@ -76,7 +95,7 @@ def test_a_chunk_size_given_to_the_run_is_rounded_as_well(django_capture_on_comm
 
 
 def test_an_inactive_judge_does_not_resize_the_chunks(settings, django_capture_on_commit_callbacks):
-    settings.EVALGATE_CHUNK_SIZE = 100
+    settings.EVALGATE_CODE_CHUNK_SIZE = 100
     dataset = dataset_of(150)
     judge = judge_on(concurrency=16)
     judge.active = False

@@ -74,6 +74,7 @@ def test_sigkilled_worker_loses_and_duplicates_nothing(
     postgres_url, redis_url, settings, tmp_path, django_capture_on_commit_callbacks
 ):
     settings.EVALGATE_CHUNK_SIZE = 50
+    settings.EVALGATE_CODE_CHUNK_SIZE = 50
     settings.EVALGATE_WORKER_STALE_S = 4
     s = make_scenario(n_trusted=2, n_monitoring=0)
     add_cases(s)

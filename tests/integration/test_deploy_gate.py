@@ -34,6 +34,7 @@ def test_cli_gates_good_and_bad_candidates_through_a_real_worker(
     live_server, rq_worker, redis_url, settings, tmp_path
 ):
     settings.EVALGATE_CHUNK_SIZE = 3  # several chunk jobs plus a dependent finaliser
+    settings.EVALGATE_CODE_CHUNK_SIZE = 3
     s = make_scenario(n_trusted=6, n_monitoring=4)
     secret = make_token([s["gate"]])
     good = write_jsonl(tmp_path / "good.jsonl", outputs_for(s["cases"]))

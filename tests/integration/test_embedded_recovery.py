@@ -27,6 +27,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "DEBUG": "true",
         "EVALGATE_GRADER_MODULES": "tests.integration.slow_grader",
         "EVALGATE_CHUNK_SIZE": "50",
+        "EVALGATE_CODE_CHUNK_SIZE": "50",
         **extra,
     }
     env.pop("REDIS_URL", None)

@@ -17,6 +17,7 @@ def test_a_run_whose_jobs_redis_lost_is_re_enqueued_and_completes(
     postgres_url, redis_url, settings, tmp_path
 ):
     settings.EVALGATE_CHUNK_SIZE = 2
+    settings.EVALGATE_CODE_CHUNK_SIZE = 2
     s = make_scenario(n_trusted=6, n_monitoring=0)
     check, _ = request_check(gate=s["gate"], candidate="v1", outputs=outputs_for(s["cases"]))
     redis.Redis.from_url(redis_url).flushdb()  # the jobs are gone before any worker saw them

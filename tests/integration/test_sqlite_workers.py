@@ -18,7 +18,7 @@ def test_demo_through_two_workers_on_one_sqlite_file(redis_url, tmp_path):
         demo = subprocess.run(
             [*manage, "demo", "--timeout", "180"],
             cwd=REPO,
-            env={**env, "EVALGATE_CHUNK_SIZE": "5"},
+            env={**env, "EVALGATE_CHUNK_SIZE": "5", "EVALGATE_CODE_CHUNK_SIZE": "5"},
             capture_output=True,
             text=True,
             timeout=300,

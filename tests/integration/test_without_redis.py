@@ -90,6 +90,7 @@ def test_the_api_and_the_workers_outlive_a_redis_outage(
     postgres_url, private_redis, api_client, settings, tmp_path
 ):
     settings.EVALGATE_CHUNK_SIZE = 100
+    settings.EVALGATE_CODE_CHUNK_SIZE = 100
     settings.EVALGATE_WORKER_STALE_S = 3
     s = make_scenario(n_trusted=300, n_monitoring=0)
     make_grader("slow", kind="slow_exact_match")  # ~1 s per chunk of 300 cases
