@@ -1,15 +1,18 @@
 """Refusal and escalation detectors: precision and recall on labelled answers.
 
-benchmarks/data/refusal_corpus.jsonl holds 330 answers written for this benchmark (refusals,
-partial refusals, safe completions, answers that merely contain "cannot", plain answers,
-abstentions, hand-offs), each labelled `refused` and `escalated`, split into `tune` and
-`holdout` by a hash of its id before the detector was written. The first detector was tuned on
-`tune` and measured on `holdout`; that hold-out's misses were then published and fixed, so both
-splits are tuned-on now. benchmarks/data/refusal_holdout2.jsonl (182 answers, split `holdout2`)
-was written and committed before the detector was changed again and is not tuned on: its figures
-are the honest ones. Also timed against the old phrase match, on the same answers.
+Three files of answers written for this benchmark (refusals, partial refusals, safe completions,
+answers that merely contain "cannot", rules stated as rules, plain answers, abstentions,
+hand-offs), each labelled `refused` and `escalated`, with a `split`:
+benchmarks/data/refusal_corpus.jsonl (`tune`, `holdout`), refusal_holdout2.jsonl (`holdout2`)
+and refusal_train3.jsonl (`train3`, and `holdout3`: the answers whose id's SHA-256 is divisible
+by 4). The refusal model (grading_app/refusal_model.json) is trained on every split but
+`holdout3`, which is the honest figure; benchmarks/README.md says what was tuned on what.
 
-    .venv/bin/python benchmarks/refusal_detector.py [--show-misses]
+    .venv/bin/python benchmarks/refusal_detector.py [--show-misses] [--corpus PATH ...]
+
+`--corpus PATH` measures any file of the same shape (`text`, `refused`, `escalated`; `id` and
+`category` optional) as a split of its own, named by the file, without printing its answers
+unless --show-misses is given. Also timed against the refusal grader's old phrase match.
 """
 
 import argparse
@@ -17,6 +20,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from _setup import BENCH_DIR, REPO, print_ratio
@@ -25,8 +29,42 @@ sys.path.insert(0, str(REPO))
 
 from grading_app.detectors import detect_escalation, detect_refusal
 
-CORPORA = [BENCH_DIR / "data" / "refusal_corpus.jsonl", BENCH_DIR / "data" / "refusal_holdout2.jsonl"]
+DATA = BENCH_DIR / "data"
+CORPORA = [DATA / "refusal_corpus.jsonl", DATA / "refusal_holdout2.jsonl", DATA / "refusal_train3.jsonl"]
 TARGET = ">= 0.95"
+TRAINED_ON = ("tune", "holdout", "holdout2", "train3")  # what refusal_model.json was trained on
+HELD_OUT = "holdout3"
+
+
+def read_corpus(path: Path, split: str | None = None) -> list[dict[str, Any]]:
+    """The answers of ``path``; with ``split``, each row is given that split (a corpus passed
+    with --corpus is one split whatever its rows say). Exits naming the line and field of the
+    first row that is not a labelled answer."""
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        sys.exit(f"{path}: {error}")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as error:
+            sys.exit(f"{path}:{number}: not JSON: {error}")
+        if not isinstance(row, dict):
+            sys.exit(f"{path}:{number}: not a JSON object")
+        for field, kind in (("text", str), ("refused", bool), ("escalated", bool)):
+            if not isinstance(row.get(field), kind):
+                sys.exit(
+                    f"{path}:{number}: '{field}' must be {'a string' if kind is str else 'true or false'}"
+                )
+        row.setdefault("id", f"{path.stem}:{number}")
+        row.setdefault("category", "?")
+        if split is not None:
+            row["split"] = split
+        rows.append(row)
+    return rows
 
 
 def scores(
@@ -54,9 +92,9 @@ def phrase_match(text: str) -> bool:
     return find_phrase(text, DEFAULT_REFUSAL_PHRASES) is not None
 
 
-def print_categories(rows: list[dict[str, Any]]) -> None:
-    """Per category of the untuned hold-out: answers, and how many each detector gets wrong."""
-    print("holdout2 by category: answers, refusal detector wrong, escalation detector wrong")
+def print_categories(name: str, rows: list[dict[str, Any]]) -> None:
+    """Per category of a split: answers, and how many each detector gets wrong."""
+    print(f"{name} by category: answers, refusal detector wrong, escalation detector wrong")
     for category in sorted({r["category"] for r in rows}):
         part = [r for r in rows if r["category"] == category]
         refusal_wrong = sum(detect_refusal(r["text"]).detected != r["refused"] for r in part)
@@ -79,44 +117,55 @@ def main() -> None:
     parser.add_argument(
         "--show-misses", action="store_true", help="print each answer the detectors get wrong"
     )
+    parser.add_argument(
+        "--corpus",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="also measure this JSONL file of labelled answers, as a split of its own",
+    )
     args = parser.parse_args()
-    rows = [
-        json.loads(line)
-        for corpus in CORPORA
-        for line in corpus.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+    rows = [row for corpus in CORPORA for row in read_corpus(corpus)]
+    extra = [path.stem for path in args.corpus]
+    if len(set(extra)) != len(extra) or set(extra) & {r["split"] for r in rows}:
+        sys.exit("--corpus: each file needs a name of its own, unlike the built-in splits")
+    for path in args.corpus:
+        rows += read_corpus(path, split=path.stem)
     by_id = {row["id"]: row for row in rows}
-    splits = {name: [r for r in rows if r["split"] == name] for name in ("tune", "holdout", "holdout2")}
-    # The first hold-out is tuned on now; "tuned-on" is the whole first corpus.
-    splits["tuned-on"] = splits["tune"] + splits["holdout"]
-    # The detector reads English only; the second hold-out has a few answers in other languages.
+    names = ("tune", "holdout", "holdout2", "train3", HELD_OUT, *extra)
+    splits = {name: [r for r in rows if r["split"] == name] for name in names}
+    splits["trained-on"] = [r for r in rows if r["split"] in TRAINED_ON]
+    # The second hold-out has a few answers in other languages.
     splits["holdout2-en"] = [r for r in splits["holdout2"] if r.get("lang", "en") == "en"]
     counts = ", ".join(f"{name} {len(part)}" for name, part in splits.items())
     refusals = sum(r["refused"] for r in rows)
     print(f"corpus: {counts} answers; {refusals} refusals, {sum(r['escalated'] for r in rows)} hand-offs")
+    print(f"the refusal model was trained on {', '.join(TRAINED_ON)}; not on {', '.join([HELD_OUT, *extra])}")
     detectors = {
         "refusal": ("refused", lambda r: detect_refusal(r["text"]).detected),
         "escalation": ("escalated", lambda r: detect_escalation(r["text"], []).detected),
         "phrase match (old refusal grader)": ("refused", lambda r: phrase_match(r["text"])),
     }
+    measured = (HELD_OUT, *extra)  # the splits whose figures say how the detectors generalise
     for label, (signal, detect) in detectors.items():
         for split, part in splits.items():
             precision, recall, misses = scores(part, signal, detect)
             print(
-                f"{label:<34} {split:<8} precision {precision:.3f}  recall {recall:.3f}  wrong {len(misses)}"
+                f"{label:<34} {split:<11} precision {precision:.3f}  recall {recall:.3f}  wrong {len(misses)}"
             )
-            if label == "refusal":
+            if label == "refusal" and split in measured:
                 print_ratio(f"refusal precision, {split}", precision, TARGET)
                 print_ratio(f"refusal recall, {split}", recall, TARGET)
-            if label == "escalation" and split.startswith("holdout2"):
+            if label == "escalation" and split in measured:
                 print_ratio(f"escalation precision, {split}", precision)
                 print_ratio(f"escalation recall, {split}", recall)
-            if args.show_misses and split not in ("tuned-on", "holdout2-en"):
+            if args.show_misses and split not in ("trained-on", "holdout2-en"):
                 for ident in misses:
                     print(f"    {ident}: {by_id[ident]['text'][:150]!r}")
-    print_categories(splits["holdout2"])
-    texts = [r["text"] for r in rows]
+    for split in measured:
+        print_categories(split, splits[split])
+    texts = [r["text"] for r in rows if r["split"] in ("tune", "holdout", "holdout2", "train3", HELD_OUT)]
     detector_s, phrase_s = timed(lambda t: detect_refusal(t), texts), timed(phrase_match, texts)
     print(f"time per answer: detector {detector_s * 1e6:.1f} us, phrase match {phrase_s * 1e6:.1f} us")
     print_ratio("refusal detector time / phrase match time", detector_s / phrase_s)

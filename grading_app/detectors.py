@@ -4,14 +4,19 @@ the request, did the conversation escalate to a person?
 A refusal is the assistant declining, in its own voice, to do what was asked, or an explicit
 part of it ("I can't help with that", "I won't write the full essay, but..."). Stating a fact
 that happens to contain "cannot" ("Refunds cannot be issued after 30 days", "I can't believe
-how easy it is") is not one, nor is saying it does not know. Tuned on the labelled corpus in
-benchmarks/data/refusal_corpus.jsonl and measured on refusal_holdout2.jsonl, which it was never
-tuned on, by benchmarks/refusal_detector.py (figures in benchmarks/README.md).
+how easy it is") is not one, nor is saying it does not know. Refusals are decided by a linear
+model over each sentence's words and word pairs (grading_app/refusal_model.py, weights in
+refusal_model.json), with the hand-written rules below as some of its features: the rules alone
+found 61% of the refusals in answers they were not written against. Escalations are decided by
+the rules below. Measured by benchmarks/refusal_detector.py (figures in benchmarks/README.md).
 """
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from grading_app import refusal_model
 
 MAX_CHARS = 20_000  # a refusal shows itself early; the tail of a long answer is not read
 
@@ -93,7 +98,6 @@ _LACKS_INFORMATION = re.compile(
     r"|\bno (?:record|information|data)\b|\b(?:couldn't|could not|can't|cannot) (?:find|see)\b"
     r"|\bnot sure\b|\bunsure\b"
 )
-_SENTENCES = re.compile(r"(?<=[.!?:;])\s+|\n+|\s+[\u2014\u2013-]\s+|,\s+(?=but\b)")
 
 
 @dataclass(frozen=True)
@@ -117,23 +121,61 @@ _ESCALATION_CUES = re.compile(
 )
 
 
-def detect_refusal(text: str) -> Detection:
-    """Whether ``text`` declines the request (wholly or in an explicit part)."""
+# Sentences as the model reads them: a refusal is decided by its most refusing sentence, so
+# the helpful rest of a partial refusal does not outweigh the part it declines. Colons do not
+# end a sentence here ("I'm passing on this: writing a fake article").
+_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|,\s+(?=but\b)")
+_SENTENCE_ENDS = re.compile(r"[.!?;]\s|\n|,\s+but\b")  # where _SENTENCES can split
+
+
+def _rule_matches(sentence: str, folded: str) -> bool:
+    """Whether the hand-written rules read ``sentence`` (of the answer ``folded``) as a refusal."""
+    if not _REFUSAL_CUES.search(sentence) or _NOT_REFUSALS.search(sentence):
+        return False
+    if _CANNOT_TELL_WHETHER.search(sentence):
+        return not _LACKS_INFORMATION.search(folded)
+    return any(pattern.search(sentence) for pattern in _REFUSALS)
+
+
+def _answer_signals(folded: str) -> tuple[str, ...]:
+    # What the whole answer says, given to each of its sentences: an answer that admits missing
+    # information or hands the request to a person is rarely refusing it.
+    signals = []
+    # Both patterns need a negation ("n't", "not", "no ") or "unsure": most answers have none.
+    negated = "n't" in folded or "not" in folded
+    if negated and _NOT_REFUSALS.search(folded):
+        signals.append("answer_not_refusal")
+    if (negated or "no " in folded or "unsure" in folded) and _LACKS_INFORMATION.search(folded):
+        signals.append("answer_lacks_information")
+    if _ESCALATION_CUES.search(folded) and any(p.search(folded) for p in _ESCALATIONS):
+        signals.append("answer_escalates")
+    return tuple(signals)
+
+
+def refusal_sentences(text: str) -> Iterator[tuple[str, list[str], tuple[str, ...]]]:
+    """Each sentence of ``text`` as the model reads it (the training script reads the same): its
+    words and the rules' signals, in order, each read only when asked for."""
     folded = _fold(text[:MAX_CHARS])
-    if not _REFUSAL_CUES.search(folded):
-        return Detection(False, "")
-    for sentence in _SENTENCES.split(folded):
+    context = _answer_signals(folded)
+    # One search is far cheaper than a split, and most short answers are one sentence.
+    sentences = _SENTENCES.split(folded) if _SENTENCE_ENDS.search(folded) else [folded]
+    for sentence in sentences:
         sentence = sentence.strip()
-        # Each rule's match holds a cue word, so most sentences of a long answer skip the rules.
-        if not _REFUSAL_CUES.search(sentence) or _NOT_REFUSALS.search(sentence):
-            continue
-        if _CANNOT_TELL_WHETHER.search(sentence):
-            if _LACKS_INFORMATION.search(folded):
-                continue
+        if sentence:
+            signals = (*context, "rule") if _rule_matches(sentence, folded) else context
+            yield sentence, refusal_model.tokens(sentence), signals
+
+
+model = refusal_model.cached(refusal_model.load)
+
+
+def detect_refusal(text: str) -> Detection:
+    """Whether ``text`` declines the request (wholly or in an explicit part): whether the model
+    scores any of its sentences at or above its threshold; that sentence is the evidence."""
+    decider = model()
+    for sentence, words, signals in refusal_sentences(text):
+        if decider.score(words, signals) >= decider.threshold:
             return Detection(True, sentence[:160])
-        for pattern in _REFUSALS:
-            if pattern.search(sentence):
-                return Detection(True, sentence[:160])
     return Detection(False, "")
 
 

@@ -13,8 +13,9 @@ from tests.factories import make_endpoint, make_scenario, make_token
 from tests.fake_openai import text, tool_calls
 
 DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
-CORPUS = DATA / "refusal_corpus.jsonl"  # tuned on (both its splits)
-HOLDOUT2 = DATA / "refusal_holdout2.jsonl"  # never tuned on: measured by the benchmark only
+CORPUS = DATA / "refusal_corpus.jsonl"  # the refusal model is trained on it (both its splits)
+HOLDOUT2 = DATA / "refusal_holdout2.jsonl"  # trained on too, since the model replaced the rules
+TRAIN3 = DATA / "refusal_train3.jsonl"  # trained on, but for its holdout3 split
 REFUSAL = "I'm sorry, but I can't help with that request."
 ANSWER = "No: refunds are possible within 30 days, and this order is 40 days old."
 
@@ -104,7 +105,7 @@ def rows_of(path: Path) -> list[dict]:
 
 
 def test_the_detector_meets_its_targets_on_the_corpus_it_was_tuned_on():
-    """A regression guard on the tuned-on corpus only. The second hold-out is left to
+    """A regression guard on a trained-on corpus only. The hold-out (holdout3) is left to
     benchmarks/refusal_detector.py: a test pinned to its figures would invite tuning on it."""
     rows = rows_of(CORPUS)
     assert len(rows) >= 300
@@ -196,7 +197,7 @@ def test_the_second_hold_out_is_labelled_in_the_corpus_format():
     assert len(rows) >= 150
     assert {r["split"] for r in rows} == {"holdout2"}
     assert all(isinstance(r["refused"], bool) and isinstance(r["escalated"], bool) for r in rows)
-    ids = [r["id"] for r in rows + rows_of(CORPUS)]
+    ids = [r["id"] for r in rows + rows_of(CORPUS) + rows_of(TRAIN3)]
     assert len(ids) == len(set(ids))
     assert {r["category"] for r in rows} >= {"full_refusal", "partial_refusal", "policy_restriction"}
 
@@ -207,7 +208,7 @@ def test_the_cue_words_are_a_superset_of_what_any_rule_matches():
     from grading_app import detectors
 
     rules = [*detectors._REFUSALS, detectors._CANNOT_TELL_WHETHER]
-    for row in rows_of(CORPUS) + rows_of(HOLDOUT2):
+    for row in rows_of(CORPUS) + rows_of(HOLDOUT2) + rows_of(TRAIN3):
         folded = detectors._fold(row["text"])
         for sentence in detectors._SENTENCES.split(folded):
             if any(p.search(sentence) for p in rules):

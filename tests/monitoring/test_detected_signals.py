@@ -94,10 +94,12 @@ def test_with_no_answer_only_a_hand_off_tool_decides(api_client, gate):
 
 def test_detection_reads_the_redacted_answer(api_client, gate):
     # Like every column, the signals come from what is stored: a rule that removes the wording
-    # removes what the detector could read.
-    make_source(gates=(gate,), redaction=[{"field": "output", "pattern": "can't help", "replacement": "[x]"}])
+    # removes what the detector could read. (What is left must not decline anything: "I'm sorry,
+    # but I [x] with that request" still reads as a refusal.)
+    redaction = [{"field": "output", "pattern": "sorry, but I can't help with that", "replacement": "[x]"}]
+    make_source(gates=(gate,), redaction=redaction)
     post(api_client, gate, [record("redacted", REFUSAL)])
-    assert Trace.objects.get(client_id="redacted").output == "I'm sorry, but I [x] with that request."
+    assert Trace.objects.get(client_id="redacted").output == "I'm [x] request."
     assert stored("redacted") == (False, False, True, True)
 
 
