@@ -30,7 +30,12 @@ sys.path.insert(0, str(REPO))
 from grading_app.detectors import detect_escalation, detect_refusal
 
 DATA = BENCH_DIR / "data"
-CORPORA = [DATA / "refusal_corpus.jsonl", DATA / "refusal_holdout2.jsonl", DATA / "refusal_train3.jsonl"]
+CORPORA = [
+    DATA / "refusal_corpus.jsonl",
+    DATA / "refusal_holdout2.jsonl",
+    DATA / "refusal_train3.jsonl",
+    DATA / "refusal_blind1.jsonl",
+]
 TARGET = ">= 0.95"
 TRAINED_ON = ("tune", "holdout", "holdout2", "train3")  # what refusal_model.json was trained on
 HELD_OUT = "holdout3"
