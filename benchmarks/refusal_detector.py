@@ -138,7 +138,7 @@ def main() -> None:
     for path in args.corpus:
         rows += read_corpus(path, split=path.stem)
     by_id = {row["id"]: row for row in rows}
-    names = ("tune", "holdout", "holdout2", "train3", HELD_OUT, *extra)
+    names = [*dict.fromkeys(r["split"] for r in rows)]  # the files' splits, in order, then --corpus
     splits = {name: [r for r in rows if r["split"] == name] for name in names}
     splits["trained-on"] = [r for r in rows if r["split"] in TRAINED_ON]
     # The second hold-out has a few answers in other languages.
@@ -146,13 +146,13 @@ def main() -> None:
     counts = ", ".join(f"{name} {len(part)}" for name, part in splits.items())
     refusals = sum(r["refused"] for r in rows)
     print(f"corpus: {counts} answers; {refusals} refusals, {sum(r['escalated'] for r in rows)} hand-offs")
-    print(f"the refusal model was trained on {', '.join(TRAINED_ON)}; not on {', '.join([HELD_OUT, *extra])}")
+    measured = [name for name in names if name not in TRAINED_ON]  # what says how it generalises
+    print(f"the refusal model was trained on {', '.join(TRAINED_ON)}; not on {', '.join(measured)}")
     detectors = {
         "refusal": ("refused", lambda r: detect_refusal(r["text"]).detected),
         "escalation": ("escalated", lambda r: detect_escalation(r["text"], []).detected),
         "phrase match (old refusal grader)": ("refused", lambda r: phrase_match(r["text"])),
     }
-    measured = (HELD_OUT, *extra)  # the splits whose figures say how the detectors generalise
     for label, (signal, detect) in detectors.items():
         for split, part in splits.items():
             precision, recall, misses = scores(part, signal, detect)
