@@ -18,7 +18,7 @@ def _http_body(case: Case) -> dict[str, Any]:
         "case": case.key,
         "input": case.input,
         "tier": case.tier,
-        "failure_class": case.failure_class.slug,
+        "failure_class": case.failure_class_slug,  # annotated by grading_app.execution
     }
 
 
