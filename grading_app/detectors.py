@@ -186,18 +186,21 @@ def refusal_sentences(text: str) -> Iterator[tuple[str, list[str], tuple[str, ..
     # One search is far cheaper than a split, and most short answers are one sentence.
     sentences = _SENTENCES.split(folded) if _SENTENCE_ENDS.search(folded) else [folded]
     sentences = [sentence.strip() for sentence in sentences if sentence and not sentence.isspace()]
+    read = [refusal_model.tokens(sentence) for sentence in sentences]
     # A hand-off only matters beside something that might decline, so an answer with no refusal
     # cue word skips the hand-off patterns (the training script reads answers the same way).
     if _REFUSAL_CUES.search(folded) and _ESCALATION_CUES.search(folded):
-        hands = [_hands_off(sentence) is not None for sentence in sentences]
+        hands = [
+            not _HANDOFF_WORDS.isdisjoint(words) and _hands_off(sentence) is not None
+            for sentence, words in zip(sentences, read, strict=True)
+        ]
     else:
         hands = [False] * len(sentences)
     if any(hands):
         context.append("answer_escalates")
     negated = "n't" in folded or "not" in folded or "no " in folded or "unsure" in folded
     foreign = "no " in folded or "nicht" in folded or " pas" in folded or "não" in folded
-    for index, sentence in enumerate(sentences):
-        words = refusal_model.tokens(sentence)
+    for index, (sentence, words) in enumerate(zip(sentences, read, strict=True)):
         signals = list(context)
         if _rule_matches(sentence, folded):
             signals.append("rule")
@@ -282,6 +285,27 @@ _OFFER = re.compile(
     r"\bif you(?:'d| would)? (?:like|prefer|rather|want)|\bwould you like\b|\bdo you want\b|"
     r"\bwant me to\b|\bi can (?:transfer|connect|put|pass|get|hand)|\bjust (?:type|say|ask)\b|"
     r"\byou can (?:ask|contact|call|speak|reach|email)\b|\bif you'd rather\b"
+)
+
+
+# Every hand-off pattern above needs one of these words (or, for "on-call", "call"; a possessive
+# such as "manager's" is not read as the word): a sentence
+# without any skips the patterns, which is most of the cost of reading a sentence.
+_HANDOFF_WORDS = frozenset(
+    re.findall(
+        r"[a-z]+",
+        """
+    human humans person someone somebody agent agents specialist specialists colleague
+    colleagues representative representatives supervisor supervisors manager managers team
+    department desk line pharmacist pharmacists nurse nurses doctor doctors gp engineer
+    engineers call adviser advisers advisor advisors attorney attorneys lawyer lawyers
+    counsellor counsellors counselor counselors caseworker caseworkers officer officers
+    professor professors coordinator coordinators teacher teachers accountant accountants
+    handler handlers moderator moderators partner partners hr staff office clinic escalate
+    escalated escalating ticket case callback callbacks paged queue bring hand handing get
+    getting needs put transferring connecting reported booked relation
+""",
+    )
 )
 
 
