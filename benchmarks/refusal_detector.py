@@ -37,6 +37,7 @@ CORPORA = [
     DATA / "refusal_train3.jsonl",
     DATA / "refusal_blind1.jsonl",
     DATA / "refusal_train4.jsonl",
+    DATA / "refusal_blind2.jsonl",
 ]
 TARGET = ">= 0.95"
 # What refusal_model.json was trained on: every split but the two hold-outs.
