@@ -26,25 +26,27 @@ ASSERT_FIELDS = {
     "assert",
 }
 
-# Substring types: (expected key, per-case options, how the value is read). Case-insensitive
-# "all" checks keep the conventional `contains` key (the contains grader ignores case).
+# promptfoo's i- types lower-case both texts with JavaScript's toLowerCase ("STRASSE" does not
+# contain "straße"): the substring graders' lowercase mapping, not Unicode case folding.
+JS_CASE = {"case_sensitive": False, "case_mapping": "lowercase"}
+# Substring types: (expected key, per-case options, how the value is read).
 SUBSTRINGS = {
     "contains": ("contains_all", {}, "one"),
-    "icontains": ("contains", {}, "one"),
+    "icontains": ("contains_all", JS_CASE, "one"),
     "contains-all": ("contains_all", {}, "all"),
-    "icontains-all": ("contains", {}, "all"),
+    "icontains-all": ("contains_all", JS_CASE, "all"),
     "contains-any": ("contains_any", {}, "any"),
-    "icontains-any": ("contains_any", {"case_sensitive": False}, "any"),
+    "icontains-any": ("contains_any", JS_CASE, "any"),
 }
-# not- variants of substring types: "none of these" (not_contains ignores case), or a negated
+# not- variants of substring types: "none of these" (a negated contains_any), or a negated
 # check (not-contains-all passes unless every string is there).
 NEGATED_SUBSTRINGS = {
     "contains": ("contains_any", {"negate": True}),
-    "icontains": ("not_contains", {}),
+    "icontains": ("contains_any", {**JS_CASE, "negate": True}),
     "contains-any": ("contains_any", {"negate": True}),
-    "icontains-any": ("not_contains", {}),
+    "icontains-any": ("contains_any", {**JS_CASE, "negate": True}),
     "contains-all": ("contains_all", {"negate": True}),
-    "icontains-all": ("contains_all", {"case_sensitive": False, "negate": True}),
+    "icontains-all": ("contains_all", {**JS_CASE, "negate": True}),
 }
 FOREIGN_CODE = {"javascript", "python", "ruby", "webhook"}
 # Reference-score types: (expected key, promptfoo's default threshold). A CSV's `similar`
@@ -195,12 +197,14 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
             threshold = int(threshold) if float(threshold).is_integer() else threshold
         metric = base.partition(":")[2]
         options = {"threshold": threshold, "metric": metric if metric in ("dot", "euclidean") else None}
+        if base == "levenshtein":
+            options["units"] = "utf16"  # promptfoo counts edits in JavaScript string units
         options |= negate
         carry(batch, target.expected, key, value, line=line, construct=construct, options=options)
     elif base == "word-count":
         _word_count(batch, line, construct, value, negate, target)
     elif base == "is-refusal":
-        carry(batch, target.expected, "must_refuse", not negated, line=line, construct=construct)
+        carry(batch, target.expected, "is_refusal", not negated, line=line, construct=construct)
     elif base in TOOL_CALL_TYPES and not negated:
         _tool_definitions(batch, line, construct, target)
     elif base in JUDGES and not negated:
