@@ -9,6 +9,7 @@ import io
 import shutil
 
 import pytest
+import yaml
 from django.core.management import call_command
 from django.utils.text import slugify
 
@@ -252,3 +253,27 @@ def test_a_run_of_the_imported_eval_decides_each_sample_as_evals_does(eval_name,
         if answers[c.key][2] is not None
     }
     assert before == {key: old for key, (_, _, old) in answers.items() if old is not None}
+
+
+def test_an_evalgate_levenshtein_counting_code_points_is_not_exported_as_promptfoos():
+    from datasets_app.importers import export_promptfoo
+
+    cases = [
+        {
+            "key": key,
+            "input": {"messages": [{"role": "user", "content": "Hi"}]},
+            "expected": {"levenshtein": check},
+        }
+        for key, check in (
+            ("code-points", {"value": "Thanks \U0001f64f", "threshold": 2}),
+            ("utf16", {"value": "Thanks \U0001f64f", "threshold": 2, "units": "utf16"}),
+        )
+    ]
+
+    text, notes = export_promptfoo(cases)
+
+    assert notes == ["case code-points: expected.levenshtein has no promptfoo assertion"]
+    assert [t["assert"] for t in yaml.safe_load(text)["tests"]] == [
+        [],
+        [{"type": "levenshtein", "value": "Thanks \U0001f64f", "threshold": 2}],
+    ]
