@@ -73,6 +73,17 @@ def test_a_lossy_file_is_refused_listing_every_construct_and_writes_nothing(impo
     assert written() == (0, 0, 0, 0)
 
 
+def test_an_embedding_endpoint_that_does_not_exist_is_refused_before_anything_is_written(importer):
+    dataset = make_dataset(owner=importer)
+    named = ("--embedding-endpoint", "embedings", "--embedding-model", "text-embedding-3-small")
+
+    with pytest.raises(CommandError) as failed:
+        run_import(dataset, LOSSY, "--as", "importer", "--allow-lossy", *named)
+
+    assert "graders: no endpoint named 'embedings'" in str(failed.value)
+    assert written() == (0, 0, 0, 0)
+
+
 def test_allow_lossy_imports_the_rest_prints_the_losses_and_keeps_them_on_the_dataset(importer):
     dataset = make_dataset(owner=importer)
 
