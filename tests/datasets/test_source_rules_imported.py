@@ -277,3 +277,46 @@ def test_an_evalgate_levenshtein_counting_code_points_is_not_exported_as_promptf
         [],
         [{"type": "levenshtein", "value": "Thanks \U0001f64f", "threshold": 2}],
     ]
+
+
+QUOTED = """\
+prompts: ["{{q}}"]
+tests:
+  - description: quoted
+    vars: {q: Hi}
+    assert:
+      - {type: contains-all, value: '"Hello, world", bye'}
+      - {type: icontains-any, value: ' a ,, "say \\"hi\\"" , "it""s" '}
+  - description: unterminated
+    vars: {q: Hi}
+    assert:
+      - {type: contains-any, value: '"Hello, world'}
+"""
+
+
+def test_a_comma_separated_value_is_split_as_promptfoo_splits_it_keeping_quoted_fields_whole():
+    from datasets_app.importers import read_cases
+
+    plan = read_cases(QUOTED.encode(), "promptfoo")
+
+    assert expected(plan)["quoted"] == {
+        "contains_all": ["Hello, world", "bye"],
+        "contains_any": {"value": ["a", 'say "hi"', 'it"s'], **LOWERCASE},
+    }
+    # promptfoo refuses it ("Unterminated quoted field"): so does the import.
+    assert errors(plan) == [
+        "line 11: assert: contains-any: unterminated quoted field in '\"Hello, world' (promptfoo refuses it)"
+    ]
+
+
+def test_a_csv_cells_comma_separated_value_is_split_the_same_way(tmp_path):
+    from datasets_app.importers import read_cases
+
+    (tmp_path / "tests.csv").write_text('q,__expected\nHi,"contains-any:""Hello, world"", bye"\n')
+    config = tmp_path / "promptfooconfig.yaml"
+    config.write_text('prompts: ["{{q}}"]\ntests: file://tests.csv\n')
+
+    plan = read_cases(config.read_bytes(), "promptfoo", base_dir=tmp_path)
+
+    assert errors(plan) == []
+    assert expected(plan) == {"test-1": {"contains_any": ["Hello, world", "bye"]}}

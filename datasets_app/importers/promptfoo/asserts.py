@@ -11,6 +11,7 @@ from typing import Any
 
 from datasets_app.importers.base import Batch, RuleSpec, kind_of
 from datasets_app.importers.checks import carry, carry_judge
+from datasets_app.importers.promptfoo.csv_tests import comma_values
 
 ASSERT_FIELDS = {
     "type",
@@ -280,7 +281,11 @@ def _substring(
         batch.error(line, "assert", f"{base}: the value must be a string, not {kind_of(value)}")
         return
     if arity != "one" and isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]  # promptfoo splits on commas
+        try:
+            value = comma_values(value)  # promptfoo splits on commas, keeping quoted fields whole
+        except ValueError as exc:
+            batch.error(line, "assert", f"{base}: {exc} in {value!r} (promptfoo refuses it)")
+            return
     if arity != "one" and not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
         batch.error(line, "assert", f"{base}: the value must be a list of strings")
         return
