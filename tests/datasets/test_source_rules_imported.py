@@ -320,3 +320,43 @@ def test_a_csv_cells_comma_separated_value_is_split_the_same_way(tmp_path):
 
     assert errors(plan) == []
     assert expected(plan) == {"test-1": {"contains_any": ["Hello, world", "bye"]}}
+
+
+THRESHOLDS = """\
+prompts: ["{{q}}"]
+tests:
+  - description: fractional
+    vars: {q: Hi}
+    assert:
+      - {type: levenshtein, value: Hello, threshold: 2.5}
+      - {type: levenshtein, value: Hallo, threshold: "3"}
+  - description: never
+    vars: {q: Hi}
+    assert:
+      - {type: levenshtein, value: Hello, threshold: -1}
+      - {type: not-levenshtein, value: Hello, threshold: -0.5}
+  - description: not a number
+    vars: {q: Hi}
+    assert:
+      - {type: rouge-n, value: Hello, threshold: high}
+"""
+
+
+def test_levenshtein_thresholds_are_carried_as_promptfoo_compares_them_or_said_not_to_be():
+    from datasets_app.importers import read_cases
+
+    plan = read_cases(THRESHOLDS.encode(), "promptfoo")
+
+    # promptfoo passes at a distance <= 2.5, that is <= 2, and compares "3" as 3.
+    assert expected(plan)["fractional"] == {
+        "levenshtein": [
+            {"value": "Hello", "threshold": 2, "units": "utf16"},
+            {"value": "Hallo", "threshold": 3, "units": "utf16"},
+        ]
+    }
+    assert expected(plan)["never"] == {}
+    assert dropped(plan) == [
+        "line 11: assert levenshtein: threshold -1: no edit distance is below 0, so it always fails",
+        "line 12: assert not-levenshtein: threshold -0.5: no edit distance is below 0, so it always passes",
+    ]
+    assert errors(plan) == ["line 16: assert: rouge-n: threshold must be a number, not a string"]

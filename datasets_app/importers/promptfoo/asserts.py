@@ -5,13 +5,14 @@ What each assertion type becomes is the table in README ("Moving from promptfoo"
 """
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable
 from typing import Any
 
 from datasets_app.importers.base import Batch, RuleSpec, kind_of
 from datasets_app.importers.checks import carry, carry_judge
-from datasets_app.importers.promptfoo.csv_tests import comma_values
+from datasets_app.importers.promptfoo.csv_tests import comma_values, finite_number
 
 ASSERT_FIELDS = {
     "type",
@@ -192,10 +193,23 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
     elif base in SCORES and (isinstance(value, str) or (base in LISTS and _texts(value))):
         key, default = SCORES[base]
         threshold = check.get("threshold")
+        if isinstance(threshold, str) and finite_number(threshold) is not None:
+            threshold = finite_number(threshold)  # JavaScript compares "3" as 3
+        if threshold is not None and not is_number(threshold):
+            batch.error(line, "assert", f"{base}: threshold must be a number, not {kind_of(threshold)}")
+            return
         if threshold is None and default is not None:
             threshold = default  # promptfoo's own default, which the grader's may not be
         if base == "levenshtein" and threshold is not None:
-            threshold = int(threshold) if float(threshold).is_integer() else threshold
+            if threshold < 0:
+                outcome = "passes" if negated else "fails"
+                batch.drop(
+                    line,
+                    construct,
+                    f"threshold {threshold:g}: no edit distance is below 0, so it always {outcome}",
+                )
+                return
+            threshold = math.floor(threshold)  # distances are whole: at most 2.5 is at most 2
         metric = base.partition(":")[2]
         options = {"threshold": threshold, "metric": metric if metric in ("dot", "euclidean") else None}
         if base == "levenshtein":

@@ -193,7 +193,7 @@ def comma_values(value: str) -> list[str]:
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
-def _number(cell: str) -> float | None:
+def finite_number(cell: str) -> float | None:
     text = cell.strip()
     if not _DECIMAL.fullmatch(text):
         return None
@@ -232,7 +232,7 @@ def _row(line: int, header: list[str], cells: dict[str, str], batch: Batch) -> d
         elif name == "__metric":
             test["__metric"] = value
         elif name == "__threshold":
-            number = _number(value)
+            number = finite_number(value)
             if number is not None:
                 test["threshold"] = number
         elif name.startswith("__metadata:"):
@@ -244,7 +244,7 @@ def _row(line: int, header: list[str], cells: dict[str, str], batch: Batch) -> d
                 metadata[key] = value
         elif name.startswith("__config:"):
             match = re.fullmatch(r"__config:__expected(\d*):threshold", name)
-            number = _number(value)
+            number = finite_number(value)
             if match is None or number is None:
                 batch.error(line, name, "use __config:__expected[N]:threshold with a number")
                 return None
