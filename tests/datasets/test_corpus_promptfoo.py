@@ -3,6 +3,7 @@
 from tests.datasets.corpus_helpers import cases, dropped, errors, expected, graders, messages, read
 
 TEMPLATE = "You answer for Acme support. Customer asks: {{question}}"
+DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 # promptfoo's i- types ignore case by lower-casing both texts as JavaScript does.
 JS_CASE = {"case_sensitive": False, "case_mapping": "lowercase"}
 
@@ -48,7 +49,11 @@ def test_basic_config_renders_the_prompt_and_carries_each_assertion_with_its_cas
     }
     assert order.expected == {
         "contains_any": never_an_ai,
-        "is_json": {"value": True, "schema": {"type": "object", "required": ["order_id"]}},
+        # Validated in Ajv's default dialect, as promptfoo validates it.
+        "is_json": {
+            "value": True,
+            "schema": {"$schema": DRAFT_07, "type": "object", "required": ["order_id"]},
+        },
         "equals": {"value": {"order_id": 7, "status": "shipped"}},  # compared as JSON
     }
     assert (phone.key, phone.line) == ("test-3", 30)
@@ -228,7 +233,10 @@ def test_not_variants_similarity_scores_and_tool_calls_against_the_providers_too
         ],
         "levenshtein": {"value": "Refunds within 30 days.", "threshold": 12, "units": "utf16"},
         "rouge_n": {"value": "Refunds are possible within 30 days of purchase", "threshold": 0.6},
-        "contains_json": {"value": True, "schema": {"type": "object", "required": ["days"]}},
+        "contains_json": {
+            "value": True,
+            "schema": {"$schema": DRAFT_07, "type": "object", "required": ["days"]},
+        },
         # Two contains-any assertions: two checks, both must hold.
         "contains_any": [
             {"value": ["30 days", "thirty days"]},

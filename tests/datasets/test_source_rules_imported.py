@@ -360,3 +360,45 @@ def test_levenshtein_thresholds_are_carried_as_promptfoo_compares_them_or_said_n
         "line 12: assert not-levenshtein: threshold -0.5: no edit distance is below 0, so it always passes",
     ]
     assert errors(plan) == ["line 16: assert: rouge-n: threshold must be a number, not a string"]
+
+
+SCHEMAS = """\
+prompts: ["{{q}}"]
+tests:
+  - description: pair
+    vars: {q: Hi}
+    assert:
+      - type: is-json
+        value: {type: array, items: [{type: string}, {type: integer}], additionalItems: false}
+  - description: formats
+    vars: {q: Hi}
+    assert:
+      - type: contains-json
+        value: {type: object, properties: {format: {type: string}, email: {type: string, format: email}}}
+      - type: is-json
+        value: {type: object, properties: {format: {type: string}}}
+"""
+
+
+def test_a_json_schema_is_validated_in_ajvs_dialect_and_its_formats_are_said_not_to_be_asserted():
+    from datasets_app.importers import read_cases
+    from grading_app.graders import get_kind
+    from grading_app.graders.base import GradingInput
+
+    plan = read_cases(SCHEMAS.encode(), "promptfoo")
+
+    assert errors(plan) == []
+    # Only the schema using the format keyword (a property called "format" is not it).
+    assert dropped(plan) == [
+        "line 11: assert contains-json format: promptfoo asserts the schema's `format` keywords "
+        "(ajv-formats); they are kept but not asserted, as Evalgate's formats differ from ajv's"
+    ]
+    pair = expected(plan)["pair"]
+    assert pair["is_json"]["schema"]["$schema"] == "http://json-schema.org/draft-07/schema#"
+    # Draft-07 tuple items, as Ajv reads them: a third item is refused, a string second item too.
+    kind = get_kind("is_json")
+
+    def passes(output: str) -> bool:
+        return kind.evaluate(GradingInput({}, pair, output), kind.validate_config({})).passed
+
+    assert (passes('["a", 1]'), passes('["a", 1, 2]'), passes('["a", "b"]')) == (True, False, False)

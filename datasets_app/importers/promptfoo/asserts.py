@@ -181,6 +181,15 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
                 line, "assert", f"{base}: the value must be a JSON Schema object, not {kind_of(value)}"
             )
             return
+        if value and "$schema" not in value:
+            value = {"$schema": AJV_DEFAULT_DIALECT, **value}
+        if value and _asserts_format(value):
+            batch.drop(
+                line,
+                f"{construct} format",
+                "promptfoo asserts the schema's `format` keywords (ajv-formats); they are kept but "
+                "not asserted, as Evalgate's formats differ from ajv's",
+            )
         carry(
             batch,
             target.expected,
@@ -394,6 +403,31 @@ def _rule(batch: Batch, line: int, construct: str, base: str, threshold: Any, ta
             scope={"tags": [tag]},
         )
     )
+
+
+# promptfoo validates is-json / contains-json schemas with Ajv, whose default dialect is draft-07
+# (2020-12, Evalgate's default, reads `items` lists, `dependencies` and `$ref` siblings otherwise).
+AJV_DEFAULT_DIALECT = "http://json-schema.org/draft-07/schema#"
+# Keywords whose value maps names to subschemas (a property may be called "format").
+_SCHEMA_MAPS = {"properties", "patternProperties", "definitions", "$defs", "dependentSchemas", "dependencies"}
+_NOT_SCHEMAS = {"enum", "const", "default", "examples", "required"}
+
+
+def _asserts_format(schema: Any) -> bool:
+    """Whether a JSON Schema uses the `format` keyword anywhere."""
+    if isinstance(schema, list):
+        return any(_asserts_format(item) for item in schema)
+    if not isinstance(schema, dict):
+        return False
+    if isinstance(schema.get("format"), str):
+        return True
+    for keyword, value in schema.items():
+        if keyword in _SCHEMA_MAPS and isinstance(value, dict):
+            if any(_asserts_format(sub) for sub in value.values()):
+                return True
+        elif keyword not in _NOT_SCHEMAS and _asserts_format(value):
+            return True
+    return False
 
 
 def _texts(value: Any) -> bool:
