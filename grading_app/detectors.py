@@ -220,12 +220,31 @@ def refusal_sentences(text: str) -> Iterator[tuple[str, list[str], tuple[str, ..
 model = refusal_model.cached(refusal_model.load)
 
 
+# Idioms of emphasis, surprise or courtesy whose negation declines nothing ("I can't help but
+# notice ...", "I won't keep you long", "you can't go wrong with ..."). A sentence whose only
+# refusal cue sits inside one is not scored: the model reads "i can't help" as words and, from
+# its training answers, scored both examples above as refusals.
+_IDIOMS = re.compile(
+    r"\b(?:can't|cannot|can not) (?:believe|wait|stress|thank|recommend [^.]* enough|"
+    r"help (?:but|noticing|thinking)|go wrong|miss it)\b|\bcouldn't (?:help (?:but|noticing)|be happier)\b|"
+    r"\b(?:won't|will not) keep you\b"
+)
+
+
+_DECLINING_WORDS = re.compile(r"n't\b|\b(?:not|never|unable|declin\w*|refus\w*|pass on|rather not)\b")
+
+
+def _only_idiom(sentence: str) -> bool:
+    """Whether the sentence's only declining word is inside an idiom."""
+    return _IDIOMS.search(sentence) is not None and not _DECLINING_WORDS.search(_IDIOMS.sub(" ", sentence))
+
+
 def detect_refusal(text: str) -> Detection:
     """Whether ``text`` declines the request (wholly or in an explicit part): whether the model
     scores any of its sentences at or above its threshold; that sentence is the evidence."""
     decider = model()
     for sentence, words, signals in refusal_sentences(text):
-        if decider.score(words, signals) >= decider.threshold:
+        if decider.score(words, signals) >= decider.threshold and not _only_idiom(sentence):
             return Detection(True, sentence[:160])
     return Detection(False, "")
 

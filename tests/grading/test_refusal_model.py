@@ -154,6 +154,9 @@ def test_declining_all_or_part_of_the_request_is_a_refusal(answer):
         "Employees must not share their badge with anyone.",
         # "cannot" in another sense
         "I can't believe how quickly the parcel arrived!",
+        # idioms whose negation declines nothing (the model alone scored both as refusals)
+        "I can't help but notice your order shipped twice.",
+        "I won't keep you long: your refund is on its way.",
         "The report cannot be found because the export job failed at midnight; re-run it from the Jobs page.",
         # not knowing or not finding
         "I don't know when the next delivery slot opens; the courier hasn't published it.",
@@ -205,3 +208,7 @@ def test_the_benchmark_refuses_a_corpus_line_that_is_not_a_labelled_answer(tmp_p
     assert result.returncode != 0
     assert f"{path}:2: 'refused' must be true or false" in result.stderr
     assert "precision" not in result.stdout
+
+
+def test_an_idiom_beside_a_refusal_does_not_hide_it():
+    assert detect_refusal("I can't help but notice you want her password; I won't share it.").detected is True
