@@ -80,7 +80,7 @@ def produce_outputs(run: Run, cases: list[Case]) -> dict[Slot, Produced]:
         return produced
     from grading_app.targets.live import producer  # it imports openai and httpx: keep that lazy
 
-    produce = producer(target, cases)
+    produce = producer(target, cases, run.persona_versions)
     # Every trial is a call (or a conversation) of its own, all within the target's concurrency.
     with ThreadPoolExecutor(max_workers=target_concurrency(target)) as pool:
         answers = pool.map(lambda slot: produce(slot[0]), slots)
