@@ -389,9 +389,11 @@ def translate(pattern: str) -> str:
         re.compile(body, re.ASCII)
     except re.error as exc:
         # Python's lookbehind takes only patterns of one width; JavaScript's takes any.
-        raise NotCarried(f"Python cannot match it as written ({exc})") from None
+        if "look-behind" in str(exc):
+            raise NotCarried(f"a lookbehind of varying width ({exc})") from None
+        raise NotCarried(f"a construct Python's re cannot match ({exc})") from None
     except (RecursionError, OverflowError) as exc:
-        raise NotCarried(f"too deep or too large for Python's re ({exc})") from None
+        raise NotCarried(f"a pattern too deep or too large for Python's re ({exc})") from None
     return body
 
 

@@ -449,7 +449,7 @@ def _regex(batch: Batch, line: int, construct: str, value: Any, negated: bool, t
         return
     except jsregex.NotCarried as exc:
         batch.drop(
-            line, construct, f"{value!r} uses {exc}, which Evalgate cannot match exactly as JavaScript"
+            line, construct, f"{value!r} uses {exc}, which Evalgate cannot match exactly as JavaScript does"
         )
         return
     key = "not_js_pattern" if negated else "js_pattern"
