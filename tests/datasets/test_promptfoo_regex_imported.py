@@ -172,3 +172,31 @@ def test_promptfoo_decides_the_suite_and_its_export_as_the_table_says(imported, 
     exported = {r["testCase"]["metadata"]["key"]: r["success"] for r in promptfoo_results(export)}
 
     assert source == exported == {key: promptfoo for key, (promptfoo, _) in PROMPTFOO_VERDICTS.items()}
+
+
+WEIGHTED = """\
+prompts: ["{{answer}}"]
+tests:
+  - description: weighted
+    vars: {answer: "Thanks 🙏"}
+    threshold: 0.5
+    assert:
+      - {type: regex, value: "Thanks .$"}
+      - {type: contains, value: Thanks}
+"""
+
+
+def test_a_regex_in_a_weighted_score_is_read_as_javascript_reads_it_too():
+    from grading_app.graders import get_kind
+    from grading_app.graders.base import GradingInput
+
+    plan = read_cases(WEIGHTED.encode(), "promptfoo")
+    (spec,) = plan.specs
+    kind = get_kind("assertion_set")
+    config = kind.validate_config({})
+
+    regex, _contains = spec.expected["assertion_set"]["assertions"]
+    outcome = kind.evaluate(GradingInput(case_input={}, expected=spec.expected, output="Thanks 🙏"), config)
+
+    assert regex["config"] == {"expected_field": "js_pattern", "flavor": "ecmascript"}
+    assert (outcome.passed, outcome.score) == (True, 0.5)  # one unit after "Thanks ": the regex fails
