@@ -47,6 +47,16 @@ CHECKS: dict[str, Check] = {
         _check("fuzzy_match", "fuzzy-match", "fuzzy_match"),
         _check("pattern", "regex", "regex"),
         _check("not_pattern", "not-regex", "regex", expected_field="not_pattern", negate=True),
+        # promptfoo's regex and not-regex, read as JavaScript's RegExp reads them (no flags).
+        _check("js_pattern", "promptfoo-regex", "regex", expected_field="js_pattern", flavor="ecmascript"),
+        _check(
+            "not_js_pattern",
+            "promptfoo-not-regex",
+            "regex",
+            expected_field="not_js_pattern",
+            flavor="ecmascript",
+            negate=True,
+        ),
         _check("json_equals", "json-equals", "json_schema", expected_field="json_equals"),
         _check("json_match", "json-match", "json_match"),
         _check("tool_definitions", "tool-schema", "tool_schema"),

@@ -125,8 +125,8 @@ def _asserts(expected: dict[str, Any], tags: list[str]) -> tuple[list[dict[str, 
             asserts.append(_several("icontains", "icontains-all", _strings(value)))
         elif key == "not_contains":
             asserts.append(_several("not-icontains", "not-icontains-any", _strings(value)))
-        elif key in ("pattern", "not_pattern"):
-            asserts.append({"type": "regex" if key == "pattern" else "not-regex", "value": value})
+        elif key in ("pattern", "not_pattern", "js_pattern", "not_js_pattern"):
+            asserts.append({"type": "not-regex" if key.startswith("not_") else "regex", "value": value})
         elif key in ("must_refuse", "is_refusal") and isinstance(value, bool):
             asserts.append({"type": "is-refusal" if value else "not-is-refusal"})
         elif judge in ("llm_rubric", "closedqa") and isinstance(value, str):
@@ -147,6 +147,17 @@ def _asserts(expected: dict[str, Any], tags: list[str]) -> tuple[list[dict[str, 
             if tag.startswith(prefix):
                 asserts.append({"type": kind, "threshold": float(tag[len(prefix) :])})
     return asserts, missing
+
+
+def _dialect_notes(expected: dict[str, Any], where: str) -> list[str]:
+    """Python patterns written as promptfoo's regex, which JavaScript's RegExp reads (some of
+    them otherwise: `$` before a final newline, `\\d` on other digits...)."""
+    return [
+        f"{where}: expected.{key} is a Python regular expression; promptfoo matches it as "
+        "JavaScript's RegExp, which decides some patterns otherwise"
+        for key in ("pattern", "not_pattern")
+        if key in expected
+    ]
 
 
 SET_KEY = "assertion_set"
@@ -173,6 +184,7 @@ def weighted_asserts(value: dict[str, Any], where: str, notes: list[str]) -> dic
         else:
             asserts, missing = _asserts(member.get("expected") or {}, [])
             notes += [f"{here}: expected.{key} has no promptfoo assertion" for key in missing]
+            notes += _dialect_notes(member.get("expected") or {}, here)
             for check in asserts:
                 if (check["type"] not in SCORED_TYPES) != bool(member.get("binary")):
                     notes.append(f"{here}: promptfoo scores {check['type']} otherwise than this set does")
@@ -210,6 +222,7 @@ def export_promptfoo(cases: Iterable[dict[str, Any]]) -> tuple[str, list[str]]:
         expected = case.get("expected") or {}
         asserts, missing = _asserts(expected, case.get("tags") or [])
         notes += [f"case {case['key']}: expected.{key} has no promptfoo assertion" for key in missing]
+        notes += _dialect_notes(expected, f"case {case['key']}")
         notes += [
             f"case {case['key']}: input.{key} (a multi-turn conversation) is not exported; "
             "only its opening messages are"

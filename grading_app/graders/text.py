@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from evalproject import jsregex
 from grading_app.graders import register
 from grading_app.graders.base import ConfigField, GradeOutcome, GraderKind, GradingInput
 
@@ -92,6 +93,9 @@ class NotContains(_Substrings):
     must_appear = False
 
 
+FLAVORS = ("python", "ecmascript")
+
+
 @register
 class Regex(GraderKind):
     key = "regex"
@@ -102,26 +106,45 @@ class Regex(GraderKind):
         "pattern": ConfigField(str, None, "A fixed pattern for every case instead of expected."),
         "full_match": ConfigField(bool, False),
         "ignore_case": ConfigField(bool, False),
+        "flavor": ConfigField(
+            str,
+            "python",
+            "python: Python's re. ecmascript: JavaScript's RegExp without flags, as promptfoo's "
+            "regex assertion reads the pattern (matched on the text's UTF-16 code units).",
+        ),
     }
 
     def check_config(self, config: dict[str, Any]) -> None:
+        if config["flavor"] not in FLAVORS:
+            raise ValidationError({"config": f"regex: config.flavor must be one of {', '.join(FLAVORS)}."})
+        if config["flavor"] == "ecmascript" and config["ignore_case"]:
+            # JavaScript's i flag folds case by its own table; no flag is what promptfoo sets.
+            raise ValidationError({"config": "regex: config.ignore_case is not available with ecmascript."})
         if config["pattern"] is not None:
             try:
-                re.compile(config["pattern"])
-            except re.error as exc:
+                self._compile(config["pattern"], config)
+            except (re.error, ValueError) as exc:
                 raise ValidationError({"config": f"regex: config.pattern is invalid: {exc}"}) from exc
+
+    def _compile(self, pattern: str, config: dict[str, Any]) -> re.Pattern[str]:
+        """The compiled pattern; re.error or ValueError when the flavor cannot read it."""
+        if config["flavor"] == "ecmascript":
+            return jsregex.compile_js(pattern)
+        return re.compile(pattern, re.IGNORECASE if config["ignore_case"] else 0)
 
     def grade(self, item: GradingInput, config: dict[str, Any]) -> GradeOutcome | None:
         pattern = config["pattern"] or item.expected.get(config["expected_field"])
         if not pattern:
             return None
-        flags = re.IGNORECASE if config["ignore_case"] else 0
         try:
-            compiled = re.compile(str(pattern), flags)
-        except re.error as exc:
+            compiled = self._compile(str(pattern), config)
+        except (re.error, ValueError) as exc:
             # The case itself is broken, not the candidate: report it, never pass it.
             raise ValueError(f"invalid pattern in case: {exc}") from exc
+        text = item.output_text
+        if config["flavor"] == "ecmascript":
+            text = jsregex.utf16(text)  # JavaScript matches code units: an emoji is two
         match = compiled.fullmatch if config["full_match"] else compiled.search
-        if match(item.output_text):
+        if match(text):
             return GradeOutcome(1.0, True, f"matches /{pattern}/")
         return GradeOutcome(0.0, False, f"does not match /{pattern}/")

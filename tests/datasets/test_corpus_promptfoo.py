@@ -57,14 +57,18 @@ def test_basic_config_renders_the_prompt_and_carries_each_assertion_with_its_cas
         "equals": {"value": {"order_id": 7, "status": "shipped"}},  # compared as JSON
     }
     assert (phone.key, phone.line) == ("test-3", 30)
-    assert phone.expected == {"contains_any": never_an_ai, "pattern": r"\+1 \d{3}", "equals": "+1 555 0100"}
+    assert phone.expected == {
+        "contains_any": never_an_ai,
+        "js_pattern": r"\+1 \d{3}",
+        "equals": "+1 555 0100",
+    }
     assert graders(plan) == {
         "contains-all": ("contains_all", {}, None),
         "contains-any": ("contains_any", {}, None),
         "starts-with": ("starts_with", {}, None),
         "is-json": ("is_json", {}, None),
         "equals": ("equals", {}, None),
-        "regex": ("regex", {}, None),
+        "promptfoo-regex": ("regex", {"expected_field": "js_pattern", "flavor": "ecmascript"}, None),
     }
 
 
@@ -136,7 +140,7 @@ def test_file_tests_globs_and_two_prompts_make_one_case_per_prompt_and_test():
         "contains_any": never_error,
         "contains_all": ["year", "warranty"],
     }
-    assert expected(plan)["payment@prompts-2"] == {"contains_any": never_error, "pattern": "(card|cash)"}
+    assert expected(plan)["payment@prompts-2"] == {"contains_any": never_error, "js_pattern": "(card|cash)"}
 
 
 def test_what_cannot_be_carried_is_listed_with_its_line_and_the_rest_is_kept():
@@ -216,7 +220,7 @@ def test_not_variants_similarity_scores_and_tool_calls_against_the_providers_too
         "contains_all": icontains("refund", "denied", negate=True),
         "equals": {"value": "I cannot help.", "negate": True},
         "starts_with": {"value": "Unfortunately", "negate": True},
-        "not_pattern": "[Ll]awyer",
+        "not_js_pattern": "[Ll]awyer",
         "is_json": {"value": True, "negate": True},
     }
     assert summary.expected == {
@@ -244,7 +248,11 @@ def test_not_variants_similarity_scores_and_tool_calls_against_the_providers_too
         ],
         "length": {"value": True, "min": 5, "max": 60, "unit": "words"},  # word-count
     }
-    assert graders(plan)["not-regex"] == ("regex", {"expected_field": "not_pattern", "negate": True}, None)
+    assert graders(plan)["promptfoo-not-regex"] == (
+        "regex",
+        {"expected_field": "not_js_pattern", "flavor": "ecmascript", "negate": True},
+        None,
+    )
     assert graders(plan)["tool-schema"] == ("tool_schema", {}, None)
 
 
@@ -389,8 +397,8 @@ def test_errors_name_real_lines_and_a_default_test_problem_once():
     plan = read("promptfoo/errors/promptfooconfig.yaml", "promptfoo")
 
     assert errors(plan) == [
-        "line 4: assert: regex '(unclosed' is not a valid regular expression: missing ), unterminated "
-        "subpattern at position 0",
+        "line 4: assert: regex '(unclosed' is not a valid JavaScript regular expression: Unterminated "
+        "group (at offset 9) (promptfoo fails it)",
         "line 8: test: unknown test field(s): colour",
         "line 12: assert: contains-all: the value must be a list of strings",
     ]

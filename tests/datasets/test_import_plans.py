@@ -144,7 +144,7 @@ def test_graders_are_created_once_and_reused_by_later_imports(importer):
         "starts-with",
         "is-json",
         "equals",
-        "regex",
+        "promptfoo-regex",
     }
     equals = Grader.objects.get(slug="equals")
     assert (equals.kind, equals.config) == ("equals", get_kind("equals").validate_config({}))

@@ -343,7 +343,11 @@ def test_a_weighted_set_beside_other_checks_exports_as_an_assert_set_so_they_sti
             "threshold": 0.5,
         },
     ]
-    assert notes == ["case mixed: expected.answer has no promptfoo assertion"]
+    assert notes == [
+        "case mixed: expected.answer has no promptfoo assertion",
+        "case mixed: expected.pattern is a Python regular expression; promptfoo matches it as "
+        "JavaScript's RegExp, which decides some patterns otherwise",
+    ]
 
 
 def test_an_export_says_where_promptfoo_would_score_a_member_otherwise():

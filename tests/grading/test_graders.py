@@ -263,6 +263,43 @@ def test_regex_sees_a_json_object_output_as_serialised_text():
     assert grade("regex", {"total": 12}, pattern=r'"total": 12\b').passed is True
 
 
+JS = {"flavor": "ecmascript"}
+
+
+@pytest.mark.parametrize(
+    "pattern, output, python, javascript",
+    [
+        (r"^\d+$", "42\n", True, False),  # $ before a final newline: Python only
+        (r"^\w+$", "café", True, False),
+        (r"^a.b$", "a\rb", True, False),
+        (r"^.$", "\U0001f600", True, False),  # an emoji is two code units to JavaScript
+        (r"^..$", "\U0001f600", False, True),
+        (r"\a", "a", False, True),  # an identity escape in JavaScript; a bell in Python
+    ],
+)
+def test_regex_ecmascript_flavor_decides_as_javascript_where_python_differs(
+    pattern, output, python, javascript
+):
+    assert grade("regex", output, pattern=pattern).passed is python
+    assert grade("regex", output, JS, pattern=pattern).passed is javascript
+
+
+def test_regex_ecmascript_pattern_javascript_refuses_is_a_broken_case_not_a_fail():
+    with pytest.raises(ValueError, match="invalid pattern in case: Nothing to repeat"):
+        grade("regex", "anything", JS, pattern="*a")
+
+
+def test_regex_ecmascript_pattern_not_carried_is_a_broken_case_not_a_guess():
+    with pytest.raises(ValueError, match="backreference"):
+        grade("regex", "aa", JS, pattern=r"(a)\1")
+
+
+def test_regex_flavor_must_be_known_and_ecmascript_takes_no_ignore_case():
+    assert "flavor" in config_error("regex", {"flavor": "pcre"})["config"][0]
+    assert "ignore_case" in config_error("regex", {"flavor": "ecmascript", "ignore_case": True})["config"][0]
+    assert "pattern" in config_error("regex", {"flavor": "ecmascript", "pattern": "(?i)x"})["config"][0]
+
+
 # json_valid
 
 

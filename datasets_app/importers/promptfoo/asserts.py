@@ -6,13 +6,13 @@ What each assertion type becomes is the table in README ("Moving from promptfoo"
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
 from datasets_app.importers.base import Batch, RuleSpec, kind_of
 from datasets_app.importers.checks import carry, carry_judge
 from datasets_app.importers.promptfoo.csv_tests import comma_values, finite_number
+from evalproject import jsregex
 
 ASSERT_FIELDS = {
     "type",
@@ -169,12 +169,8 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
         _substring(batch, line, construct, base, negated, value, target)
     elif base in ("equals", "starts-with"):
         _text_check(batch, line, construct, base, value, negate, target)
-    elif base == "regex" and isinstance(value, str):
-        if problem := _regex_problem(value):
-            batch.error(line, "assert", f"regex {value!r} is not a valid regular expression: {problem}")
-        else:
-            key = "not_pattern" if negated else "pattern"
-            carry(batch, target.expected, key, value, line=line, construct=construct)
+    elif base == "regex":
+        _regex(batch, line, construct, value, negated, target)
     elif base in ("is-json", "contains-json"):
         if value is not None and not isinstance(value, dict):
             batch.error(
@@ -434,12 +430,34 @@ def _texts(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
-def _regex_problem(pattern: str) -> str | None:
+def _regex(batch: Batch, line: int, construct: str, value: Any, negated: bool, target: Target) -> None:
+    """promptfoo matches `new RegExp(value).test(output)`: no flags, JavaScript's dialect. The
+    pattern is carried for the regex grader's ecmascript flavor when it can decide exactly as
+    JavaScript does; a pattern JavaScript refuses is an error (promptfoo fails the assertion
+    whatever the output, even under not-), one it cannot carry is dropped, saying what."""
+    if not isinstance(value, str) or not value:
+        batch.error(line, "assert", f"{base_name(negated)}: the value must be a non-empty pattern text")
+        return
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        return str(exc)
-    return None
+        jsregex.translate(value)
+    except jsregex.JsSyntaxError as exc:
+        batch.error(
+            line,
+            "assert",
+            f"regex {value!r} is not a valid JavaScript regular expression: {exc} (promptfoo fails it)",
+        )
+        return
+    except jsregex.NotCarried as exc:
+        batch.drop(
+            line, construct, f"{value!r} uses {exc}, which Evalgate cannot match exactly as JavaScript does"
+        )
+        return
+    key = "not_js_pattern" if negated else "js_pattern"
+    carry(batch, target.expected, key, value, line=line, construct=construct)
+
+
+def base_name(negated: bool) -> str:
+    return "not-regex" if negated else "regex"
 
 
 class _Failed:
