@@ -11,6 +11,16 @@ from jsonschema.validators import Draft202012Validator, validator_for
 from grading_app.graders import register
 from grading_app.graders.base import ConfigField, GradeOutcome, GraderKind, GradingInput
 
+
+def _not_json(constant: str) -> None:
+    # Python's json module reads NaN, Infinity and -Infinity; JSON (RFC 8259) has no such
+    # values, and JSON.parse (promptfoo's is-json, any JavaScript consumer) refuses them.
+    raise ValueError(f"{constant} is not JSON")
+
+
+STRICT_JSON = json.JSONDecoder(parse_constant=_not_json)
+loads_json = STRICT_JSON.decode  # json.loads without the non-JSON constants
+
 _MESSAGE_LIMIT = 200  # jsonschema messages quote the instance, which may be the whole output
 
 
@@ -60,7 +70,7 @@ class JsonSchema(GraderKind):
             return GradeOutcome(0.0, False, "no output")
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = loads_json(value)
             except ValueError as exc:
                 return GradeOutcome(0.0, False, f"not valid JSON: {exc}")
         errors = list(validator.iter_errors(value))

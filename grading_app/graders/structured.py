@@ -10,9 +10,9 @@ from jsonschema.exceptions import SchemaError, best_match
 
 from grading_app.graders import register
 from grading_app.graders.base import ConfigField, GradeOutcome, GraderKind, GradingInput
-from grading_app.graders.schema import build_validator
+from grading_app.graders.schema import STRICT_JSON, build_validator, loads_json
 
-_DECODER = json.JSONDecoder()
+_DECODER = STRICT_JSON
 MAX_JSON_CANDIDATES = 1000  # bounds the scan of a long output for embedded JSON
 
 
@@ -23,7 +23,7 @@ def parse_json(output: Any) -> tuple[bool, Any]:
     if not isinstance(output, str):
         return True, output
     try:
-        return True, json.loads(output)
+        return True, loads_json(output)
     except ValueError:
         return False, None
 
@@ -97,7 +97,7 @@ class JsonValid(GraderKind):
         value = item.output
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = loads_json(value)
             except ValueError as exc:
                 return GradeOutcome(0.0, False, f"not valid JSON: {exc}")
         if config["require_object"] and not isinstance(value, dict):

@@ -102,3 +102,17 @@ def test_json_path_refuses_bad_paths():
         grade("json_path", "{}", json_path={"path": "a..[", "value": 1})
     with pytest.raises(ValueError, match="needs a path"):
         grade("json_path", "{}", json_path={"value": 1})
+
+
+@pytest.mark.parametrize("text", ["NaN", "[1, Infinity]", '{"loss": -Infinity}'])
+@pytest.mark.parametrize("kind", ["is_json", "json_valid", "json_schema"])
+def test_nan_and_infinity_are_not_json(kind, text):
+    # Python's json module reads them; JSON has no such values and JSON.parse refuses them.
+    expected = {"is_json": {"is_json": True}, "json_valid": {}, "json_schema": {"schema": {}}}[kind]
+    outcome = grade(kind, text, **expected)
+    assert outcome.passed is False
+
+
+def test_contains_json_skips_an_embedded_value_holding_nan():
+    assert grade("contains_json", 'result: {"loss": NaN}', contains_json=True).passed is False
+    assert grade("contains_json", 'result: {"loss": 0.5}', contains_json=True).passed is True
