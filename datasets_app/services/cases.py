@@ -47,18 +47,6 @@ def save_failure_class(*, slug: str, name: str, description: str = "", actor: Ac
     return failure_class
 
 
-def save_dataset(
-    *, slug: str, name: str, owner: AbstractBaseUser | None, description: str = "", actor: Actor = None
-) -> Dataset:
-    """Create or update a dataset by slug."""
-    dataset = Dataset.objects.filter(slug=slug).first() or Dataset(slug=slug)
-    dataset.name, dataset.owner, dataset.description = name, owner, description
-    dataset.full_clean()
-    stamp(dataset, actor, "saved")
-    dataset.save()
-    return dataset
-
-
 # Conventional ``expected`` keys (DESIGN.md section 4) and what each must hold, so a typo
 # in a case is caught when it is written, not when a grader silently skips it.
 EXPECTED_KEY_TYPES: dict[str, tuple[type, ...]] = {

@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 from evalproject import charts as embed
 from evalproject.admin_actions import GovernedAdmin, ReadOnlyInline, confirm_action
 from evalproject.decisions import Decision, DecisionsMixin, actions_for
+from evalproject.owners import OwnerFieldAdmin
 from grading_app import charts, services
 from grading_app.calibration import calibrate, human_pairs
 from grading_app.choices import AlignmentStatus, RubricState
@@ -36,11 +37,11 @@ class RubricVersionInline(ReadOnlyInline):
 
 
 @admin.register(Rubric)
-class RubricAdmin(GovernedAdmin):
+class RubricAdmin(OwnerFieldAdmin, GovernedAdmin):
     list_display = ["slug", "name", "owner", "updated_at"]
     list_select_related = ["owner"]
     search_fields = ["slug", "name"]
-    autocomplete_fields = ["owner"]
+    owner_permission = "grading_app.change_rubric"
     filter_horizontal = ["co_owners"]
     inlines = [RubricVersionInline]
 
