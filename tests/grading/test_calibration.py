@@ -4,13 +4,14 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import AbstractUser
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
 from grading_app import services
 from grading_app.calibration import agreement, calibrate, cohen_kappa
 from grading_app.choices import RunStatus
 from grading_app.models import CaseResult, Grade, Grader, HumanLabel, RubricVersion, Run
+from grading_app.services.labels import review_queue
 from tests.factories import make_case, make_dataset, make_grader, make_user
 
 pytestmark = pytest.mark.django_db
@@ -269,4 +270,33 @@ def test_label_grade_refuses_users_without_the_permission(judge, rubric_version,
     grade = judge_grade(result, judge, rubric_version, True)
     with pytest.raises(PermissionDenied, match="not allowed"):
         services.label_grade(grade, actor=expert, passed=True)
+    assert not HumanLabel.objects.exists()
+
+
+def test_a_code_graders_grade_posted_to_the_queue_is_not_labelled(client, judge, rubric_version, reviewer):
+    # Admin walk M1: the queue offers judged grades only; a raw grade id in its POST did not.
+    (result,) = make_results(1)
+    judge_grade(result, judge, rubric_version, True)
+    code = Grade.objects.create(
+        case_result=result, grader=make_grader("answer-exact"), passed=True, score=1.0
+    )
+    client.force_login(reviewer)
+
+    response = client.post(reverse(REVIEW), label_post(code, "true"), follow=True)
+
+    assert "Only a judge's verdicts are labelled; answer-exact is not a judge." in page_messages(response)
+    assert not HumanLabel.objects.exists()
+
+
+@pytest.mark.parametrize("what", ["code grader", "judge error"])
+def test_label_grade_refuses_what_the_queue_would_not_offer(judge, rubric_version, reviewer, what):
+    (result,) = make_results(1)
+    if what == "code grader":
+        grade = Grade.objects.create(case_result=result, grader=make_grader("answer-exact"), passed=False)
+    else:
+        grade = judge_grade(result, judge, rubric_version, None)
+
+    assert not review_queue(reviewer).filter(pk=grade.pk).exists()
+    with pytest.raises(ValidationError, match=r"not a judge|nothing to label"):
+        services.label_grade(grade, actor=reviewer, passed=True)
     assert not HumanLabel.objects.exists()
