@@ -117,6 +117,13 @@ def validate_case_content(input_value: Any, expected: Any, tags: Any) -> None:
         raise ValidationError(errors)
 
 
+def check_references(input_value: Any) -> None:
+    """What the input names must exist (a simulated user's rubric): shared by the case form,
+    add_case, edit_case and the audit, as the API, imports and apply_config check it."""
+    if problems := extensions.reference_problems(input_value):
+        raise ValidationError({"input": problems})
+
+
 @transaction.atomic
 def add_case(
     *,
@@ -141,6 +148,7 @@ def add_case(
     expected = expected if expected is not None else {}
     tags = tags if tags is not None else []
     validate_case_content(input, expected, tags)
+    check_references(input)
     case = Case(
         dataset=dataset,
         key=key,
@@ -192,6 +200,8 @@ def edit_case(case: Case, *, actor: Actor, **changes: Any) -> Case:
     for field, value in changes.items():
         setattr(case, field, value)
     validate_case_content(case.input, case.expected, case.tags)
+    if "input" in changed:
+        check_references(case.input)
     reason = f"edited {', '.join(sorted(changed))}"
     if changed & set(Case.CONTENT_FIELDS):
         case.revision += 1
@@ -238,6 +248,8 @@ def audit_refusal(case: Case, actor: AbstractBaseUser, tier: str) -> Exception |
             return PermissionDenied(
                 "You changed this case's content since its last audit: someone else must audit it."
             )
+    if problems := extensions.reference_problems(case.input):
+        return ValidationError(f"This case cannot be played as it is: {'; '.join(problems)}.")
     if case.pinned and (problem := extensions.grading_problem(case)):
         return ValidationError(f"A pinned case must be gradable before it counts: {problem}.")
     return None
