@@ -73,7 +73,11 @@ class IncidentAdmin(GovernedAdmin):
         url = reverse("admin:datasets_app_incident_convert", args=[obj.pk])
         return format_html('<a class="button" href="{}">Convert to a regression case</a>', url)
 
-    @admin.action(description="Mark selected incidents triaged")
+    def has_triage_permission(self, request: HttpRequest) -> bool:
+        # Offered only to whom the service allows (Dataset owners): no refusal after a confirmation.
+        return request.user.has_perm("datasets_app.triage_incident")
+
+    @admin.action(description="Mark selected incidents triaged", permissions=["triage"])
     def triage(self, request: HttpRequest, queryset: QuerySet[Incident]) -> Any:
         return confirm_action(
             self,
@@ -84,7 +88,7 @@ class IncidentAdmin(GovernedAdmin):
             perform=lambda i, note: services.triage_incident(i, actor=request.user, note=note),
         )
 
-    @admin.action(description="Dismiss selected incidents")
+    @admin.action(description="Dismiss selected incidents", permissions=["triage"])
     def dismiss(self, request: HttpRequest, queryset: QuerySet[Incident]) -> Any:
         return confirm_action(
             self,

@@ -58,12 +58,15 @@ def _agreements(proposal: AlignmentProposal) -> str:
     if proposal.status != AlignmentStatus.MEASURED or not m.get("n"):
         return ""
 
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.0%}"
+    def said(judge: dict[str, Any]) -> str:
+        share, kappa = judge.get("agreement"), judge.get("kappa")
+        return ("-" if share is None else f"{share:.0%}") + (
+            " (kappa -)" if kappa is None else f" (kappa {kappa:.2f})"
+        )
 
     return (
         f"; on {m['n']} held-out labels people agree with v{proposal.source.number} "
-        f"{pct(m['source']['agreement'])}, with the draft {pct(m['proposed']['agreement'])}"
+        f"{said(m['source'])}, with the draft {said(m['proposed'])}"
     )
 
 
@@ -96,7 +99,7 @@ def _version_decision(name: str, label: str, to: str, service: Any, **kw: Any) -
         name,
         label,
         lambda user, version, note: service(version, actor=user, note=note),
-        lambda user, version: not services.transition_refusal(version, user, to),
+        why=lambda user, version: services.transition_refusal(version, user, to),
         **kw,
     )
 
@@ -135,7 +138,15 @@ ALIGNMENT_DECISIONS = [
         "Propose an aligned draft",
         lambda user, version, note: propose_aligned_version(version, actor=user),
         # Offered where there is something to learn from: a label that disagrees with the judge.
-        lambda user, version: not proposal_refusal(version, user) and has_disagreements(version),
+        why=lambda user, version: (
+            proposal_refusal(version, user)
+            or (
+                ""
+                if has_disagreements(version)
+                else "No human label disagrees with this version's judge yet."
+            )
+        ),
+        goto=lambda proposal: proposal.proposed,  # the new draft, where its measurement shows
         explanation="A new draft version shows the judge, as examples, cases where people's labels "
         "disagree with it. Its agreement with people is then measured on labelled cases held out "
         "from those examples; it can be signed off only after that.",

@@ -198,15 +198,21 @@ def test_dismiss_action_with_a_reason_closes_the_incident_and_keeps_the_reason(c
     )
 
 
-def test_domain_expert_cannot_triage_or_dismiss_from_the_admin(client, expert):
+def test_domain_expert_is_not_offered_triage_and_cannot_post_it(client, expert):
+    # Admin walk L1: the actions were offered, then refused after the confirmation page.
     reported = incident()
     client.force_login(expert)
 
+    changelist = client.get(reverse("admin:datasets_app_incident_changelist"))
     response = run_action(client, "dismiss", [reported], reason="not a bug")
 
-    assert f"{reported}: You are not allowed to triage incidents." in messages_of(response)
+    page = changelist.content.decode()
+    assert 'value="triage"' not in page and 'value="dismiss"' not in page
+    assert response.status_code == 200 and messages_of(response) == []  # no action ran
     reported.refresh_from_db()
     assert reported.status == IncidentStatus.NEW
+    with pytest.raises(PermissionDenied, match="You are not allowed to triage incidents"):
+        services.dismiss_incident(reported, actor=expert, reason="not a bug")  # the service's own rule
 
 
 def test_dismiss_service_requires_a_reason(dataset_owner):
