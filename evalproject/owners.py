@@ -42,17 +42,16 @@ class OwnerFieldAdmin:
     owner_permission: str = ""
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, **kwargs)
-        field = form.base_fields.get("owner")
-        if field is not None and hasattr(field, "queryset"):
-            field.queryset = eligible_owners(
-                self.owner_permission, request.user, also=getattr(obj, "owner_id", None)
-            )
-            # The admin wraps the select (the add / change icons): give the inner one the list too.
-            inner = getattr(field.widget, "widget", None)
-            if inner is not None:
-                inner.choices = field.choices
-        return form
+        # The field is built in formfield_for_foreignkey, also for a form a subclass of the
+        # admin derives from this one (GateAdmin's): it needs the object's current owner there.
+        request._evalgate_current_owner = getattr(obj, "owner_id", None)
+        return super().get_form(request, obj, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "owner" and self.owner_permission:
+            also = getattr(request, "_evalgate_current_owner", None)
+            kwargs["queryset"] = eligible_owners(self.owner_permission, request.user, also=also)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}

@@ -58,7 +58,9 @@ def test_a_raw_id_of_someone_who_cannot_own_is_refused_by_the_form(client, rubri
     assert not Rubric.objects.exists()
 
 
-def test_a_gate_owner_creates_a_gate_owned_by_themselves(client, gate_owner):
+def test_a_gate_owner_creates_a_gate_owned_by_themselves(client, gate_owner, rubric_owner, dataset_owner):
+    make_user("colleague", roles=("Gate owner",), is_staff=True)
+    make_user("gone", roles=("Gate owner",), is_active=False)  # deactivated: owns nothing new
     dataset = make_dataset("support")
     client.force_login(gate_owner)
     url = reverse("admin:gates_app_gate_add")
@@ -81,12 +83,12 @@ def test_a_gate_owner_creates_a_gate_owned_by_themselves(client, gate_owner):
         },
     )
 
-    assert (labels, chosen) == (["gate_owner"], "gate_owner")
+    assert (labels, chosen) == (["colleague", "gate_owner"], "gate_owner")
     assert response.status_code == 302, response.content.decode()[:3000]
     assert Gate.objects.get(slug="release").owner == gate_owner
 
 
-def test_a_dataset_owner_creates_a_dataset_owned_by_themselves(client, dataset_owner):
+def test_a_dataset_owner_creates_a_dataset_owned_by_themselves(client, dataset_owner, expert, gate_owner):
     client.force_login(dataset_owner)
     url = reverse("admin:datasets_app_dataset_add")
 
@@ -96,6 +98,15 @@ def test_a_dataset_owner_creates_a_dataset_owned_by_themselves(client, dataset_o
     assert (labels, chosen) == (["dataset_owner"], "dataset_owner")
     assert response.status_code == 302
     assert Dataset.objects.get(slug="support").owner == dataset_owner
+
+
+def test_a_superuser_may_name_any_active_user(client, expert):
+    root = make_user("root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+
+    labels, chosen = owner_options(client.get(reverse("admin:gates_app_gate_add")).content.decode())
+
+    assert (labels, chosen) == (["expert", "root"], "root")
 
 
 def test_the_current_owner_stays_listed_when_they_no_longer_hold_the_role(client, rubric_owner):
