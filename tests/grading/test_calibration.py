@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
+from datasets_app.models import Case
 from grading_app import services
 from grading_app.calibration import agreement, calibrate, cohen_kappa
 from grading_app.choices import RunStatus
@@ -300,3 +301,31 @@ def test_label_grade_refuses_what_the_queue_would_not_offer(judge, rubric_versio
     with pytest.raises(ValidationError, match=r"not a judge|nothing to label"):
         services.label_grade(grade, actor=reviewer, passed=True)
     assert not HumanLabel.objects.exists()
+
+
+def test_a_reviewer_of_a_conversation_sees_the_conversation_the_judge_read(
+    client, judge, rubric_version, reviewer
+):
+    # Admin walk M4: the queue showed a multi-turn case's scripted turns and its last answer only,
+    # while the judge read every turn: the label and the judge's verdict judged different things.
+    dataset = make_dataset()
+    case = make_case(dataset, "lost-parcel", active=False)
+    Case.objects.filter(pk=case.pk).update(input={"turns": ["Hi", "Where is parcel A-17?"]})
+    run = Run.objects.create(dataset=dataset, candidate="v1", status=RunStatus.SUCCEEDED)
+    played = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello! Shall I look up an order?"},
+        {"role": "user", "content": "Where is parcel A-17?"},
+        {"role": "assistant", "content": "A-17 is lost; I have opened a claim."},
+    ]
+    result = CaseResult.objects.create(
+        run=run, case=case, case_revision=1, output="A-17 is lost; I have opened a claim.", trace=played
+    )
+    judge_grade(result, judge, rubric_version, True)
+    client.force_login(reviewer)
+
+    page = client.get(reverse(REVIEW)).content.decode()
+
+    assert 'id="review-conversation"' in page
+    assert "assistant: Hello! Shall I look up an order?" in page  # an earlier turn the judge saw
+    assert "user: Where is parcel A-17?" in page and "The last answer" in page
