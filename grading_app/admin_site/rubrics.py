@@ -395,7 +395,7 @@ class RubricVersionAdmin(DecisionsMixin, admin.ModelAdmin):
             "Approve",
             services.approve_rubric_version,
             explanation="Approved versions let their judges decide releases. "
-            "Only the rubric owner approves, and never their own version.",
+            "An owner of the rubric (owner or co-owner) approves, never the version's author.",
         )
 
     @admin.action(description="Reject selected versions")
