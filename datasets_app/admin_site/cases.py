@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from datasets_app import services
 from datasets_app.choices import CaseStatus, PinnedChange, RequestStatus, Tier
+from datasets_app.conversations import conversation_of
 from datasets_app.forms import CaseForm
 from datasets_app.models import UNCLASSIFIED, Case, PinnedCaseRequest
 from datasets_app.services import pinned
@@ -302,13 +303,22 @@ class CaseAdmin(DecisionsMixin, GovernedAdmin):
     @admin.display(description="Conversation")
     def conversation(self, obj: Case) -> str:
         messages_ = (obj.input or {}).get("messages") or []
-        if not messages_:
+        lines = [(m.get("role"), m.get("content")) for m in messages_ if isinstance(m, dict)]
+        # A multi-turn case: its scripted user turns, or who plays the user and what they want.
+        played = conversation_of(obj.input)
+        if played is not None and played.simulated:
+            lines.append(
+                ("simulated user", f"played by rubric {played.persona}, at most {played.max_turns} turns")
+            )
+            if played.scenario:
+                lines.append(("scenario", played.scenario))
+            if played.first_message:
+                lines.append(("user (first turn)", played.first_message))
+        elif played is not None:
+            lines += [("user (scripted turn)", turn) for turn in played.turns]
+        if not lines:
             return "-"
-        return format_html_join(
-            "",
-            '<p style="margin:0 0 .4em"><b>{}:</b> {}</p>',
-            ((m.get("role"), m.get("content")) for m in messages_),
-        )
+        return format_html_join("", '<p style="margin:0 0 .4em"><b>{}:</b> {}</p>', lines)
 
     @admin.display(description="Expected, in words")
     def expected_summary(self, obj: Case) -> str:

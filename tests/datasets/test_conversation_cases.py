@@ -343,3 +343,32 @@ def test_a_case_naming_an_unknown_persona_is_never_audited_into_the_suite(client
     page = client.get(reverse("admin:datasets_app_case_change", args=[case.pk])).content.decode()
     assert "Audit and activate" not in page  # offered only to whom the service would allow
     assert Case.objects.get(pk=case.pk).status == "draft"
+
+
+@pytest.mark.django_db
+def test_the_case_page_names_the_simulated_user_and_the_scripted_turns(client, expert):
+    # Admin walk M2, also: "Conversation: -" for a simulated-user case.
+    save_rubric(slug="impatient-customer", name="Impatient customer", owner=make_user())
+    dataset, failure_class = make_dataset(), make_failure_class()
+    simulated = services.add_case(
+        dataset=dataset,
+        key="sim",
+        failure_class=failure_class,
+        input={"simulated_user": {"rubric": "impatient-customer", "scenario": "Parcel A-17 is lost."}},
+        actor=expert,
+    )
+    scripted = services.add_case(
+        dataset=dataset,
+        key="script",
+        failure_class=failure_class,
+        input={"turns": ["Hi", "Refund it."]},
+        actor=expert,
+    )
+    client.force_login(expert)
+
+    sim_page = client.get(reverse("admin:datasets_app_case_change", args=[simulated.pk])).content.decode()
+    script_page = client.get(reverse("admin:datasets_app_case_change", args=[scripted.pk])).content.decode()
+
+    assert "played by rubric impatient-customer, at most 5 turns" in sim_page
+    assert "Parcel A-17 is lost." in sim_page
+    assert "<b>user (scripted turn):</b> Refund it." in script_page
