@@ -70,6 +70,8 @@ class IncidentAdmin(GovernedAdmin):
     def convert_link(self, obj: Incident) -> str:
         if not obj.pk or obj.status in (IncidentStatus.CONVERTED, IncidentStatus.DISMISSED):
             return "-"
+        if not obj.input:  # the service would refuse: say what is missing instead of offering it
+            return "Add the input the system was given (Input) to convert it into a regression case."
         url = reverse("admin:datasets_app_incident_convert", args=[obj.pk])
         return format_html('<a class="button" href="{}">Convert to a regression case</a>', url)
 

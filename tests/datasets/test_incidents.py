@@ -394,3 +394,22 @@ def test_view_only_user_cannot_revert_an_incident_from_its_history(client, exper
     assert response.status_code == 403
     reported.refresh_from_db()
     assert reported.status == IncidentStatus.DISMISSED
+
+
+def test_an_incident_without_input_says_so_instead_of_offering_conversion_and_errors_show_once(
+    client, dataset_owner
+):
+    # Admin walk M5: the Convert button was offered for an incident with no input, and the
+    # refusal then showed twice (the form's error list and the template's own).
+    bare = incident(input=None)
+    client.force_login(dataset_owner)
+
+    page = client.get(reverse("admin:datasets_app_incident_change", args=[bare.pk])).content.decode()
+    refused = client.post(
+        convert_url(bare),
+        {"dataset": make_dataset().pk, "failure_class": make_failure_class().pk, "key": "k", "expected": ""},
+    ).content.decode()
+
+    assert "Convert to a regression case</a>" not in page and "Add the input the system was given" in page
+    assert refused.count("no input to replay") == 1
+    assert not Case.objects.exists()
