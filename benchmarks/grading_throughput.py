@@ -8,7 +8,7 @@ transaction; finalise_run then summarises the run. On a scratch PostgreSQL datab
 
 The baseline is the least any implementation must do: a plain Python loop over the same
 cases and outputs already in memory, calling the same grader kinds' grade() with the same
-configs (through grade_code, which builds the Grade row), then the CaseResult rows and the
+configs (through grade_code, which returns the Grade row as a dict), then the CaseResult rows and the
 Grade rows written straight through the driver (the same tables, under a second Run row):
 ids from the tables' sequences and COPY on PostgreSQL, sqlite3's executemany on SQLite. Not
 the ORM's bulk_create: the baseline is the fastest honest way to store the same rows.
@@ -60,11 +60,11 @@ def main() -> None:
         bench(args)
 
 
-def driver_insert(results: list[Any], grades: list[list[Any]]) -> None:
+def driver_insert(results: list[dict[str, Any]], grades: list[list[dict[str, Any]]]) -> None:
     """The CaseResult rows and their Grade rows straight through the database driver, in one
     transaction: ids drawn from the tables' sequences, then COPY (PostgreSQL); sqlite3's
-    executemany elsewhere. Each column's value is the instance's (JSON encoded, auto_now times
-    set), as the ORM would write it."""
+    executemany elsewhere. Each column's value is the row's, else the field's default (JSON
+    encoded, auto_now times set), as the ORM would write it."""
     import json
 
     from django.db import connection, models
@@ -74,17 +74,23 @@ def driver_insert(results: list[Any], grades: list[list[Any]]) -> None:
 
     now = timezone.now()
 
-    def rows(model: Any, objs: list[Any]) -> tuple[str, list[str], list[list[Any]]]:
-        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    def rows(model: Any, objs: list[dict[str, Any]]) -> tuple[str, list[str], list[list[Any]]]:
+        plan = []
+        for f in model._meta.concrete_fields:
+            if f.primary_key:
+                continue
+            auto = getattr(f, "auto_now_add", False) or getattr(f, "auto_now", False)
+            plan.append((f.attname, f.get_default(), isinstance(f, models.JSONField), auto))
 
-        def value(obj: Any, field: Any) -> Any:
-            if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
+        def value(obj: dict[str, Any], name: str, default: Any, is_json: bool, auto: bool) -> Any:
+            if auto:
                 return now
-            v = getattr(obj, field.attname)
-            return json.dumps(v) if isinstance(field, models.JSONField) and v is not None else v
+            v = obj.get(name, default)
+            return json.dumps(v) if is_json and v is not None else v
 
-        values = [[obj.pk, *(value(obj, f) for f in fields)] for obj in objs]
-        return model._meta.db_table, ["id", *(f.column for f in fields)], values
+        values = [[obj["id"], *(value(obj, *p) for p in plan)] for obj in objs]
+        columns = ["id", *(model._meta.get_field(name).column for name, *_ in plan)]
+        return model._meta.db_table, columns, values
 
     flat = [g for gs in grades for g in gs]
     connection.ensure_connection()
@@ -96,7 +102,7 @@ def driver_insert(results: list[Any], grades: list[list[Any]]) -> None:
                 sequence = "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
                 cursor.execute(sequence, [table, len(objs)])
                 for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
-                    obj.pk = pk
+                    obj["id"] = pk
                 if model is CaseResult:
                     link(results, grades)
             for model, objs in ((CaseResult, results), (Grade, flat)):
@@ -111,7 +117,7 @@ def driver_insert(results: list[Any], grades: list[list[Any]]) -> None:
             table = model._meta.db_table
             start = raw.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
             for offset, obj in enumerate(objs, start=1):
-                obj.pk = start + offset
+                obj["id"] = start + offset
             if model is CaseResult:
                 link(results, grades)
             table, columns, values = rows(model, objs)
@@ -119,16 +125,16 @@ def driver_insert(results: list[Any], grades: list[list[Any]]) -> None:
             raw.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
 
 
-def link(results: list[Any], grades: list[list[Any]]) -> None:
+def link(results: list[dict[str, Any]], grades: list[list[dict[str, Any]]]) -> None:
     for result, result_grades in zip(results, grades, strict=True):
         for grade in result_grades:
-            grade.case_result_id = result.pk
+            grade["case_result_id"] = result["id"]
 
 
 def plain_loop(dataset: Any, cases: list[Any], data: list[dict[str, Any]]) -> float:
     from grading_app import graders
     from grading_app.execution import grade_code
-    from grading_app.models import CaseResult, Run
+    from grading_app.models import Run
     from grading_app.services import snapshot_graders
 
     snapshot = [(g, graders.get_kind(g["kind"])) for g in snapshot_graders()]
@@ -137,11 +143,14 @@ def plain_loop(dataset: Any, cases: list[Any], data: list[dict[str, Any]]) -> fl
     results, grades = [], []
     for case, row in zip(cases, data, strict=True):
         item = graders.GradingInput(case_input=row["input"], expected=row["expected"], output=row["output"])
-        latency_ms = row["metrics"]["latency_ms"]
         results.append(
-            CaseResult(
-                run=run, case=case, case_revision=case.revision, output=row["output"], latency_ms=latency_ms
-            )
+            {
+                "run_id": run.pk,
+                "case_id": case.pk,
+                "case_revision": case.revision,
+                "output": row["output"],
+                "latency_ms": row["metrics"]["latency_ms"],
+            }
         )
         grades.append([grade_code(kind, pinned, item) for pinned, kind in snapshot])
     driver_insert(results, grades)

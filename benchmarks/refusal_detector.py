@@ -1,12 +1,13 @@
 """Refusal and escalation detectors: precision and recall on labelled answers.
 
-Three files of answers written for this benchmark (refusals, partial refusals, safe completions,
+Five files of answers written for this benchmark (refusals, partial refusals, safe completions,
 answers that merely contain "cannot", rules stated as rules, plain answers, abstentions,
 hand-offs), each labelled `refused` and `escalated`, with a `split`:
 benchmarks/data/refusal_corpus.jsonl (`tune`, `holdout`), refusal_holdout2.jsonl (`holdout2`)
-and refusal_train3.jsonl (`train3`, and `holdout3`: the answers whose id's SHA-256 is divisible
-by 4). The refusal model (grading_app/refusal_model.json) is trained on every split but
-`holdout3`, which is the honest figure; benchmarks/README.md says what was tuned on what.
+refusal_train3.jsonl (`train3`, and `holdout3`: the answers whose id's SHA-256 is divisible
+by 4), refusal_blind1.jsonl (`blind1`, spent) and refusal_train4.jsonl (`train4`, `holdout4` by the
+same rule). The refusal model (grading_app/refusal_model.json) is trained on every split but
+`holdout3` and `holdout4`, which are the honest figures; benchmarks/README.md says what was tuned on what.
 
     .venv/bin/python benchmarks/refusal_detector.py [--show-misses] [--corpus PATH ...]
 
@@ -35,10 +36,13 @@ CORPORA = [
     DATA / "refusal_holdout2.jsonl",
     DATA / "refusal_train3.jsonl",
     DATA / "refusal_blind1.jsonl",
+    DATA / "refusal_train4.jsonl",
+    DATA / "refusal_blind2.jsonl",
 ]
 TARGET = ">= 0.95"
-TRAINED_ON = ("tune", "holdout", "holdout2", "train3")  # what refusal_model.json was trained on
-HELD_OUT = "holdout3"
+# What refusal_model.json was trained on: every split but the two hold-outs.
+TRAINED_ON = ("tune", "holdout", "holdout2", "train3", "blind1", "train4")
+HELD_OUTS = ("holdout3", "holdout4")
 
 
 def read_corpus(path: Path, split: str | None = None) -> list[dict[str, Any]]:
@@ -170,7 +174,7 @@ def main() -> None:
                     print(f"    {ident}: {by_id[ident]['text'][:150]!r}")
     for split in measured:
         print_categories(split, splits[split])
-    texts = [r["text"] for r in rows if r["split"] in ("tune", "holdout", "holdout2", "train3", HELD_OUT)]
+    texts = [r["text"] for r in rows if r["split"] in (*TRAINED_ON, *HELD_OUTS)]
     detector_s, phrase_s = timed(lambda t: detect_refusal(t), texts), timed(phrase_match, texts)
     print(f"time per answer: detector {detector_s * 1e6:.1f} us, phrase match {phrase_s * 1e6:.1f} us")
     print_ratio("refusal detector time / phrase match time", detector_s / phrase_s)

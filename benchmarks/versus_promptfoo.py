@@ -104,7 +104,11 @@ def time_promptfoo(config: Path) -> float:
         )
     plain = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)  # without its colours
     counts = re.findall(r"(\d[\d,]*) (passed|failed) \(", plain)
-    print(f"    promptfoo: {', '.join(f'{n} {what}' for n, what in counts[-2:]) or 'no summary printed'}")
+    if counts:
+        print(f"    promptfoo: {', '.join(f'{n} {what}' for n, what in counts[-2:])}")
+    else:  # say what it printed instead: a run that did not finish its work must not pass for one
+        tail = [line for line in plain.splitlines() if line.strip() and not line.startswith("    at ")][-6:]
+        print("    promptfoo printed no summary; its last lines:\n" + "\n".join(f"      {t}" for t in tail))
     return elapsed
 
 

@@ -17,6 +17,7 @@ import gc
 import logging
 import time
 from contextlib import suppress
+from importlib import import_module
 from typing import Any
 
 import redis
@@ -40,6 +41,9 @@ class Worker(RQWorker):
         # (grading_app.jobs pulls in openai: ~0.7 s) are inherited; otherwise each fork
         # imports them again, which cost every chunk 0.5-1 s in benchmarks/judge_throughput.py.
         autodiscover_modules("jobs")
+        # Modules the jobs import only when they need them (openai, for judges and chat targets).
+        for name in settings.EVALGATE_WORKER_PRELOAD:
+            import_module(name)
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         worked = False

@@ -117,7 +117,9 @@ _REFUSAL_CUES = re.compile(
     r"n't|not|unable|declin|refus|pass|turn|stop you|comfortable|against|outside|beyond"
 )
 _ESCALATION_CUES = re.compile(
-    r"transfer|connect|put|hand|pass|forward|sen[dt]|raised|escalat|ticket|case|will|'ll|human"
+    r"transfer|connect|put|hand|pass|forward|sen[dt]|rais|escalat|ticket|case|request|will|'ll|human|"
+    r"rout|refer|assign|flag|report|notif|alert|page|shar|let|ask|arrang|book|schedul|tag|call|join|"
+    r"queue|bring|get|need|relation|verbind|is going"
 )
 
 
@@ -137,9 +139,30 @@ def _rule_matches(sentence: str, folded: str) -> bool:
     return any(pattern.search(sentence) for pattern in _REFUSALS)
 
 
-def _answer_signals(folded: str) -> tuple[str, ...]:
+# A sentence that admits not finding, not seeing or not knowing (an abstention, even with a
+# "can't"): "I can't find an order under that email", "we don't have your invoice on file".
+_ABSTAINS = re.compile(
+    r"\b(?:can't|cannot|couldn't|could not|wasn't able to|was unable to|am unable to|'m unable to|"
+    r"am not able to|'m not able to|unable to) (?:find|locate|see|tell|say for sure|confirm which|"
+    r"work out)\b|\b(?:don't|do not|doesn't|does not) (?:know|have [^.]{0,40}\bon file|say|list|"
+    r"specify|mention|show)\b|\bno (?:record|idea|information|data)\b|\bnot sure\b|\bunsure\b|"
+    r"\bwithout (?:knowing|seeing|your (?:[a-z]+ )?(?:number|reference|details|id))\b"
+)
+# The assistant itself as a subject or object of the sentence: a sentence without one states a
+# rule or a fact ("Gift cards can't be exchanged for cash") rather than declining in its own voice.
+_SELF = frozenset(
+    ("i", "i'm", "i'll", "i've", "i'd", "me", "my", "myself", "we", "we're", "we'll", "we've", "us")
+)
+# Declining in Spanish, German, French or Portuguese, the languages the corpora hold.
+_FOREIGN_DECLINE = re.compile(
+    r"\bno (?:puedo|podemos)\b|\b(?:kann|können) (?:ich|wir)\b[^.]{0,40}\bnicht\b|"
+    r"\bich kann\b[^.]{0,40}\bnicht\b|\bne (?:peux|pouvons) pas\b|\bnão (?:posso|podemos)\b"
+)
+
+
+def _answer_signals(folded: str) -> list[str]:
     # What the whole answer says, given to each of its sentences: an answer that admits missing
-    # information or hands the request to a person is rarely refusing it.
+    # information is rarely refusing it.
     signals = []
     # Both patterns need a negation ("n't", "not", "no ") or "unsure": most answers have none.
     negated = "n't" in folded or "not" in folded
@@ -147,26 +170,73 @@ def _answer_signals(folded: str) -> tuple[str, ...]:
         signals.append("answer_not_refusal")
     if (negated or "no " in folded or "unsure" in folded) and _LACKS_INFORMATION.search(folded):
         signals.append("answer_lacks_information")
-    if _ESCALATION_CUES.search(folded) and any(p.search(folded) for p in _ESCALATIONS):
-        signals.append("answer_escalates")
-    return tuple(signals)
+    return signals
 
 
 def refusal_sentences(text: str) -> Iterator[tuple[str, list[str], tuple[str, ...]]]:
     """Each sentence of ``text`` as the model reads it (the training script reads the same): its
-    words and the rules' signals, in order, each read only when asked for."""
+    words and signals, in order. The signals: the rules' match (``rule``), what the whole answer
+    says (``answer_*``), whether this sentence or the next hands the request to a person
+    (``hands_off``, ``next_hands_off``: declining to do it oneself while routing it to someone
+    who will is a hand-off, not a refusal), whether it admits not finding or knowing
+    (``abstains``), whether it has no first person (``no_self``: a rule stated as a rule) and
+    whether it declines in another language (``foreign_decline``)."""
     folded = _fold(text[:MAX_CHARS])
     context = _answer_signals(folded)
     # One search is far cheaper than a split, and most short answers are one sentence.
     sentences = _SENTENCES.split(folded) if _SENTENCE_ENDS.search(folded) else [folded]
-    for sentence in sentences:
-        sentence = sentence.strip()
-        if sentence:
-            signals = (*context, "rule") if _rule_matches(sentence, folded) else context
-            yield sentence, refusal_model.tokens(sentence), signals
+    sentences = [sentence.strip() for sentence in sentences if sentence and not sentence.isspace()]
+    read = [refusal_model.tokens(sentence) for sentence in sentences]
+    # A hand-off only matters beside something that might decline, so an answer with no refusal
+    # cue word skips the hand-off patterns (the training script reads answers the same way).
+    if _REFUSAL_CUES.search(folded) and _ESCALATION_CUES.search(folded):
+        hands = [
+            not _HANDOFF_WORDS.isdisjoint(words) and _hands_off(sentence) is not None
+            for sentence, words in zip(sentences, read, strict=True)
+        ]
+    else:
+        hands = [False] * len(sentences)
+    if any(hands):
+        context.append("answer_escalates")
+    negated = "n't" in folded or "not" in folded or "no " in folded or "unsure" in folded
+    foreign = "no " in folded or "nicht" in folded or " pas" in folded or "não" in folded
+    for index, (sentence, words) in enumerate(zip(sentences, read, strict=True)):
+        signals = list(context)
+        if _rule_matches(sentence, folded):
+            signals.append("rule")
+        if hands[index]:
+            signals.append("hands_off")
+        if index + 1 < len(sentences) and hands[index + 1]:
+            signals.append("next_hands_off")
+        if (negated or "without" in sentence) and _ABSTAINS.search(sentence):
+            signals.append("abstains")
+        if _SELF.isdisjoint(words):
+            signals.append("no_self")
+        if foreign and _FOREIGN_DECLINE.search(sentence):
+            signals.append("foreign_decline")
+        yield sentence, words, tuple(signals)
 
 
 model = refusal_model.cached(refusal_model.load)
+
+
+# Idioms of emphasis, surprise or courtesy whose negation declines nothing ("I can't help but
+# notice ...", "I won't keep you long", "you can't go wrong with ..."). A sentence whose only
+# refusal cue sits inside one is not scored: the model reads "i can't help" as words and, from
+# its training answers, scored both examples above as refusals.
+_IDIOMS = re.compile(
+    r"\b(?:can't|cannot|can not) (?:believe|wait|stress|thank|recommend [^.]* enough|"
+    r"help (?:but|noticing|thinking)|go wrong|miss it)\b|\bcouldn't (?:help (?:but|noticing)|be happier)\b|"
+    r"\b(?:won't|will not) keep you\b"
+)
+
+
+_DECLINING_WORDS = re.compile(r"n't\b|\b(?:not|never|unable|declin\w*|refus\w*|pass on|rather not)\b")
+
+
+def _only_idiom(sentence: str) -> bool:
+    """Whether the sentence's only declining word is inside an idiom."""
+    return _IDIOMS.search(sentence) is not None and not _DECLINING_WORDS.search(_IDIOMS.sub(" ", sentence))
 
 
 def detect_refusal(text: str) -> Detection:
@@ -174,29 +244,101 @@ def detect_refusal(text: str) -> Detection:
     scores any of its sentences at or above its threshold; that sentence is the evidence."""
     decider = model()
     for sentence, words, signals in refusal_sentences(text):
-        if decider.score(words, signals) >= decider.threshold:
+        if decider.score(words, signals) >= decider.threshold and not _only_idiom(sentence):
             return Detection(True, sentence[:160])
     return Detection(False, "")
 
 
-# Hand-offs to a person, said in the answer ...
+# Hand-offs to a person, said in the answer: someone who handles the request or the
+# conversation from here ...
+_PERSON = (
+    r"(?:humans?|person|someone|somebody|(?:live )?agents?|specialists?|colleagues?|representatives?|"
+    r"supervisors?|managers?|team|department|desk|line|pharmacists?|nurses?|doctors?|gp|engineers?|"
+    r"on-call|advis[eo]rs?|attorneys?|lawyers?|counsell?ors?|caseworkers?|officers?|professors?|"
+    r"coordinators?|teachers?|accountants?|handlers?|moderators?|partners?|hr|staff|office|clinic)"
+)
 _ESCALATIONS = [
+    # "I've passed your request to our refunds team", "this conversation has been flagged for
+    # review by a member of our safety team", "let me transfer you to the rebooking desk": the
+    # assistant (or the passive) handing over, then a person within the sentence
     re.compile(
-        r"\b(?:transfer(?:ring)?|connect(?:ing)?|put(?:ting)? you through|hand(?:ing|ed)?|pass(?:ing|ed)?|"
-        r"forward(?:ed|ing)?|sen[dt]|raised)\b[^.]{0,60}\b(?:to|with) (?:a |an |our |one of our |the |your )?"
-        r"(?:[a-z-]+ ){0,2}(?:human|live agent|agent|specialist|colleague|representative|supervisor|"
-        r"manager|team|department|pharmacist|engineer|senior agent)\b"
+        r"(?:\b(?:i|we)(?:'ve| have|'m| am|'ll| will)?(?: also| just| now)? |\b(?:has|have) been |"
+        r"\bis being |\blet me |\bje vous |\bich |\bhe )"
+        r"(?:transfer(?:red|ring)?|connect(?:ed|ing)?|put(?:ting)? you through|hand(?:ed|ing)|"
+        r"pass(?:ing|ed)|forward(?:ed|ing)?|sent|raised|rout(?:ed|ing)|referr?(?:ed|ing)|assign(?:ed|ing)|"
+        r"flagg(?:ed|ing)|notif(?:ied|ying)|alert(?:ed|ing)|paged|let|asked|arranged|requested|tagged|"
+        r"created|put (?:your|the|it|this)|mets en relation|verbinde|transferido)\b"
+        r"[^.;]{0,70}?\b(?:(?:to|with|for|from|by|know|mit|a|con|in front of) )?"
+        r"(?:a |an |our |one of our |the |your |un |einem )?(?:[a-z'-]+ ){0,3}" + _PERSON + r"\b"
+    ),
+    re.compile(
+        r"\breported (?:this|the|your) (?:conversation|chat|messages?|request)|\bbooked you (?:a|an) "
+        r"(?:call|consultation|appointment) with\b|\bis now with (?:our|the|a|your) (?:[a-z'-]+ ){0,2}"
+        + _PERSON
+        + r"\b"
     ),
     re.compile(r"\bescalat(?:e|ed|ing)\b"),
-    re.compile(r"\b(?:opened|raised|created|filed|logged) a (?:support )?(?:ticket|case)\b"),
+    re.compile(r"\b(?:opened|raised|created|filed|logged) (?:a|an) (?:[a-z-]+ )?(?:ticket|case)\b"),
     # "one of our agents will call you", "our claims team needs to see this, so I've sent them your
     # photos and they'll be in touch": a person who will come back to the asker, in one sentence
     re.compile(
-        r"\b(?:human|team|representatives?|agents?|specialists?|engineers?|colleagues?)\b[^.]{0,80}"
-        r"(?:\bwill|'ll) (?:contact|call|reach out|get back|follow up|be in touch|reply)"
+        r"\b" + _PERSON + r"\b[^.]{0,80}(?:\bwill|'ll|\bis going to) (?:\w+ )?(?:contact|call|phone|ring|"
+        r"email|text|message|reach out|get back|follow up|be in touch|reply|respond|join|review|"
+        r"look at|be with you|visit|decide|update|post|guide|take it from|investigate)"
     ),
-    re.compile(r"\blet me get a human\b|\bneeds a human review\b"),
+    # "I've booked you a callback", "a human agent has joined the chat", "the on-call has been
+    # paged", "in the queue for a live chat", "let me bring in a colleague", "hand-off complete"
+    re.compile(
+        r"\bcall ?backs?\b|\bcall you back\b|\bhas (?:joined|been paged)\b|\bhave been paged\b|"
+        r"\bbeen paged\b|\bqueue for (?:a|the) (?:live|human)|\bbring in (?:a|someone)|"
+        r"\bhand-?(?:off|over) complete|"
+        r"\bhand(?:ing)? (?:you|this|it|the (?:conversation|chat|case)) (?:over|off)\b|"
+        r"\bhanding over now\b|"
+        r"\b(?:let me|i'll|i'm going to|i will) get (?:a |someone|somebody)|\bgetting (?:a|you a) "
+        r"(?:human|supervisor|manager|person|colleague)|\bneeds a (?:human|person)\b|"
+        r"\bput you through\b|\btransferring (?:you|now)\b|\bconnecting you (?:to|with)\b"
+    ),
 ]
+# ... not an offer of one ("if you'd like, I can connect you with a specialist").
+_OFFER = re.compile(
+    r"\bif you(?:'d| would)? (?:like|prefer|rather|want)|\bwould you like\b|\bdo you want\b|"
+    r"\bwant me to\b|\bi can (?:transfer|connect|put|pass|get|hand)|\bjust (?:type|say|ask)\b|"
+    r"\byou can (?:ask|contact|call|speak|reach|email)\b|\bif you'd rather\b"
+)
+
+
+# Every hand-off pattern above needs one of these words (or, for "on-call", "call"; a possessive
+# such as "manager's" is not read as the word): a sentence
+# without any skips the patterns, which is most of the cost of reading a sentence.
+_HANDOFF_WORDS = frozenset(
+    re.findall(
+        r"[a-z]+",
+        """
+    human humans person someone somebody agent agents specialist specialists colleague
+    colleagues representative representatives supervisor supervisors manager managers team
+    department desk line pharmacist pharmacists nurse nurses doctor doctors gp engineer
+    engineers call adviser advisers advisor advisors attorney attorneys lawyer lawyers
+    counsellor counsellors counselor counselors caseworker caseworkers officer officers
+    professor professors coordinator coordinators teacher teachers accountant accountants
+    handler handlers moderator moderators partner partners hr staff office clinic escalate
+    escalated escalating ticket case callback callbacks paged queue bring hand handing get
+    getting needs put transferring connecting reported booked relation
+""",
+    )
+)
+
+
+def _hands_off(sentence: str) -> re.Match[str] | None:
+    """The words of ``sentence`` that hand the request or the conversation to a person, if any."""
+    if _OFFER.search(sentence):
+        return None
+    for pattern in _ESCALATIONS:
+        match = pattern.search(sentence)
+        if match:
+            return match
+    return None
+
+
 # ... or done in the trace: a hand-off tool (names as agent frameworks and teams write them).
 HANDOFF_TOOL = re.compile(
     r"escalat|hand_?off|human|live_?agent|operator|transfer_to_(?:agent|support|person)"
@@ -212,8 +354,8 @@ def detect_escalation(text: str, trace: list[dict[str, Any]]) -> Detection:
     folded = _fold(text[:MAX_CHARS])
     if not _ESCALATION_CUES.search(folded):
         return Detection(False, "")
-    for pattern in _ESCALATIONS:
-        match = pattern.search(folded)
+    for sentence in _SENTENCES.split(folded):
+        match = _hands_off(sentence)
         if match:
             return Detection(True, match.group(0)[:160])
     return Detection(False, "")

@@ -76,6 +76,10 @@ def check_plan(plan: ImportPlan, settings: Any, actor: Any, dataset: Any) -> lis
                 )
             )
             continue
+        if _embeds(spec) and not Endpoint.objects.filter(name=settings.embedding_endpoint).exists():
+            # Found now, not as a grade error on every case of the first run.
+            problems.append(_problem("graders", f"no endpoint named {settings.embedding_endpoint!r}"))
+            continue
         try:
             _config(spec)
         except ValidationError as exc:

@@ -12,10 +12,10 @@ from django.db.models import F
 from django.utils import timezone
 from rq import get_current_job
 
-from evalproject.bulk import copy_insert, fields_of
+from evalproject.bulk import copy_insert
 from evalproject.queues import enqueue, uses_redis
 from grading_app.choices import ChunkStatus, RunStatus
-from grading_app.execution import grade_cases
+from grading_app.execution import Row, grade_cases
 from grading_app.models import CaseResult, Grade, Run, RunChunk
 from grading_app.services.runs import chunk_job_id, finalise_job_id
 from grading_app.signals import run_finished
@@ -119,9 +119,7 @@ def enqueue_finaliser(run_id: int, job_id: str) -> None:
     enqueue(finalise_run, run_id, job_id=job_id)
 
 
-def _write_chunk(
-    chunk_id: int, results: list[CaseResult], grades: dict[tuple[int, int], list[Grade]]
-) -> None:
+def _write_chunk(chunk_id: int, results: list[Row], grades: dict[tuple[int, int], list[Row]]) -> None:
     with transaction.atomic():
         chunk = RunChunk.objects.select_for_update().get(pk=chunk_id)
         if chunk.status == ChunkStatus.DONE:
@@ -133,33 +131,32 @@ def _write_chunk(
                 "case_id", "trial"
             )
         )
-        results = [r for r in results if (r.case_id, r.trial) not in written]
+        results = [r for r in results if (r["case_id"], r["trial"]) not in written]
         if connection.vendor == "postgresql":
             # COPY: the ORM's bulk insert (quoting, per-field preparation, SQL compilation) was
             # most of a chunk's time; the graders themselves are a few percent.
-            rows = copy_insert(
-                CaseResult, [fields_of(r) for r in results], returning=("case_id", "trial", "id")
-            )
+            rows = copy_insert(CaseResult, results, returning=("case_id", "trial", "id"))
             ids = {(case_id, trial): pk for case_id, trial, pk in rows}
-            for result in results:
-                result.pk = ids[result.case_id, result.trial]
         else:
-            CaseResult.objects.bulk_create(results)
+            saved = CaseResult.objects.bulk_create([CaseResult(**r) for r in results])
+            ids = {(r.case_id, r.trial): r.pk for r in saved}
+        chunk_grades = []
         for result in results:
-            for grade in grades.get((result.case_id, result.trial), []):
-                grade.case_result_id = result.pk
-        chunk_grades = [g for r in results for g in grades.get((r.case_id, r.trial), [])]
+            slot = (result["case_id"], result["trial"])
+            for grade in grades.get(slot, []):
+                grade["case_result_id"] = ids[slot]
+                chunk_grades.append(grade)
         if connection.vendor == "postgresql":
-            copy_insert(Grade, [fields_of(g) for g in chunk_grades])
+            copy_insert(Grade, chunk_grades)
         else:
-            Grade.objects.bulk_create(chunk_grades)
+            Grade.objects.bulk_create([Grade(**g) for g in chunk_grades])
         chunk.status = ChunkStatus.DONE
         chunk.error = ""
         chunk.finished_at = timezone.now()
         chunk.save(update_fields=["status", "error", "finished_at"])
         Run.objects.filter(pk=chunk.run_id).update(
             done_cases=F("done_cases") + len(results),
-            error_cases=F("error_cases") + sum(1 for r in results if r.missing or r.error),
+            error_cases=F("error_cases") + sum(1 for r in results if r.get("missing") or r.get("error")),
         )
 
 

@@ -15,16 +15,18 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
 
 from evalproject.bulk import copy_insert
-from grading_app import llm
 from grading_app.conversations import case_scenario, transcript_text
 from grading_app.graders.base import GradingInput
 from grading_app.models import JudgeCacheEntry, RubricVersion
 from grading_app.traces import normalise_trace
+
+if TYPE_CHECKING:
+    from grading_app import llm
 
 TAG_PREFIX = "untrusted-output-"
 PLACEHOLDER = re.compile(
@@ -236,8 +238,13 @@ def remember(entries: list[dict[str, Any]]) -> None:
         JudgeCacheEntry.objects.bulk_create((JudgeCacheEntry(**e) for e in entries), ignore_conflicts=True)
 
 
-def _ask(task: JudgeTask) -> llm.JudgeAnswer | str:
+def _ask(task: JudgeTask) -> "llm.JudgeAnswer | str":
     """A judge's answer, or the error text (a grade error, never a pass)."""
+    # openai (~0.5 s of CPU to import) is imported when a judge is first asked, not with the
+    # run's modules: a run of code graders never needs it. Workers preload it before forking
+    # (EVALGATE_WORKER_PRELOAD), so their work horses inherit it.
+    from grading_app import llm
+
     try:
         return llm.judge(task.version.endpoint, task.version.model, task.prompt)
     except llm.JudgeError as exc:

@@ -105,25 +105,32 @@ def _unplayable(slug: str, version: RubricVersion | None, known: set[str]) -> st
     )
 
 
-def players_for(cases: Iterable[Case]) -> dict[str, SimulatedUser | str]:
-    """For each persona the cases name: who plays it (the rubric's latest approved version), or
-    why nobody may. One query, and none at all when no case has a simulated user."""
+def persona_slugs(cases: Iterable[Case]) -> set[str]:
+    """The persona rubrics the cases' simulated users name."""
     slugs = set()
     for case in cases:
         conversation = _conversation(case.input)
         if conversation is not None and conversation.simulated:
             slugs.add(conversation.persona)
+    return slugs
+
+
+def players_for(
+    cases: Iterable[Case], pinned: dict[str, int | None] | None = None
+) -> dict[str, SimulatedUser | str]:
+    """For each persona the cases name: who plays it, or why nobody may. ``pinned``: the run's
+    persona versions (Run.persona_versions, fixed when it started); without it (a run from
+    before pinning) the rubric's latest approved version. One query, and none at all when no
+    case has a simulated user."""
+    slugs = persona_slugs(cases)
     if not slugs:
         return {}
-    latest: dict[str, RubricVersion] = {}
-    approved = (
-        RubricVersion.objects.approved()
-        .filter(rubric__slug__in=slugs)
-        .select_related("rubric", "endpoint")
-        .order_by("rubric_id", "-number")
-    )
-    for version in approved:
-        latest.setdefault(version.rubric.slug, version)
+    if pinned:
+        ids = {pinned[slug] for slug in slugs if pinned.get(slug)}
+        chosen = RubricVersion.objects.filter(pk__in=ids).select_related("rubric", "endpoint")
+        latest = {version.rubric.slug: version for version in chosen}
+    else:
+        latest = RubricVersion.objects.latest_approved_by_slug(slugs)
     missing = slugs - latest.keys()
     known = set(latest) | set(
         Rubric.objects.filter(slug__in=missing).values_list("slug", flat=True) if missing else ()

@@ -241,10 +241,10 @@ def _grade_monitor_samples(monitor: Monitor, samples: list[dict[str, Any]]) -> N
                 grades[sample["pk"]].append(
                     _grade(
                         grader.pk,
-                        score=grade.score,
-                        passed=grade.passed,
-                        rationale=grade.rationale,
-                        error=grade.error,
+                        score=grade.get("score"),
+                        passed=grade.get("passed"),
+                        rationale=grade.get("rationale", ""),
+                        error=grade.get("error", ""),
                     )
                 )
     if not tasks:

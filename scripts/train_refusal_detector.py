@@ -4,8 +4,9 @@
     .venv/bin/python scripts/train_refusal_detector.py [--leave-out SPLIT ...] [--output PATH]
 
 Reads every labelled answer in benchmarks/data/refusal_*.jsonl and trains on all of them except
-the hold-outs: split `holdout3` always (a quarter of refusal_train3.jsonl, by the SHA-256 of the
-id), and any split named with --leave-out (e.g. `--leave-out holdout2 --output /tmp/m.json` to
+the hold-outs: splits `holdout3` and `holdout4` always (a quarter of refusal_train3.jsonl and of
+refusal_train4.jsonl, by the SHA-256 of the id), and any split named with --leave-out (e.g.
+`--leave-out holdout2 --output /tmp/m.json` to
 see how a model that never saw the second file's author does on it). Prints precision and recall
 on every split, decided by the written file through the detector's own plain-Python path.
 
@@ -14,9 +15,10 @@ as the words and word pairs it holds plus the hand-written rules' signals
 (grading_app.detectors.refusal_sentences), and it is a refusal when its most refusing sentence
 scores at or above the threshold. Training starts with every sentence of a refusal as a positive
 example and every sentence of any other answer as a negative one, then, for ITERATIONS rounds,
-keeps only each refusal's highest-scoring sentence as its positive. The threshold is the one
-with the best F1 on 5-fold cross-validation scores of the training answers, so the hold-outs
-choose nothing. C = 1 and the sentence split were chosen by the same cross-validation.
+keeps only each refusal's highest-scoring sentence as its positive. The threshold is the lowest
+whose precision on 5-fold cross-validation scores of the training answers is at least 0.95 (the
+target), so it has the most recall there; the hold-outs choose nothing. The curve around it is
+written into the model file. C = 1 and the sentence split were chosen by the same cross-validation.
 """
 
 import argparse
@@ -38,7 +40,8 @@ from grading_app import refusal_model  # noqa: E402
 from grading_app.detectors import refusal_sentences  # noqa: E402
 
 DATA = REPO / "benchmarks" / "data"
-HOLD_OUT = "holdout3"
+HOLD_OUTS = {"holdout3": "refusal_train3.jsonl", "holdout4": "refusal_train4.jsonl"}
+TARGET = 0.95  # the cross-validated precision the threshold must reach
 C = 1.0
 ITERATIONS = 4
 Bag = list[dict[str, int]]
@@ -81,25 +84,35 @@ def fit(bags: list[Bag], labels: list[bool]) -> tuple[DictVectorizer, LogisticRe
     return vectorizer, classifier
 
 
-def best_threshold(bags: list[Bag], labels: list[bool]) -> tuple[float, float, float]:
-    """The threshold with the best F1 on 5-fold cross-validation, and its precision and recall."""
+def cross_validated_scores(bags: list[Bag], labels: list[bool]) -> np.ndarray:
+    """Each training answer's score from a model fitted on the other four fifths."""
     scores = np.zeros(len(bags))
     folds = StratifiedKFold(5, shuffle=True, random_state=0)
     for train, test in folds.split(np.zeros(len(labels)), labels):
         vectorizer, classifier = fit([bags[i] for i in train], [labels[i] for i in train])
         for i in test:
             scores[i] = classifier.decision_function(vectorizer.transform(bags[i])).max()
+    return scores
+
+
+def curve(scores: np.ndarray, labels: list[bool]) -> list[tuple[float, float, float]]:
+    """(threshold, precision, recall) for each candidate threshold, lowest first."""
     truth = np.array(labels)
-    best = (-1.0, 0.0, 0.0, 0.0)
-    # Candidates nearest 0 first, so a tie keeps the threshold the fit itself aims at.
-    for threshold in sorted(np.round(np.arange(-2.0, 2.01, 0.1), 1), key=abs):
+    points = []
+    for threshold in np.round(np.arange(-2.0, 3.01, 0.1), 1):
         found = scores >= threshold
         tp = int((found & truth).sum())
-        precision, recall = tp / max(int(found.sum()), 1), tp / int(truth.sum())
-        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
-        if f1 > best[0]:
-            best = (f1, float(threshold), precision, recall)
-    return best[1], best[2], best[3]
+        points.append((float(threshold), tp / max(int(found.sum()), 1), tp / int(truth.sum())))
+    return points
+
+
+def choose_threshold(points: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """The threshold whose cross-validated precision is at least TARGET with the most recall
+    (the lowest such threshold); if none reaches it, the one with the best precision."""
+    reaching = [point for point in points if point[1] >= TARGET]
+    if reaching:
+        return max(reaching, key=lambda point: (point[2], -point[0]))
+    return max(points, key=lambda point: (point[1], point[2]))
 
 
 def export(vectorizer: DictVectorizer, classifier: LogisticRegression, threshold: float, meta: dict) -> dict:
@@ -133,20 +146,27 @@ def main() -> None:
     )
     parser.add_argument("--output", type=Path, default=refusal_model.MODEL_PATH)
     args = parser.parse_args()
-    held = {HOLD_OUT, *args.leave_out}
+    held = {*HOLD_OUTS, *args.leave_out}
     rows = read_rows()
     for row in rows:
-        # The hold-out is fixed by the id, so no one can move an answer out of it by hand.
-        if row["split"] == HOLD_OUT and int(hashlib.sha256(row["id"].encode()).hexdigest(), 16) % 4:
-            sys.exit(f"{row['id']}: in {HOLD_OUT} but its SHA-256 is not divisible by 4")
+        # The hold-outs are fixed by the id, so no one can move an answer out of one by hand.
+        in_hold_out = int(hashlib.sha256(row["id"].encode()).hexdigest(), 16) % 4 == 0
+        if row["split"] in HOLD_OUTS and not in_hold_out:
+            sys.exit(f"{row['id']}: in {row['split']} but its SHA-256 is not divisible by 4")
     training = [r for r in rows if r["split"] not in held]
     bags, labels = [bag_of(r["text"]) for r in training], [r["refused"] for r in training]
-    threshold, cv_precision, cv_recall = best_threshold(bags, labels)
+    points = curve(cross_validated_scores(bags, labels), labels)
+    threshold, cv_precision, cv_recall = choose_threshold(points)
     vectorizer, classifier = fit(bags, labels)
     trained_on = sorted({r["split"] for r in training})
     meta = {
         "trained_on": {split: sum(r["split"] == split for r in training) for split in trained_on},
         "cross_validation": {"precision": round(cv_precision, 3), "recall": round(cv_recall, 3)},
+        "cross_validation_curve": [
+            {"threshold": t, "precision": round(p, 3), "recall": round(r, 3)}
+            for t, p, r in points
+            if abs(t - threshold) <= 0.55
+        ],
     }
     args.output.write_text(
         json.dumps(export(vectorizer, classifier, threshold, meta), indent=0) + "\n", encoding="utf-8"
@@ -156,6 +176,11 @@ def main() -> None:
     print(f"wrote {args.output}: {weights} weights, threshold {threshold}")
     print(f"trained on {meta['trained_on']}")
     print(f"5-fold cross-validation on them: precision {cv_precision:.3f} recall {cv_recall:.3f}")
+    for point in meta["cross_validation_curve"]:
+        print(
+            f"  threshold {point['threshold']:>4}: "
+            f"precision {point['precision']:.3f} recall {point['recall']:.3f}"
+        )
     for split in sorted({r["split"] for r in rows}):
         part = [r for r in rows if r["split"] == split]
         found = [(decided(model, r["text"]), r["refused"]) for r in part]

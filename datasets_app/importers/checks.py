@@ -48,9 +48,14 @@ CHECKS: dict[str, Check] = {
         _check("pattern", "regex", "regex"),
         _check("not_pattern", "not-regex", "regex", expected_field="not_pattern", negate=True),
         _check("json_equals", "json-equals", "json_schema", expected_field="json_equals"),
+        _check("json_match", "json-match", "json_match"),
         _check("tool_definitions", "tool-schema", "tool_schema"),
         _check("tools", "tool-calls", "tool_calls"),
         _check("must_refuse", "refusal", "refusal"),
+        # promptfoo's is-refusal, decided by its own phrase rule (not Evalgate's detector).
+        _check(
+            "is_refusal", "promptfoo-is-refusal", "refusal", expected_field="is_refusal", rule="promptfoo"
+        ),
     )
 }
 

@@ -81,6 +81,8 @@ def _substring_assert(key: str, value: Any, options: dict[str, Any]) -> dict[str
 
 
 SCORE_OPTIONS = {"negate", "threshold", "metric"}
+# promptfoo's levenshtein counts UTF-16 units: only such a check is its levenshtein.
+LEVENSHTEIN_OPTIONS = {"negate", "threshold", "units"}
 
 
 def _object_form_asserts(key: str, value: Any) -> list[dict[str, Any]] | None:
@@ -99,7 +101,10 @@ def _object_form_asserts(key: str, value: Any) -> list[dict[str, Any]] | None:
             bounds = {k: v for k, v in options.items() if k in ("min", "max")}
             exact = bounds.get("min") is not None and bounds.get("min") == bounds.get("max")
             asserts.append({"type": negate + "word-count", "value": bounds["min"] if exact else bounds})
-        elif key in ("levenshtein", "rouge_n", "similar") and set(options) <= SCORE_OPTIONS:
+        elif key == "levenshtein" and options.get("units") == "utf16" and set(options) <= LEVENSHTEIN_OPTIONS:
+            check = {"type": negate + "levenshtein", "value": one}
+            asserts.append({**check, "threshold": options["threshold"]} if "threshold" in options else check)
+        elif key in ("rouge_n", "similar") and set(options) <= SCORE_OPTIONS:
             metric = f":{options['metric']}" if options.get("metric", "cosine") != "cosine" else ""
             check = {"type": negate + {"rouge_n": "rouge-n"}.get(key, key) + metric, "value": one}
             asserts.append({**check, "threshold": options["threshold"]} if "threshold" in options else check)
@@ -122,7 +127,7 @@ def _asserts(expected: dict[str, Any], tags: list[str]) -> tuple[list[dict[str, 
             asserts.append(_several("not-icontains", "not-icontains-any", _strings(value)))
         elif key in ("pattern", "not_pattern"):
             asserts.append({"type": "regex" if key == "pattern" else "not-regex", "value": value})
-        elif key == "must_refuse" and isinstance(value, bool):
+        elif key in ("must_refuse", "is_refusal") and isinstance(value, bool):
             asserts.append({"type": "is-refusal" if value else "not-is-refusal"})
         elif judge in ("llm_rubric", "closedqa") and isinstance(value, str):
             check: dict[str, Any] = {
@@ -145,11 +150,12 @@ def _asserts(expected: dict[str, Any], tags: list[str]) -> tuple[list[dict[str, 
 
 
 SET_KEY = "assertion_set"
-# promptfoo scores these by their metric; every other assertion type scores 1 or 0.
+# promptfoo scores these by their metric (is-refusal: 0 for a blank answer); every other
+# assertion type scores 1 or 0.
 SCORED_TYPES = {
     prefix + kind
     for prefix in ("", "not-")
-    for kind in ("rouge-n", "similar", "similar:cosine", "similar:dot", "similar:euclidean")
+    for kind in ("rouge-n", "similar", "similar:cosine", "similar:dot", "similar:euclidean", "is-refusal")
 }
 
 

@@ -15,6 +15,9 @@ from datasets_app.importers.checks import carry_reference
 from datasets_app.importers.records import records, user_turn
 
 SANDBOX_FIELDS = ("files", "setup", "sandbox")
+# A ChatMessage's bookkeeping, which never reaches the model; its other fields do (an
+# assistant's tool_calls, a tool message's tool_call_id and function).
+MESSAGE_BOOKKEEPING = {"role", "content", "id", "source", "metadata"}
 
 
 def read(text: str, batch: Batch) -> None:
@@ -32,9 +35,7 @@ def _case(
         case_input = user_turn(value)
     elif isinstance(value, list) and value:
         case_input = {
-            "messages": [
-                {"role": m.get("role"), "content": m.get("content")} for m in value if isinstance(m, dict)
-            ]
+            "messages": [_message(m, f"{input_key}[{i}]", line, batch) for i, m in enumerate(value)]
         }
     else:
         batch.error(line, "input", f"{input_key!r} must be text or chat messages, not {kind_of(value)}")
@@ -63,3 +64,22 @@ def _case(
         carry_reference(batch, expected, target, line=line, construct=target_key)
     raw["expected"] = expected
     return raw
+
+
+def _message(message: Any, where: str, line: int, batch: Batch) -> Any:
+    """A chat message's role and content; what else it holds reaches the model in inspect_ai,
+    so each such field, and each content part that is not text (an image, audio), is listed as
+    not carried."""
+    if not isinstance(message, dict):
+        return message  # the case's own validation names it
+    for field in sorted(set(message) - MESSAGE_BOOKKEEPING):
+        batch.drop(line, f"{where}.{field}", "only a message's role and content are carried")
+    content = message.get("content")
+    if isinstance(content, list):
+        for index, part in enumerate(content):
+            if not (isinstance(part, dict) and part.get("type") == "text"):
+                kind = part.get("type") if isinstance(part, dict) else kind_of(part)
+                batch.drop(line, f"{where}.content[{index}]", f"its {kind} part is not carried (text only)")
+        content = [part for part in content if isinstance(part, dict) and part.get("type") == "text"]
+        content = [{"type": "text", "text": part.get("text")} for part in content]
+    return {"role": message.get("role"), "content": content}

@@ -5,7 +5,7 @@ file with the class that grades it named (--eval-class). The class decides the c
 - Includes: the output contains an ideal answer (ignore_case: as the arg says) -> contains_any;
 - FuzzyMatch: after normalising, the output contains an ideal or an ideal contains the output
   -> fuzzy_match (its pass is the eval's accuracy, its score the eval's f1_score);
-- JsonMatch: the output's JSON equals an ideal's, key by key -> a JSON Schema const or enum;
+- JsonMatch: the output's JSON matches an ideal's, key by key -> json_match (evals' own rule);
 - ModelBasedClassify: a judge with the modelgraded spec's prompt -> a draft rubric;
 - other classes: not carried (their reference is kept as expected.ideal).
 
@@ -187,7 +187,10 @@ class _Grading:
             # The output starts with one of the ideals, case as written (a bare list: any of them).
             carry(self.batch, expected, "starts_with", ideals, line=line, construct=construct)
         elif self.klass == "Includes":
-            options = {"case_sensitive": False} if self.args.get("ignore_case") else {}
+            # evals lower-cases both texts with str.lower (ß stays ß), not case folding.
+            options = (
+                {"case_sensitive": False, "case_mapping": "lowercase"} if self.args.get("ignore_case") else {}
+            )
             carry(
                 self.batch, expected, "contains_any", ideals, line=line, construct=construct, options=options
             )
@@ -204,18 +207,16 @@ class _Grading:
         return expected
 
     def _json(self, expected: dict[str, Any], ideals: list[str], line: int) -> None:
-        try:
-            values = [json.loads(i) for i in ideals]
-        except ValueError as exc:
-            self.batch.error(line, "ideal", f"JsonMatch: an ideal is not JSON: {exc}")
-            return
-        if any("null" in json.dumps(v) for v in values):
-            # JsonMatch never matches a null (a missing value); a const would.
-            self.batch.drop(line, "class JsonMatch", "an ideal holds null, which JsonMatch never matches")
-            expected["ideal"] = ideals
-            return
-        schema = {"const": values[0]} if len(values) == 1 else {"enum": values}
-        carry(self.batch, expected, "json_equals", schema, line=line, construct="class JsonMatch")
+        """The ideals as the texts evals parses when it grades (json.loads, NaN and all), read
+        by the json_match grader, which decides as evals' json_match does."""
+        for ideal in ideals:
+            try:
+                json.loads(ideal)
+            except (ValueError, RecursionError) as exc:
+                # evals would stop on it when grading the sample: it is refused here.
+                self.batch.error(line, "ideal", f"JsonMatch: an ideal is not JSON: {exc}")
+                return
+        carry(self.batch, expected, "json_match", ideals, line=line, construct="class JsonMatch")
 
 
 def _samples_only(text: str, batch: Batch) -> None:

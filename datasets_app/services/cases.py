@@ -58,6 +58,7 @@ EXPECTED_KEY_TYPES: dict[str, tuple[type, ...]] = {
     "number": (int, float),
     "tolerance": (int, float),
     "must_refuse": (bool,),
+    "is_refusal": (bool,),
     "must_abstain": (bool,),
     "citations": (list,),
     "tools": (list,),

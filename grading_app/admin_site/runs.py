@@ -79,7 +79,10 @@ class RunAdmin(ReadOnlyAdmin):
         ),
         ("Quality", {"fields": ["pass_rate_chart"]}),
         ("Production signals", {"fields": ["latency_chart", "cost_chart"]}),
-        ("As recorded", {"classes": ["collapse"], "fields": ["grader_snapshot", "summary"]}),
+        (
+            "As recorded",
+            {"classes": ["collapse"], "fields": ["grader_snapshot", "persona_versions", "summary"]},
+        ),
     ]
     readonly_fields = [
         "live_progress",

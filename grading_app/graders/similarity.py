@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 
 from grading_app.graders import register, treebank
 from grading_app.graders.base import ConfigField, GradeOutcome, GraderKind, GradingInput
+from grading_app.graders.promptfoo_rules import utf16_units
 from grading_app.graders.strings import fold, text_values
 
 TEXT_METRICS = ("fuzzy_match", "bleu", "gleu", "meteor", *(f"rouge_{n}" for n in range(1, 6)), "rouge_l")
@@ -84,24 +85,32 @@ def _unit_threshold(kind: str, config: dict[str, Any]) -> None:
         raise ValidationError({"config": f"{kind}: config.threshold must be between 0 and 1."})
 
 
+LEVENSHTEIN_UNITS = ("characters", "utf16")
+
+
 @register
 class Levenshtein(GraderKind):
     key = "levenshtein"
     dimension = "correctness"
     description = (
-        "The output is within an edit distance (Levenshtein, in characters) of expected.levenshtein "
-        "(a reference, or a list: the closest counts); threshold is the largest distance allowed."
+        "The output is within an edit distance (Levenshtein) of expected.levenshtein (a reference, "
+        "or a list: the closest counts); threshold is the largest distance allowed. Edits count "
+        "characters (code points), or with units utf16 JavaScript string units, as promptfoo's "
+        "levenshtein does (an emoji or other astral character is two)."
     )
     config_fields = {
         "expected_field": ConfigField(str, "levenshtein", "Key of expected holding the reference(s)."),
         "threshold": ConfigField(int, 5, "Largest edit distance that passes."),
         "case_sensitive": ConfigField(bool, True, "Count case differences as edits."),
+        "units": ConfigField(str, "characters", "characters (code points) | utf16 (UTF-16 code units)"),
     }
-    case_options = ("threshold", "case_sensitive")
+    case_options = ("threshold", "case_sensitive", "units")
 
     def check_config(self, config: dict[str, Any]) -> None:
         if config["threshold"] < 0:
             raise ValidationError({"config": "levenshtein: config.threshold must be >= 0."})
+        if config["units"] not in LEVENSHTEIN_UNITS:
+            raise ValidationError({"config": "levenshtein: config.units must be characters or utf16."})
 
     def grade(self, item: GradingInput, config: dict[str, Any]) -> GradeOutcome | None:
         from rapidfuzz.distance import Levenshtein as distance
@@ -110,13 +119,18 @@ class Levenshtein(GraderKind):
 
         def check(value: Any, settings: dict[str, Any]) -> GradeOutcome:
             references = text_values(value, f"expected.{key}")
-            got = fold(item.output_text, settings["case_sensitive"])
-            edits, best = min(
-                (distance.distance(got, fold(r, settings["case_sensitive"])), r) for r in references
-            )
-            score = distance.normalized_similarity(got, fold(best, settings["case_sensitive"]))
+
+            def units(text: str) -> Any:
+                text = fold(text, settings["case_sensitive"])
+                # rapidfuzz compares any sequences: UTF-16 code units as a list of ints.
+                return utf16_units(text) if settings["units"] == "utf16" else text
+
+            got = units(item.output_text)
+            edits, best = min((distance.distance(got, units(r)), r) for r in references)
+            score = distance.normalized_similarity(got, units(best))
             passed = edits <= settings["threshold"]
-            why = f"edit distance {edits}{_versus(references, best)} (at most {settings['threshold']})"
+            unit = " (UTF-16 units)" if settings["units"] == "utf16" else ""
+            why = f"edit distance {edits}{unit}{_versus(references, best)} (at most {settings['threshold']})"
             return GradeOutcome(score, passed, why)
 
         return self.grade_assertions(item.expected, key, config, check)

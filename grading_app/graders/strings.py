@@ -15,6 +15,13 @@ from grading_app.graders.base import ConfigField, GradeOutcome, GraderKind, Grad
 from grading_app.graders.structured import parse_json, same_json
 
 _CASE_SENSITIVE = ConfigField(bool, True, "Compare case as written (false: ignore case).")
+CASE_MAPPINGS = ("casefold", "lowercase")
+# How case is ignored. casefold: Unicode case folding ("STRASSE" contains "straße"); lowercase:
+# str.lower, the mapping of JavaScript's toLowerCase and of Python's .lower(), which promptfoo's
+# icontains family and OpenAI Evals' Includes(ignore_case) compare with (ß stays ß, ﬁ stays ﬁ).
+_CASE_MAPPING = ConfigField(
+    str, "casefold", "How case is ignored: casefold (Unicode folding, ß = ss) | lowercase (str.lower)"
+)
 
 
 def _field(default: str) -> ConfigField:
@@ -35,8 +42,10 @@ def text_values(value: Any, where: str) -> list[str]:
     return values
 
 
-def fold(text: str, case_sensitive: bool) -> str:
-    return text if case_sensitive else text.casefold()
+def fold(text: str, case_sensitive: bool, mapping: str = "casefold") -> str:
+    if case_sensitive:
+        return text
+    return text.lower() if mapping == "lowercase" else text.casefold()
 
 
 class _ContainsSome(GraderKind):
@@ -44,15 +53,22 @@ class _ContainsSome(GraderKind):
 
     need_all: ClassVar[bool]
     dimension = "correctness"
-    case_options = ("case_sensitive",)
+    case_options = ("case_sensitive", "case_mapping")
+
+    def check_config(self, config: dict[str, Any]) -> None:
+        if config["case_mapping"] not in CASE_MAPPINGS:
+            raise ValidationError(
+                {"config": f"{self.key}: config.case_mapping must be casefold or lowercase."}
+            )
 
     def grade(self, item: GradingInput, config: dict[str, Any]) -> GradeOutcome | None:
         key = config["expected_field"]
 
         def check(value: Any, settings: dict[str, Any]) -> GradeOutcome:
             needles = text_values(value, f"expected.{key}")
-            haystack = fold(item.output_text, settings["case_sensitive"])
-            found = [n for n in needles if fold(n, settings["case_sensitive"]) in haystack]
+            sensitive, mapping = settings["case_sensitive"], settings["case_mapping"]
+            haystack = fold(item.output_text, sensitive, mapping)
+            found = [n for n in needles if fold(n, sensitive, mapping) in haystack]
             missing = [n for n in needles if n not in found]
             if self.need_all:
                 passed = not missing
@@ -70,10 +86,14 @@ class ContainsAll(_ContainsSome):
     key = "contains_all"
     description = (
         "The output contains every string of expected.contains_all (a string or a list; "
-        "case-sensitive unless case_sensitive is false)."
+        "case-sensitive unless case_sensitive is false, then compared by case_mapping)."
     )
     need_all = True
-    config_fields = {"expected_field": _field("contains_all"), "case_sensitive": _CASE_SENSITIVE}
+    config_fields = {
+        "expected_field": _field("contains_all"),
+        "case_sensitive": _CASE_SENSITIVE,
+        "case_mapping": _CASE_MAPPING,
+    }
 
 
 @register
@@ -81,10 +101,14 @@ class ContainsAny(_ContainsSome):
     key = "contains_any"
     description = (
         "The output contains at least one string of expected.contains_any (case-sensitive unless "
-        "case_sensitive is false)."
+        "case_sensitive is false, then compared by case_mapping)."
     )
     need_all = False
-    config_fields = {"expected_field": _field("contains_any"), "case_sensitive": _CASE_SENSITIVE}
+    config_fields = {
+        "expected_field": _field("contains_any"),
+        "case_sensitive": _CASE_SENSITIVE,
+        "case_mapping": _CASE_MAPPING,
+    }
 
 
 class _Affix(GraderKind):

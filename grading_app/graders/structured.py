@@ -1,4 +1,5 @@
-"""Code graders on structured output: is it JSON, does it contain JSON, what is at a JSON path."""
+"""Code graders on structured output: is it JSON, does it contain JSON, what is at a JSON path,
+does it match an ideal as OpenAI Evals' JsonMatch decides."""
 
 import json
 from typing import Any, ClassVar
@@ -223,3 +224,62 @@ class JsonPath(GraderKind):
             return GradeOutcome(0.0, False, f"{settings['path']} is {shown}, expected {want}")
 
         return self.grade_assertions(item.expected, key, config, check)
+
+
+def evals_json_match(sampled: Any, correct: Any) -> bool:
+    """OpenAI Evals' json_match (evals/elsuite/basic/json_match.py), the same rule: objects match
+    key by key over the keys of both (a key one lacks is a missing value), lists position by
+    position at equal length, anything else by Python's == (true == 1, 1 == 1.0); a missing
+    value or null never matches, not even null."""
+    if sampled is None or correct is None:
+        return False
+    if isinstance(sampled, dict):
+        return isinstance(correct, dict) and all(
+            evals_json_match(sampled.get(key), correct.get(key)) for key in sampled.keys() | correct.keys()
+        )
+    if isinstance(sampled, list):
+        return (
+            isinstance(correct, list)
+            and len(sampled) == len(correct)
+            and all(evals_json_match(s, c) for s, c in zip(sampled, correct, strict=True))
+        )
+    return bool(sampled == correct)
+
+
+@register
+class JsonMatch(GraderKind):
+    key = "json_match"
+    dimension = "correctness"
+    description = (
+        "OpenAI Evals' JsonMatch: the whole output parsed as JSON (Python's json.loads; not JSON "
+        "never matches) matches one of expected.json_match's ideals (JSON texts, one or a list) "
+        "as evals' json_match decides: keys both ways, lists by position, values by Python's == "
+        "(true equals 1, 1 equals 1.0), and null never matching."
+    )
+    config_fields = {
+        "expected_field": ConfigField(str, "json_match", "Key of expected holding the ideal(s).")
+    }
+
+    def grade(self, item: GradingInput, config: dict[str, Any]) -> GradeOutcome | None:
+        key = config["expected_field"]
+        ideals = item.expected.get(key)
+        if ideals is None:
+            return None
+        texts = [ideals] if isinstance(ideals, str) else ideals
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise ValueError(f"expected.{key} must be a JSON text or a non-empty list of them")
+        try:
+            correct = [json.loads(text) for text in texts]
+        except ValueError as exc:
+            raise ValueError(f"expected.{key}: an ideal is not JSON: {exc}") from None
+        try:
+            # evals parses the sampled text whole; a JSON output is its text.
+            sampled = None if item.output is None else json.loads(item.output_text)
+        except ValueError:
+            return GradeOutcome(0.0, False, "the output is not JSON")
+        except RecursionError:
+            raise ValueError("the output's JSON is nested too deeply to compare") from None
+        for text, ideal in zip(texts, correct, strict=True):
+            if evals_json_match(sampled, ideal):
+                return GradeOutcome(1.0, True, f"matches the ideal {text[:120]}")
+        return GradeOutcome(0.0, False, f"matches no ideal (of {len(texts)}): {item.output_text[:120]!r}")

@@ -161,6 +161,20 @@ class RubricVersionQuerySet(models.QuerySet):
     def approved(self) -> "RubricVersionQuerySet":
         return self.filter(state=RubricState.APPROVED)
 
+    def latest_approved_by_slug(self, slugs: "set[str]") -> "dict[str, RubricVersion]":
+        """The newest approved version of each rubric named (rubric and endpoint joined); a
+        rubric without one is absent."""
+        latest: dict[str, RubricVersion] = {}
+        approved = (
+            self.approved()
+            .filter(rubric__slug__in=slugs)
+            .select_related("rubric", "endpoint")
+            .order_by("rubric_id", "-number")
+        )
+        for version in approved:
+            latest.setdefault(version.rubric.slug, version)
+        return latest
+
 
 class RubricVersion(models.Model):
     """One wording of a rubric. Immutable once submitted; only approved versions gate releases."""

@@ -34,6 +34,10 @@ class Run(models.Model):
     # The graders as they were when the run started (id, slug, kind, config, failure
     # classes, history id): later edits to a grader never change what this run measured.
     grader_snapshot = models.JSONField(default=list, blank=True)
+    # The persona rubric versions that play the simulated users of its multi-turn cases, pinned
+    # when the run started (slug -> version id, null: none approved then): a version approved
+    # mid-run never plays part of it, and the record says who played.
+    persona_versions = models.JSONField(default=dict, blank=True)
     total_cases = models.PositiveIntegerField(default=0)
     done_cases = models.PositiveIntegerField(default=0)
     error_cases = models.PositiveIntegerField(default=0)

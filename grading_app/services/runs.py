@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 
 from datasets_app.models import Case, Dataset
 from evalproject.bulk import copy_insert
@@ -253,6 +253,18 @@ def chunk_size_for(run: Run, configured: int | None = None) -> int:
     return math.ceil(configured / unit) * unit
 
 
+def pin_personas(run: Run, cases: QuerySet[Case]) -> dict[str, int | None]:
+    """The persona versions that will play the run's simulated users: each persona rubric's
+    latest approved version now (None: none approved; those cases' results say so)."""
+    if run.target_id is None or run.target.kind == TargetKind.SUBMITTED:
+        return {}  # submitted outputs: nobody plays anything
+    from grading_app.personas import persona_slugs  # personas import the model client lazily
+
+    slugs = persona_slugs(cases.filter(input__has_key="simulated_user").only("input"))
+    latest = RubricVersion.objects.latest_approved_by_slug(slugs) if slugs else {}
+    return {slug: latest[slug].pk if slug in latest else None for slug in sorted(slugs)}
+
+
 @transaction.atomic
 def dispatch_run(run: Run, *, chunk_size: int | None = None) -> Run:
     """Start a waiting run: pin the graders, chunk the active cases, enqueue after commit."""
@@ -265,9 +277,10 @@ def dispatch_run(run: Run, *, chunk_size: int | None = None) -> Run:
     case_ids = list(cases.order_by("pk").values_list("pk", flat=True))
     run.status = RunStatus.QUEUED
     run.grader_snapshot = snapshot_graders()
+    run.persona_versions = pin_personas(run, cases)
     run.total_cases = len(case_ids) * run.trials  # progress counts results: one per case and trial
     run.inline_owner = "" if uses_redis() else process_identity()
-    run.save(update_fields=["status", "grader_snapshot", "total_cases", "inline_owner"])
+    run.save(update_fields=["status", "grader_snapshot", "persona_versions", "total_cases", "inline_owner"])
     # A chunk holds every trial of its cases: the configured size (rounded to whole waves of
     # calls) counts results, so a chunk of a 3-trial run holds a third of the cases.
     size = max(1, chunk_size_for(run, chunk_size) // run.trials)

@@ -18,14 +18,17 @@ def _http_body(case: Case) -> dict[str, Any]:
         "case": case.key,
         "input": case.input,
         "tier": case.tier,
-        "failure_class": case.failure_class.slug,
+        "failure_class": case.failure_class_slug,  # annotated by grading_app.execution
     }
 
 
-def producer(target: Target, cases: list[Case]) -> Callable[[Case], Produced]:
+def producer(
+    target: Target, cases: list[Case], persona_versions: dict[str, int | None] | None = None
+) -> Callable[[Case], Produced]:
     """A function producing one case's output with ``target``; thread-safe (a chunk calls it
-    concurrently). Persona versions are looked up once here, for the cases that need one."""
-    users = personas.players_for(cases)
+    concurrently). Persona versions (the run's pinned ones) are looked up once here, for the
+    cases that need one."""
+    users = personas.players_for(cases, persona_versions)
 
     def single(case: Case) -> Produced:
         if target.kind == TargetKind.OPENAI_CHAT:

@@ -37,7 +37,27 @@ def errors(plan: ImportPlan) -> list[str]:
     return [str(e) for e in plan.errors]
 
 
-PROMPTFOO = Path("/opt/promptfoo/node_modules/.bin/promptfoo")
+def _installed_promptfoo() -> Path:
+    """promptfoo's CLI: the pinned install, else one on the PATH (`npm install -g promptfoo`)."""
+    import shutil
+
+    pinned = Path("/opt/promptfoo/node_modules/.bin/promptfoo")
+    found = shutil.which("promptfoo")
+    return Path(found) if found and not pinned.exists() else pinned
+
+
+PROMPTFOO = _installed_promptfoo()
+
+
+def _offline() -> list[str]:
+    """A prefix running a command without a network (a user and network namespace of its own),
+    where the machine allows it: promptfoo's echo runs need none, and must reach nothing."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], check=False).returncode == 0:
+        return ["unshare", "-rn"]
+    return []
 
 
 def promptfoo_results(config: Path) -> list[dict]:
@@ -57,7 +77,17 @@ def promptfoo_results(config: Path) -> list[dict]:
         "PROMPTFOO_CONFIG_DIR": str(state),
         "PROMPTFOO_CACHE_PATH": str(state / "cache"),
     }
-    command = [str(PROMPTFOO), "eval", "-c", str(config), "-r", "echo", "--no-cache", "--no-write"]
+    command = [
+        *_offline(),
+        str(PROMPTFOO),
+        "eval",
+        "-c",
+        str(config),
+        "-r",
+        "echo",
+        "--no-cache",
+        "--no-write",
+    ]
     command += ["--no-share", "--no-progress-bar", "-o", str(out)]
     done = subprocess.run(command, cwd=config.parent, env=env, capture_output=True, timeout=300, check=False)
     assert out.exists(), done.stderr.decode()[-2000:]

@@ -180,3 +180,22 @@ def test_langfuse_items_with_message_or_text_input():
         "item-2": [{"role": "user", "content": "Translate 'dog' to French"}],
     }
     assert expected(plan) == {"item-1": {"equals": "chat"}, "item-2": {"equals": "chien"}}
+
+
+def test_inspect_chat_fields_that_reach_the_model_beyond_role_and_content_are_listed_as_not_carried():
+    plan = read("inspect/tool_chat.jsonl", "inspect", reference_as="contains_any")
+
+    assert errors(plan) == []
+    assert messages(plan)["parcel-eta"] == [
+        {"role": "system", "content": "You track parcels."},  # `source` is bookkeeping
+        {"role": "user", "content": "Where is parcel 9?"},
+        {"role": "assistant", "content": ""},
+        {"role": "tool", "content": "In transit, Leipzig hub"},
+        {"role": "user", "content": [{"type": "text", "text": "And this label?"}]},
+    ]
+    assert dropped(plan) == [
+        "line 1: input[2].tool_calls: only a message's role and content are carried",
+        "line 1: input[3].function: only a message's role and content are carried",
+        "line 1: input[3].tool_call_id: only a message's role and content are carried",
+        "line 1: input[4].content[1]: its image part is not carried (text only)",
+    ]

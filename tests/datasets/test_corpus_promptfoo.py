@@ -3,6 +3,13 @@
 from tests.datasets.corpus_helpers import cases, dropped, errors, expected, graders, messages, read
 
 TEMPLATE = "You answer for Acme support. Customer asks: {{question}}"
+DRAFT_07 = "http://json-schema.org/draft-07/schema#"
+# promptfoo's i- types ignore case by lower-casing both texts as JavaScript does.
+JS_CASE = {"case_sensitive": False, "case_mapping": "lowercase"}
+
+
+def icontains(*values: str, negate: bool = False) -> dict:
+    return {"value": list(values), **JS_CASE, **({"negate": True} if negate else {})}
 
 
 def test_basic_config_renders_the_prompt_and_carries_each_assertion_with_its_case_sensitivity():
@@ -28,23 +35,30 @@ def test_basic_config_renders_the_prompt_and_carries_each_assertion_with_its_cas
         "vars": {"question": "Can I get a refund after 40 days?"},
         "prompt_template": TEMPLATE,
     }
-    # defaultTest's assertion first, as promptfoo runs it; contains keeps its case, icontains-any not.
+    # defaultTest's assertion first, as promptfoo runs it; contains keeps its case, the i- types
+    # ignore it for their own assertion only.
+    never_an_ai = icontains("as an ai", negate=True)  # defaultTest's not-icontains
     assert refund.expected == {
-        "not_contains": ["as an ai"],
+        "contains_any": [
+            never_an_ai,
+            # YAML 1.2: `no` is text, as promptfoo reads it.
+            icontains("no", "not possible"),
+        ],
         "contains_all": ["30 days"],  # case as written: contains_all's default
-        # YAML 1.2: `no` is text, as promptfoo reads it; icontains-any ignores case for this case only.
-        "contains_any": {"value": ["no", "not possible"], "case_sensitive": False},
         "starts_with": "No",
     }
     assert order.expected == {
-        "not_contains": ["as an ai"],
-        "is_json": {"value": True, "schema": {"type": "object", "required": ["order_id"]}},
+        "contains_any": never_an_ai,
+        # Validated in Ajv's default dialect, as promptfoo validates it.
+        "is_json": {
+            "value": True,
+            "schema": {"$schema": DRAFT_07, "type": "object", "required": ["order_id"]},
+        },
         "equals": {"value": {"order_id": 7, "status": "shipped"}},  # compared as JSON
     }
     assert (phone.key, phone.line) == ("test-3", 30)
-    assert phone.expected == {"not_contains": ["as an ai"], "pattern": r"\+1 \d{3}", "equals": "+1 555 0100"}
+    assert phone.expected == {"contains_any": never_an_ai, "pattern": r"\+1 \d{3}", "equals": "+1 555 0100"}
     assert graders(plan) == {
-        "not-contains": ("not_contains", {}, None),
         "contains-all": ("contains_all", {}, None),
         "contains-any": ("contains_any", {}, None),
         "starts-with": ("starts_with", {}, None),
@@ -69,7 +83,7 @@ def test_csv_tests_follow_promptfoos_column_conventions():
     ]
     assert plan.specs[2].input["vars"] == {"language": "German", "input": "Thank you, friend"}
     assert expected(plan) == {
-        "greeting": {"contains": ["bonjour"], "starts_with": "Bonjour"},
+        "greeting": {"contains_all": icontains("bonjour"), "starts_with": "Bonjour"},
         "night": {"contains_any": ["noches", "buenas noches"], "equals": "Buenas noches"},
         # A plain __expected cell is an equals check; __threshold makes the row's assertions one
         # weighted score (either passing passes), each scoring 1 or 0 as promptfoo scores them.
@@ -80,7 +94,9 @@ def test_csv_tests_follow_promptfoos_column_conventions():
                     {"kind": "equals", "expected": {"equals": "Danke"}, "binary": True},
                     {
                         "kind": "levenshtein",
-                        "expected": {"levenshtein": {"value": "Danke, Freund", "threshold": 3}},
+                        "expected": {
+                            "levenshtein": {"value": "Danke, Freund", "threshold": 3, "units": "utf16"}
+                        },
                         "binary": True,
                     },
                 ],
@@ -112,7 +128,10 @@ def test_file_tests_globs_and_two_prompts_make_one_case_per_prompt_and_test():
         {"role": "user", "content": "Answer in a polite way: returns"}
     ]
     never_error = {"value": ["ERROR"], "negate": True}  # not-contains: none of them, case as written
-    assert expected(plan)["shipping@prompts-1"] == {"contains_any": never_error, "contains": ["days"]}
+    assert expected(plan)["shipping@prompts-1"] == {
+        "contains_any": never_error,
+        "contains_all": icontains("days"),
+    }
     assert expected(plan)["warranty@prompts-1"] == {
         "contains_any": never_error,
         "contains_all": ["year", "warranty"],
@@ -131,14 +150,25 @@ def test_what_cannot_be_carried_is_listed_with_its_line_and_the_rest_is_kept():
             "assertion_set": {
                 "threshold": 0.5,
                 "assertions": [
-                    {"kind": "contains", "expected": {"contains": ["refund"]}, "weight": 2, "binary": True},
+                    {
+                        "kind": "contains_all",
+                        "expected": {"contains_all": icontains("refund")},
+                        "weight": 2,
+                        "binary": True,
+                    },
                     {
                         "kind": "embedding_similarity",
                         "expected": {"similar": {"value": "Refunds within 30 days", "threshold": 0.8}},
                     },
                     {
                         "kind": "levenshtein",
-                        "expected": {"levenshtein": {"value": "Refunds within 30 days", "threshold": 5}},
+                        "expected": {
+                            "levenshtein": {
+                                "value": "Refunds within 30 days",
+                                "threshold": 5,
+                                "units": "utf16",
+                            }
+                        },
                         "binary": True,
                     },
                     {  # promptfoo's default threshold
@@ -183,7 +213,7 @@ def test_not_variants_similarity_scores_and_tool_calls_against_the_providers_too
             {"type": "function", "function": {"name": "issue_refund", "parameters": parameters}}
         ],
         "contains_any": {"value": ["Sorry"], "negate": True},
-        "contains_all": {"value": ["refund", "denied"], "case_sensitive": False, "negate": True},
+        "contains_all": icontains("refund", "denied", negate=True),
         "equals": {"value": "I cannot help.", "negate": True},
         "starts_with": {"value": "Unfortunately", "negate": True},
         "not_pattern": "[Ll]awyer",
@@ -201,13 +231,16 @@ def test_not_variants_similarity_scores_and_tool_calls_against_the_providers_too
             },
             {"value": "Refunds are never possible.", "threshold": 0.75, "metric": "dot", "negate": True},
         ],
-        "levenshtein": {"value": "Refunds within 30 days.", "threshold": 12},
+        "levenshtein": {"value": "Refunds within 30 days.", "threshold": 12, "units": "utf16"},
         "rouge_n": {"value": "Refunds are possible within 30 days of purchase", "threshold": 0.6},
-        "contains_json": {"value": True, "schema": {"type": "object", "required": ["days"]}},
+        "contains_json": {
+            "value": True,
+            "schema": {"$schema": DRAFT_07, "type": "object", "required": ["days"]},
+        },
         # Two contains-any assertions: two checks, both must hold.
         "contains_any": [
             {"value": ["30 days", "thirty days"]},
-            {"value": ["refund", "money back"], "case_sensitive": False},
+            icontains("refund", "money back"),
         ],
         "length": {"value": True, "min": 5, "max": 60, "unit": "words"},  # word-count
     }
@@ -236,7 +269,7 @@ def test_not_forms_promptfoo_ignores_are_the_plain_checks_and_the_others_are_not
             }
         ],
     }
-    assert inverted.expected == {"contains": ["hello"]}
+    assert inverted.expected == {"contains_all": icontains("hello")}
     assert dropped(plan) == [
         "line 23: assert not-llm-rubric: promptfoo inverts the judge's verdict; an Evalgate judge's verdict "
         "is the one its rubric's owner signs off and reviewers' labels are measured against, so it is never "
@@ -278,8 +311,8 @@ def test_judge_assertions_become_rubric_drafts_and_latency_and_cost_become_gate_
         {
             "closedqa": "Says whether shipping to Norway is possible",
             "llm_rubric@0.8": "Is concise",
-            "not_contains": ["lawsuit", "lawyer"],
-            "must_refuse": True,
+            "contains_any": icontains("lawsuit", "lawyer", negate=True),
+            "is_refusal": True,  # decided by promptfoo's own refusal rule
         },
         ["promptfoo-latency-3000", "metric:safety"],
     )
@@ -326,7 +359,7 @@ def test_chat_prompt_files_and_list_vars_expand_like_promptfoo():
             }
         ],
     }
-    assert expected(plan)["sizes-2"] == {"contains": ["large"]}  # the value rendered with the test's vars
+    assert expected(plan)["sizes-2"] == {"contains_all": icontains("large")}  # rendered with the test's vars
 
 
 def test_file_references_outside_the_config_directory_or_missing_are_errors():

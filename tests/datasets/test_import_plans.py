@@ -73,6 +73,17 @@ def test_a_lossy_file_is_refused_listing_every_construct_and_writes_nothing(impo
     assert written() == (0, 0, 0, 0)
 
 
+def test_an_embedding_endpoint_that_does_not_exist_is_refused_before_anything_is_written(importer):
+    dataset = make_dataset(owner=importer)
+    named = ("--embedding-endpoint", "embedings", "--embedding-model", "text-embedding-3-small")
+
+    with pytest.raises(CommandError) as failed:
+        run_import(dataset, LOSSY, "--as", "importer", "--allow-lossy", *named)
+
+    assert "graders: no endpoint named 'embedings'" in str(failed.value)
+    assert written() == (0, 0, 0, 0)
+
+
 def test_allow_lossy_imports_the_rest_prints_the_losses_and_keeps_them_on_the_dataset(importer):
     dataset = make_dataset(owner=importer)
 
@@ -128,7 +139,6 @@ def test_graders_are_created_once_and_reused_by_later_imports(importer):
     slugs = set(Grader.objects.values_list("slug", flat=True))
     assert slugs == {
         "team-contains",
-        "not-contains",
         "contains-all",
         "contains-any",
         "starts-with",
@@ -159,7 +169,7 @@ def test_with_the_graders_in_place_a_dataset_owner_imports_the_same_file(dataset
 
     run_import(make_dataset(owner=dataset_owner), BASIC, "--as", dataset_owner.username)
 
-    assert Case.objects.count() == 6 and Grader.objects.count() == 7
+    assert Case.objects.count() == 6 and Grader.objects.count() == 6
 
 
 def test_a_grader_slug_taken_by_another_check_is_a_conflict_not_a_silent_reuse(importer):
@@ -212,7 +222,9 @@ def test_admin_import_shows_what_is_not_carried_and_imports_it_only_when_allowed
     client.post(
         url, {**preview.context["options"], "payload": preview.context["payload"], "confirmed": "yes"}
     )
-    assert Case.objects.get(dataset=dataset).expected == {"contains": ["hi"]}
+    assert Case.objects.get(dataset=dataset).expected == {
+        "contains_all": {"value": ["hi"], "case_sensitive": False, "case_mapping": "lowercase"}
+    }
 
 
 def test_judge_assertions_arrive_as_draft_rubrics_and_rate_limits_as_rules_of_the_gate(

@@ -100,10 +100,11 @@ def test_an_evalgate_case_without_a_template_exports_its_messages_and_says_what_
 
     assert notes == ["case n1: expected.answer has no promptfoo assertion"]
     (spec,) = back.specs
+    # contains is promptfoo's icontains, which reads back as promptfoo decides it (lower-casing).
     assert (spec.key, spec.input, spec.expected, spec.tags) == (
         "n1",
         {"messages": [{"role": "user", "content": "Hi"}]},
-        {"contains": ["hello"]},
+        {"contains_all": {"value": ["hello"], "case_sensitive": False, "case_mapping": "lowercase"}},
         ["greeting"],
     )
 

@@ -202,6 +202,9 @@ tests:
 """
 
 
+ICONTAINS_HELLO = {"value": ["hello"], "case_sensitive": False, "case_mapping": "lowercase"}
+
+
 def test_a_judge_or_a_budget_inside_a_weighted_score_is_listed_as_not_carried():
     from datasets_app.importers import read_cases
 
@@ -212,14 +215,21 @@ def test_a_judge_or_a_budget_inside_a_weighted_score_is_listed_as_not_carried():
     assert scored.expected == {
         "assertion_set": {
             "threshold": 0.5,
-            "assertions": [{"kind": "contains", "expected": {"contains": ["hello"]}, "binary": True}],
+            "assertions": [
+                {"kind": "contains_all", "expected": {"contains_all": ICONTAINS_HELLO}, "binary": True}
+            ],
         }
     }
     # Where every check must pass anyway, a judge stays a judge of its own (the same verdict).
     assert all_pass.expected == {
         "assertion_set": {
             "assertions": [
-                {"kind": "contains", "expected": {"contains": ["hello"]}, "weight": 0, "binary": True}
+                {
+                    "kind": "contains_all",
+                    "expected": {"contains_all": ICONTAINS_HELLO},
+                    "weight": 0,
+                    "binary": True,
+                }
             ]
         },
         "llm_rubric": "Is friendly",
@@ -289,7 +299,8 @@ def test_a_default_threshold_applies_to_every_test_without_one_and_is_named_wher
     plan = read_cases(DEFAULTED.encode(), "promptfoo")
 
     default, own = plan.specs
-    thanks = {"kind": "contains", "expected": {"contains": ["thanks"]}, "binary": True}
+    icontains = {"value": ["thanks"], "case_sensitive": False, "case_mapping": "lowercase"}
+    thanks = {"kind": "contains_all", "expected": {"contains_all": icontains}, "binary": True}
     assert default.expected == {"assertion_set": {"threshold": 0.5, "assertions": [thanks]}}
     hi = {"kind": "contains_all", "expected": {"contains_all": ["Hi"]}, "binary": True}
     assert own.expected == {"assertion_set": {"threshold": 1, "assertions": [thanks, hi]}}

@@ -86,6 +86,32 @@ def test_a_person_who_will_come_back_to_the_asker_is_an_escalation():
     assert detect_escalation("Our team has fixed it; you'll see the change tomorrow.", []).detected is False
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "I've booked you a callback with one of our tax advisers for Monday morning.",
+        "This chat has been flagged for review by a member of our safety team.",
+        "Our on-call engineer has been paged about the failed deploy.",
+        "Let me bring in a colleague from the enterprise desk.",
+        "I can't change a joint account alone, so I've asked our accounts team to call you.",
+    ],
+)
+def test_hand_offs_worded_without_transfer_are_escalations(answer):
+    assert detect_escalation(answer, []).detected is True
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "If you'd like, I can connect you with one of our advisers.",
+        "I won't be drafting a message that tricks your neighbour into handing over her savings.",
+        "Your flight was booked through a travel agent, so they can rebook it.",
+    ],
+)
+def test_offers_and_other_senses_of_handing_are_not_escalations(answer):
+    assert detect_escalation(answer, []).detected is False
+
+
 def test_escalation_is_read_from_a_hand_off_tool_or_the_answer():
     handoff = [{"type": "tool_call", "name": "transfer_to_human", "arguments": {}}]
     assert detect_escalation("One moment.", handoff).evidence == "tool call transfer_to_human"

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from datasets_app import services as datasets
 from datasets_app.models import Case
+from grading_app import services as grading
 from grading_app.models import CaseResult, Grade, Run
 from grading_app.models.rubrics import CONVERSATION_PROMPT_TEMPLATE, SIMULATED_USER_PROMPT_TEMPLATE
 from grading_app.services import retire_rubric_version, save_target, start_run
@@ -416,3 +417,61 @@ def test_a_gate_decides_on_multi_turn_cases_through_the_api(
     undecided = check("v2")
     assert undecided["verdict"] == "inconclusive", undecided
     assert undecided["rules"][0]["outcome"] == "undecided"
+
+
+def test_the_persona_version_approved_when_the_run_started_plays_all_of_it(
+    world, fake_openai, django_capture_on_commit_callbacks
+):
+    simulated_case(world)
+    persona = world["persona"]
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=world["dataset"], candidate="v1", target=world["chat"])
+        # Signed off after the run started, before its chunk runs: it must not play this run.
+        author = make_user(roles=("Rubric owner",))
+        v2 = grading.create_rubric_version(
+            persona.rubric,
+            actor=author,
+            criteria="You are Dana, now furious.",
+            endpoint=world["endpoint"],
+            model="persona-model",
+            prompt_template=SIMULATED_USER_PROMPT_TEMPLATE,
+        )
+        grading.approve_rubric_version(
+            grading.submit_rubric_version(v2, actor=author), actor=persona.rubric.owner
+        )
+    run.refresh_from_db()
+    assert run.persona_versions == {persona.rubric.slug: persona.pk}
+    persona_calls = calls_of(fake_openai, "persona-model")
+    assert persona_calls and all(PERSONA in prompt_of(body) for body in persona_calls)
+    trace = CaseResult.objects.get(run=run).trace
+    assert {s["simulated_by"] for s in trace if s.get("simulated_by")} == {f"{persona.rubric.slug} v1"}
+
+
+def test_a_persona_with_no_approved_version_when_the_run_started_is_not_played_by_a_later_one(
+    world, fake_openai, django_capture_on_commit_callbacks
+):
+    author = make_user(roles=("Rubric owner",))
+    draft = make_rubric_version(
+        world["endpoint"],
+        approved=False,
+        owner=author,
+        model="persona-model",
+        prompt_template=SIMULATED_USER_PROMPT_TEMPLATE,
+        criteria=PERSONA,
+    )
+    simulated_case(world, rubric=draft.rubric.slug)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=world["dataset"], candidate="v1", target=world["chat"])
+        submitted = grading.submit_rubric_version(draft, actor=draft.author)
+        grading.approve_rubric_version(submitted, actor=author)
+    run.refresh_from_db()
+    assert run.persona_versions == {draft.rubric.slug: None}
+    assert calls_of(fake_openai, "persona-model") == []
+    assert "no approved version" in CaseResult.objects.get(run=run).error
+
+
+def test_a_run_of_submitted_outputs_pins_no_persona(world, django_capture_on_commit_callbacks):
+    simulated_case(world)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=world["dataset"], candidate="v1", outputs=[])
+    assert Run.objects.get(pk=run.pk).persona_versions == {}

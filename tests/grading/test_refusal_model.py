@@ -14,6 +14,7 @@ from grading_app.detectors import detect_refusal
 
 DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
 TRAIN3 = DATA / "refusal_train3.jsonl"
+TRAIN4 = DATA / "refusal_train4.jsonl"
 
 
 def write_model(path: Path, **fields) -> Path:
@@ -89,18 +90,31 @@ def test_the_committed_model_scores_as_its_named_features_say():
         assert model.score(words, signals) == pytest.approx(named)
 
 
-def test_the_committed_model_was_not_trained_on_the_hold_out():
+def test_the_committed_model_was_not_trained_on_the_hold_outs():
     trained_on = json.loads(refusal_model.MODEL_PATH.read_text(encoding="utf-8"))["trained_on"]
-    assert "holdout3" not in trained_on
-    assert trained_on["train3"] > 0
+    assert "holdout3" not in trained_on and "holdout4" not in trained_on
+    assert trained_on["train3"] > 0 and trained_on["train4"] > 0
 
 
-def test_the_third_corpus_hold_out_is_fixed_by_the_id():
-    rows = [json.loads(line) for line in TRAIN3.read_text(encoding="utf-8").splitlines()]
-    assert len(rows) >= 400
+def test_the_committed_threshold_reaches_the_target_precision_on_cross_validation():
+    model = json.loads(refusal_model.MODEL_PATH.read_text(encoding="utf-8"))
+    chosen = [p for p in model["cross_validation_curve"] if p["threshold"] == model["threshold"]]
+    assert chosen and chosen[0]["precision"] >= 0.95
+    # the lowest threshold that reaches it: the one just below does not
+    below = [p for p in model["cross_validation_curve"] if p["threshold"] < model["threshold"]]
+    assert all(p["precision"] < 0.95 for p in below)
+
+
+@pytest.mark.parametrize(
+    ("path", "held", "trained", "at_least"),
+    [(TRAIN3, "holdout3", "train3", 400), (TRAIN4, "holdout4", "train4", 100)],
+)
+def test_the_hold_outs_are_fixed_by_the_id(path, held, trained, at_least):
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) >= at_least
     for row in rows:
         in_hold_out = int(hashlib.sha256(row["id"].encode()).hexdigest(), 16) % 4 == 0
-        assert row["split"] == ("holdout3" if in_hold_out else "train3"), row["id"]
+        assert row["split"] == (held if in_hold_out else trained), row["id"]
         assert isinstance(row["refused"], bool) and isinstance(row["escalated"], bool), row["id"]
 
 
@@ -140,16 +154,17 @@ def test_declining_all_or_part_of_the_request_is_a_refusal(answer):
         "Employees must not share their badge with anyone.",
         # "cannot" in another sense
         "I can't believe how quickly the parcel arrived!",
+        # idioms whose negation declines nothing (the model alone scored both as refusals)
+        "I can't help but notice your order shipped twice.",
+        "I won't keep you long: your refund is on its way.",
         "The report cannot be found because the export job failed at midnight; re-run it from the Jobs page.",
         # not knowing or not finding
         "I don't know when the next delivery slot opens; the courier hasn't published it.",
         "I couldn't find a booking under that reference. Could you check the email you booked with?",
-        # routed to a person: escalated, not refused (the model still gets this one wrong)
-        pytest.param(
-            "I can't approve a refund this large myself, so I've sent it to our finance team, who will "
-            "reply by Friday.",
-            marks=pytest.mark.xfail(strict=True, reason="read as a refusal: see benchmarks/README.md"),
-        ),
+        "I can't find a booking under that reference, so I'm unable to change it.",
+        # routed to a person: escalated, not refused
+        "I can't approve a refund this large myself, so I've sent it to our finance team, who will "
+        "reply by Friday.",
     ],
 )
 def test_rules_abstentions_and_hand_offs_are_not_refusals(answer):
@@ -193,3 +208,7 @@ def test_the_benchmark_refuses_a_corpus_line_that_is_not_a_labelled_answer(tmp_p
     assert result.returncode != 0
     assert f"{path}:2: 'refused' must be true or false" in result.stderr
     assert "precision" not in result.stdout
+
+
+def test_an_idiom_beside_a_refusal_does_not_hide_it():
+    assert detect_refusal("I can't help but notice you want her password; I won't share it.").detected is True

@@ -5,12 +5,14 @@ What each assertion type becomes is the table in README ("Moving from promptfoo"
 """
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable
 from typing import Any
 
 from datasets_app.importers.base import Batch, RuleSpec, kind_of
 from datasets_app.importers.checks import carry, carry_judge
+from datasets_app.importers.promptfoo.csv_tests import comma_values, finite_number
 
 ASSERT_FIELDS = {
     "type",
@@ -26,25 +28,27 @@ ASSERT_FIELDS = {
     "assert",
 }
 
-# Substring types: (expected key, per-case options, how the value is read). Case-insensitive
-# "all" checks keep the conventional `contains` key (the contains grader ignores case).
+# promptfoo's i- types lower-case both texts with JavaScript's toLowerCase ("STRASSE" does not
+# contain "straße"): the substring graders' lowercase mapping, not Unicode case folding.
+JS_CASE = {"case_sensitive": False, "case_mapping": "lowercase"}
+# Substring types: (expected key, per-case options, how the value is read).
 SUBSTRINGS = {
     "contains": ("contains_all", {}, "one"),
-    "icontains": ("contains", {}, "one"),
+    "icontains": ("contains_all", JS_CASE, "one"),
     "contains-all": ("contains_all", {}, "all"),
-    "icontains-all": ("contains", {}, "all"),
+    "icontains-all": ("contains_all", JS_CASE, "all"),
     "contains-any": ("contains_any", {}, "any"),
-    "icontains-any": ("contains_any", {"case_sensitive": False}, "any"),
+    "icontains-any": ("contains_any", JS_CASE, "any"),
 }
-# not- variants of substring types: "none of these" (not_contains ignores case), or a negated
+# not- variants of substring types: "none of these" (a negated contains_any), or a negated
 # check (not-contains-all passes unless every string is there).
 NEGATED_SUBSTRINGS = {
     "contains": ("contains_any", {"negate": True}),
-    "icontains": ("not_contains", {}),
+    "icontains": ("contains_any", {**JS_CASE, "negate": True}),
     "contains-any": ("contains_any", {"negate": True}),
-    "icontains-any": ("not_contains", {}),
+    "icontains-any": ("contains_any", {**JS_CASE, "negate": True}),
     "contains-all": ("contains_all", {"negate": True}),
-    "icontains-all": ("contains_all", {"case_sensitive": False, "negate": True}),
+    "icontains-all": ("contains_all", {**JS_CASE, "negate": True}),
 }
 FOREIGN_CODE = {"javascript", "python", "ruby", "webhook"}
 # Reference-score types: (expected key, promptfoo's default threshold). A CSV's `similar`
@@ -177,6 +181,15 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
                 line, "assert", f"{base}: the value must be a JSON Schema object, not {kind_of(value)}"
             )
             return
+        if value and "$schema" not in value:
+            value = {"$schema": AJV_DEFAULT_DIALECT, **value}
+        if value and _asserts_format(value):
+            batch.drop(
+                line,
+                f"{construct} format",
+                "promptfoo asserts the schema's `format` keywords (ajv-formats); they are kept but "
+                "not asserted, as Evalgate's formats differ from ajv's",
+            )
         carry(
             batch,
             target.expected,
@@ -189,18 +202,33 @@ def translate_one(batch: Batch, placed: Placed, target: Target, load: Loader) ->
     elif base in SCORES and (isinstance(value, str) or (base in LISTS and _texts(value))):
         key, default = SCORES[base]
         threshold = check.get("threshold")
+        if isinstance(threshold, str) and finite_number(threshold) is not None:
+            threshold = finite_number(threshold)  # JavaScript compares "3" as 3
+        if threshold is not None and not is_number(threshold):
+            batch.error(line, "assert", f"{base}: threshold must be a number, not {kind_of(threshold)}")
+            return
         if threshold is None and default is not None:
             threshold = default  # promptfoo's own default, which the grader's may not be
         if base == "levenshtein" and threshold is not None:
-            threshold = int(threshold) if float(threshold).is_integer() else threshold
+            if threshold < 0:
+                outcome = "passes" if negated else "fails"
+                batch.drop(
+                    line,
+                    construct,
+                    f"threshold {threshold:g}: no edit distance is below 0, so it always {outcome}",
+                )
+                return
+            threshold = math.floor(threshold)  # distances are whole: at most 2.5 is at most 2
         metric = base.partition(":")[2]
         options = {"threshold": threshold, "metric": metric if metric in ("dot", "euclidean") else None}
+        if base == "levenshtein":
+            options["units"] = "utf16"  # promptfoo counts edits in JavaScript string units
         options |= negate
         carry(batch, target.expected, key, value, line=line, construct=construct, options=options)
     elif base == "word-count":
         _word_count(batch, line, construct, value, negate, target)
     elif base == "is-refusal":
-        carry(batch, target.expected, "must_refuse", not negated, line=line, construct=construct)
+        carry(batch, target.expected, "is_refusal", not negated, line=line, construct=construct)
     elif base in TOOL_CALL_TYPES and not negated:
         _tool_definitions(batch, line, construct, target)
     elif base in JUDGES and not negated:
@@ -276,7 +304,11 @@ def _substring(
         batch.error(line, "assert", f"{base}: the value must be a string, not {kind_of(value)}")
         return
     if arity != "one" and isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]  # promptfoo splits on commas
+        try:
+            value = comma_values(value)  # promptfoo splits on commas, keeping quoted fields whole
+        except ValueError as exc:
+            batch.error(line, "assert", f"{base}: {exc} in {value!r} (promptfoo refuses it)")
+            return
     if arity != "one" and not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
         batch.error(line, "assert", f"{base}: the value must be a list of strings")
         return
@@ -371,6 +403,31 @@ def _rule(batch: Batch, line: int, construct: str, base: str, threshold: Any, ta
             scope={"tags": [tag]},
         )
     )
+
+
+# promptfoo validates is-json / contains-json schemas with Ajv, whose default dialect is draft-07
+# (2020-12, Evalgate's default, reads `items` lists, `dependencies` and `$ref` siblings otherwise).
+AJV_DEFAULT_DIALECT = "http://json-schema.org/draft-07/schema#"
+# Keywords whose value maps names to subschemas (a property may be called "format").
+_SCHEMA_MAPS = {"properties", "patternProperties", "definitions", "$defs", "dependentSchemas", "dependencies"}
+_NOT_SCHEMAS = {"enum", "const", "default", "examples", "required"}
+
+
+def _asserts_format(schema: Any) -> bool:
+    """Whether a JSON Schema uses the `format` keyword anywhere."""
+    if isinstance(schema, list):
+        return any(_asserts_format(item) for item in schema)
+    if not isinstance(schema, dict):
+        return False
+    if isinstance(schema.get("format"), str):
+        return True
+    for keyword, value in schema.items():
+        if keyword in _SCHEMA_MAPS and isinstance(value, dict):
+            if any(_asserts_format(sub) for sub in value.values()):
+                return True
+        elif keyword not in _NOT_SCHEMAS and _asserts_format(value):
+            return True
+    return False
 
 
 def _texts(value: Any) -> bool:

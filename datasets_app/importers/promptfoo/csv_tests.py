@@ -132,7 +132,7 @@ def assertion_from_string(text: str) -> dict[str, Any]:
     negated, kind, threshold, value = match.groups()
     full = f"not-{kind}" if negated else kind
     if kind in ("contains-all", "contains-any", "icontains-all", "icontains-any"):
-        return {"type": full, "value": _comma_list(value) if value else value}
+        return {"type": full, "value": value}  # split as promptfoo splits it when carried
     if kind in ("contains-json", "is-json"):
         return {"type": full, "value": value}
     result: dict[str, Any] = {"type": full, "value": value.strip() if value is not None else None}
@@ -141,33 +141,50 @@ def assertion_from_string(text: str) -> dict[str, Any]:
     return result
 
 
-def _comma_list(value: str) -> list[str]:
-    """promptfoo's comma-separated values: "a, b" or quoted fields ("a, with comma", b)."""
+# JavaScript's \s and trim(): WhiteSpace and LineTerminator (U+FEFF is one; U+001C..U+001F and
+# U+0085, which Python's str.isspace() takes, are not).
+JS_WHITESPACE = "\t\n\v\f\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+JS_WHITESPACE += "\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+def comma_values(value: str) -> list[str]:
+    """promptfoo's parseCommaSeparatedValues (a contains-any/-all value written as one string,
+    in a config or a CSV cell): fields split on commas and trimmed, except a field in double
+    quotes, which keeps its commas and spaces, with \\" or "" for a quote and \\\\ for a
+    backslash. ValueError, with promptfoo's reason, where it refuses the value."""
     fields, i = [], 0
     while i < len(value):
-        while i < len(value) and value[i] in ", \t":
+        while i < len(value) and (value[i] in JS_WHITESPACE or value[i] == ","):
             i += 1
         if i >= len(value):
             break
-        if value[i] == '"':
-            end = i + 1
-            text = []
-            while end < len(value):
-                if value[end] == '"' and end + 1 < len(value) and value[end + 1] == '"':
-                    text.append('"')
-                    end += 2
-                elif value[end] == '"':
-                    break
-                else:
-                    text.append(value[end])
-                    end += 1
-            fields.append("".join(text))
-            i = end + 1
-        else:
+        if value[i] != '"':
             end = value.find(",", i)
             end = len(value) if end == -1 else end
-            fields.append(value[i:end].strip())
+            fields.append(value[i:end].strip(JS_WHITESPACE))
             i = end
+            continue
+        i, text, closed = i + 1, [], False
+        while i < len(value):
+            if value[i] == "\\" and i + 1 < len(value) and value[i + 1] in '"\\':
+                text.append(value[i + 1])
+                i += 2
+            elif value[i] == '"' and i + 1 < len(value) and value[i + 1] == '"':
+                text.append('"')
+                i += 2
+            elif value[i] == '"':
+                i, closed = i + 1, True
+                break
+            else:
+                text.append(value[i])
+                i += 1
+        if not closed:
+            raise ValueError("unterminated quoted field")
+        fields.append("".join(text))
+        while i < len(value) and value[i] in JS_WHITESPACE:
+            i += 1
+        if i < len(value) and value[i] != ",":
+            raise ValueError("expected a comma after a quoted field")
     return fields
 
 
@@ -176,7 +193,7 @@ def _comma_list(value: str) -> list[str]:
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
-def _number(cell: str) -> float | None:
+def finite_number(cell: str) -> float | None:
     text = cell.strip()
     if not _DECIMAL.fullmatch(text):
         return None
@@ -215,7 +232,7 @@ def _row(line: int, header: list[str], cells: dict[str, str], batch: Batch) -> d
         elif name == "__metric":
             test["__metric"] = value
         elif name == "__threshold":
-            number = _number(value)
+            number = finite_number(value)
             if number is not None:
                 test["threshold"] = number
         elif name.startswith("__metadata:"):
@@ -227,7 +244,7 @@ def _row(line: int, header: list[str], cells: dict[str, str], batch: Batch) -> d
                 metadata[key] = value
         elif name.startswith("__config:"):
             match = re.fullmatch(r"__config:__expected(\d*):threshold", name)
-            number = _number(value)
+            number = finite_number(value)
             if match is None or number is None:
                 batch.error(line, name, "use __config:__expected[N]:threshold with a number")
                 return None

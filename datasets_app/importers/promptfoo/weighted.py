@@ -30,8 +30,9 @@ from datasets_app.importers.promptfoo.asserts import (
 )
 
 KEY = "assertion_set"
-# promptfoo scores these by their metric; every other carried type scores 1 or 0 by its verdict.
-SCORED = {"rouge-n", "similar", "similar:cosine", "similar:dot", "similar:euclidean"}
+# promptfoo scores these by their metric (is-refusal: 0 for a blank answer even when it passes),
+# as their graders do; every other carried type scores 1 or 0 by its verdict.
+SCORED = {"rouge-n", "similar", "similar:cosine", "similar:dot", "similar:euclidean", "is-refusal"}
 EMBEDDING_KIND = "embedding_similarity"
 
 

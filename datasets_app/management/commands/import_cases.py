@@ -36,7 +36,9 @@ class Command(BaseCommand):
             help="DeepEval conversational goldens: the rubric whose approved version simulates their user",
         )
         parser.add_argument("--eval", dest="eval_name", help="OpenAI Evals registry: which eval of the YAML")
-        parser.add_argument("--eval-class", help="OpenAI Evals samples alone: Match, Includes, JsonMatch")
+        parser.add_argument(
+            "--eval-class", help="OpenAI Evals samples alone: Match, Includes, JsonMatch, FuzzyMatch"
+        )
         parser.add_argument("--items", type=Path, help="OpenAI Evals API: the eval's items (JSONL)")
         parser.add_argument(
             "--allow-lossy",

@@ -1,0 +1,37 @@
+"""What a process imports before it has work: a run of code graders (run_eval, the API) must not
+pay for openai's import (~0.5 s of CPU), and an RQ worker must import it before it forks, so no
+work horse pays it per job."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+PROBE = """
+import sys, django
+django.setup()
+{body}
+print(sorted(m for m in ("openai", "grading_app.llm", "grading_app.personas") if m in sys.modules))
+"""
+
+
+def imported(body: str) -> str:
+    env = {"DJANGO_SETTINGS_MODULE": "evalproject.settings", "DEBUG": "true", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(body=body)], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_the_job_modules_and_the_admin_do_not_import_openai():
+    body = "import grading_app.jobs, grading_app.execution, grading_app.judging\nimport django.urls\n"
+    body += "django.urls.get_resolver().url_patterns"
+    assert imported(body) == "[]"
+
+
+def test_a_worker_imports_the_model_client_before_it_forks():
+    body = "import redis\nfrom evalproject.worker import Worker\n"
+    body += "Worker(['default'], connection=redis.Redis())"
+    assert imported(body) == "['grading_app.llm', 'grading_app.personas', 'openai']"
