@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
@@ -230,9 +230,12 @@ def apply_datasets(specs: list[DatasetSpec], *, actor: AbstractBaseUser, plan: P
             plan.note("unchanged", f"dataset {spec.slug}")
         else:
             plan.note("update" if dataset else "create", f"dataset {spec.slug}")
-            dataset = save_dataset(
-                slug=spec.slug, name=spec.name, owner=owner, description=spec.description, actor=actor
-            )
+            try:
+                dataset = save_dataset(
+                    slug=spec.slug, name=spec.name, owner=owner, description=spec.description, actor=actor
+                )
+            except PermissionDenied as exc:
+                raise PermissionDenied(f"{spec.path}: {exc}") from None
         if spec.cases is not None:
             require_perm(actor, "datasets_app.audit_case", "declare active cases (an audit)")
             _apply_cases(dataset, spec, actor=actor, plan=plan)

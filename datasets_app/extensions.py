@@ -3,6 +3,8 @@ when they start, so imports still flow one way (grading_app and gates_app import
 
 - ``grading_problem(case)``: why no grader would grade this case ("" when one would). A
   pinned case is audited only if some grader reads it (grading_app answers).
+- ``reference_problems(case_input)``: what a case's input names that does not exist (a
+  simulated user's rubric: grading_app answers), as ``path: problem`` lines.
 - ``may_confirm_pinned_change(case, user)``: besides another dataset owner, who may confirm
   retiring or unpinning a pinned case (gates_app answers: an owner of a gate on its dataset).
 - import plan parts (below): what an import needs beyond cases (graders, rubric drafts, gate
@@ -14,6 +16,7 @@ from typing import Any
 
 _grading_checks: list[Callable[[Any], str]] = []
 _pinned_confirmers: list[Callable[[Any, Any], bool]] = []
+_reference_checks: list[Callable[[Any], list[str]]] = []
 
 
 def register_grading_check(check: Callable[[Any], str]) -> None:
@@ -24,6 +27,15 @@ def register_grading_check(check: Callable[[Any], str]) -> None:
 def register_pinned_confirmer(confirmer: Callable[[Any, Any], bool]) -> None:
     if confirmer not in _pinned_confirmers:
         _pinned_confirmers.append(confirmer)
+
+
+def register_reference_check(check: Callable[[Any], list[str]]) -> None:
+    if check not in _reference_checks:
+        _reference_checks.append(check)
+
+
+def reference_problems(case_input: Any) -> list[str]:
+    return [problem for check in _reference_checks for problem in check(case_input)]
 
 
 def grading_problem(case: Any) -> str:

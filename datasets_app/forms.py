@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
 
 from datasets_app.models import Case, Incident
-from datasets_app.services import validate_case_content
+from datasets_app.services import check_references, validate_case_content
 
 
 class FittingTextarea(forms.Textarea):
@@ -198,6 +198,8 @@ class CaseForm(forms.ModelForm):
             )
         try:
             validate_case_content(data["input"], data["expected"], data["tags"])
+            if not self.instance.pk or data["input"] != self.instance.input:
+                check_references(data["input"])  # as edit_case: only what this edit names
         except ValidationError as exc:
             for field, problems in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, problems)

@@ -19,15 +19,38 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 
+def refusal_text(refusal: Any) -> str:
+    """A service's refusal (an exception, a message, or None / "" for none) as a sentence."""
+    if not refusal:
+        return ""
+    if isinstance(refusal, Exception):
+        return "; ".join(getattr(refusal, "messages", None) or [str(refusal)])
+    return str(refusal)
+
+
 @dataclass(frozen=True)
 class Decision:
     name: str  # in the URL: <pk>/decide/<name>/
     label: str
     perform: Callable[[Any, Any, str], Any]  # (request user, object, reason) -> anything
-    allowed: Callable[[Any, Any], bool]  # (request user, object) -> would the service accept?
+    # (request user, object) -> would the service accept? Without it: whether ``why`` is empty.
+    allowed: Callable[[Any, Any], bool] | None = None
     reason_required: bool = False
     explanation: str = ""
     danger: bool = False
+    # (request user, object) -> the service's own refusal (exception, text, None): said on the
+    # confirmation page of someone who opened it anyway, instead of "confirming will show why".
+    why: Callable[[Any, Any], Any] | None = None
+    # perform's result -> the object whose page to show next (a new draft, say), else None: back.
+    goto: Callable[[Any], Any] | None = None
+
+    def refusal(self, user: Any, obj: Any) -> str:
+        return refusal_text(self.why(user, obj)) if self.why else ""
+
+    def is_allowed(self, user: Any, obj: Any) -> bool:
+        if self.allowed is not None:
+            return self.allowed(user, obj)
+        return not self.refusal(user, obj)
 
 
 class DecisionsMixin:
@@ -39,7 +62,7 @@ class DecisionsMixin:
         return []
 
     def allowed_decisions(self, request: HttpRequest, obj: Any) -> list[Decision]:
-        return [d for d in self.get_decisions(request, obj) if d.allowed(request.user, obj)]
+        return [d for d in self.get_decisions(request, obj) if d.is_allowed(request.user, obj)]
 
     def get_urls(self) -> list:
         opts = self.model._meta
@@ -80,11 +103,17 @@ class DecisionsMixin:
         if request.method == "POST" and request.POST.get("confirmed") == "yes":
             if reason or not decision.reason_required:
                 try:
-                    decision.perform(request.user, obj, reason)
+                    result = decision.perform(request.user, obj, reason)
                 except (ValidationError, PermissionDenied) as exc:
                     messages.error(request, "; ".join(getattr(exc, "messages", None) or [str(exc)]))
                 else:
-                    messages.success(request, f"{decision.label}: done for {obj}.")
+                    target = decision.goto(result) if decision.goto else None
+                    if target is not None:
+                        t = target._meta
+                        back = reverse(f"admin:{t.app_label}_{t.model_name}_change", args=[target.pk])
+                        messages.success(request, f"{decision.label}: done for {obj}; this is {target}.")
+                    else:
+                        messages.success(request, f"{decision.label}: done for {obj}.")
                 return HttpResponseRedirect(back)
             messages.error(request, "Please write a reason: it is recorded with the decision.")
         context = {
@@ -95,8 +124,9 @@ class DecisionsMixin:
             "reason": reason,
             "back": back,
             "opts": opts,
-            "allowed": decision.allowed(request.user, obj),
         }
+        context["allowed"] = decision.is_allowed(request.user, obj)
+        context["refusal"] = "" if context["allowed"] else decision.refusal(request.user, obj)
         return TemplateResponse(request, "admin/evalgate_confirm_decision.html", context)
 
 

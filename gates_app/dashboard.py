@@ -17,7 +17,8 @@ from gates_app.choices import CheckStatus
 from gates_app.models import Check
 from gates_app.waiting import waiting_for
 from grading_app.choices import RunStatus
-from grading_app.models import Grade, HumanLabel, Run
+from grading_app.models import HumanLabel, Run
+from grading_app.services.labels import labellable
 
 RUNS_SHOWN = 10
 VERDICT_WINDOW = timedelta(days=30)
@@ -59,11 +60,7 @@ def runs_in_flight() -> tuple[list[Run], int]:
 def review_queue_size() -> int:
     """Judged grades that no person has labelled yet."""
     labelled = HumanLabel.objects.filter(grade=OuterRef("pk"))
-    return (
-        Grade.objects.filter(rubric_version__isnull=False, passed__isnull=False)
-        .exclude(Exists(labelled))
-        .count()
-    )
+    return labellable().exclude(Exists(labelled)).count()  # what the review queue offers
 
 
 def dashboard_context(user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:

@@ -118,6 +118,18 @@ class Gate(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        # A pinned baseline is a check of this gate: another gate's check compares the
+        # candidate with a run of other rules, perhaps of another dataset.
+        if self.baseline_check_id is not None:
+            gate_id = (
+                Check.objects.filter(pk=self.baseline_check_id).values_list("gate_id", flat=True).first()
+            )
+            if self.pk is None or gate_id != self.pk:
+                raise ValidationError(
+                    {"baseline_check": f"Check {self.baseline_check_id} is not a check of this gate."}
+                )
+
     def owner_ids(self) -> set[int]:
         """The owner and every co-owner (one query for the co-owners, unless prefetched)."""
         return {self.owner_id, *(u.pk for u in self.co_owners.all())}

@@ -196,7 +196,7 @@ def results_to_label(user: Any) -> Section | None:
     count = review_queue(user).order_by().count()
     url = reverse("admin:grading_app_humanlabel_review")
     items = [Item("Open the review queue", url)] if count else []
-    return Section("label", "Judged results to label", count, items)
+    return Section("label", "Judged results you have not labelled", count, items)
 
 
 def alerts_open(user: Any) -> Section | None:

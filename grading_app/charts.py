@@ -24,9 +24,12 @@ def has_pass_rates(summary: dict[str, Any]) -> bool:
     return any(graders for _, _, graders in _groups(summary))
 
 
-def pass_rate_by_group(summary: dict[str, Any]) -> go.Figure:
+def pass_rate_by_group(summary: dict[str, Any], trials: int = 1) -> go.Figure:
     """One bar per grader and group (each tier, each failure class) of a run summary, with the
-    95% Wilson interval as asymmetric error bars; a group a grader did not grade has no bar."""
+    95% Wilson interval as asymmetric error bars; a group a grader did not grade has no bar.
+    With repeated trials the summary counts graded trials (grading_app.summary): the hover and
+    the title say so, and pass@k per case is the run page's trials table."""
+    unit = "trials" if trials > 1 else ""
     groups = _groups(summary)
     x = [[label for label, _, _ in groups], [name for _, name, _ in groups]]  # a two-level axis
     slugs = sorted({slug for _, _, graders in groups for slug in graders})
@@ -44,7 +47,8 @@ def pass_rate_by_group(summary: dict[str, Any]) -> go.Figure:
             above.append(max(interval[1] - rate, 0.0) if rate is not None and interval else 0.0)
             below.append(max(rate - interval[0], 0.0) if rate is not None and interval else 0.0)
             hover.append(
-                f"{stats.get('passed', 0)}/{stats.get('n', 0)} passed, {stats.get('errors', 0)} errors"
+                f"{stats.get('passed', 0)}/{stats.get('n', 0)} {unit + ' ' if unit else ''}passed, "
+                f"{stats.get('errors', 0)} errors"
             )
         figure.add_trace(
             go.Bar(
@@ -57,7 +61,8 @@ def pass_rate_by_group(summary: dict[str, Any]) -> go.Figure:
             )
         )
     figure.update_layout(
-        title="Pass rate by tier and failure class",
+        title="Pass rate by tier and failure class"
+        + (f" (over graded trials: {trials} per case; per case: Repeated trials)" if trials > 1 else ""),
         barmode="group",
         yaxis={"title": "pass rate, 95% Wilson interval", "range": [0, 1.05], "tickformat": ".0%"},
         showlegend=True,  # name the grader even when there is only one
@@ -70,15 +75,19 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} ms"
 
 
-def latency_and_ttft_histogram(latencies: Sequence[float], ttfts: Sequence[float]) -> go.Figure:
-    """Overlaid distributions of end-to-end latency and time to first token, p50/p95 in the legend."""
+def latency_and_ttft_histogram(
+    latencies: Sequence[float], ttfts: Sequence[float], trials: int = 1
+) -> go.Figure:
+    """Overlaid distributions of end-to-end latency and time to first token, p50/p95 in the legend;
+    with repeated trials each case is one value, the mean of its trials, as in the run summary."""
     figure = go.Figure()
     for label, values in (("latency", latencies), ("TTFT", ttfts)):
         if values:  # a target that does not stream has no TTFT: no empty legend entry
             name = f"{label} (p50 {_ms(percentile(values, 50))}, p95 {_ms(percentile(values, 95))})"
             figure.add_trace(go.Histogram(x=list(values), name=name, opacity=0.65))
     figure.update_layout(
-        title="Latency and time to first token",
+        title="Latency and time to first token"
+        + (f" (per case: the mean of its {trials} trials)" if trials > 1 else ""),
         barmode="overlay",
         xaxis_title="milliseconds",
         yaxis_title="cases",
@@ -86,10 +95,14 @@ def latency_and_ttft_histogram(latencies: Sequence[float], ttfts: Sequence[float
     return figure
 
 
-def cost_per_case(costs: Sequence[float]) -> go.Figure:
-    """Cost per case as a box with every case as a point, the mean dashed."""
+def cost_per_case(costs: Sequence[float], trials: int = 1) -> go.Figure:
+    """Cost per case as a box with every case as a point, the mean dashed (a case of repeated
+    trials: the mean of its trials, as in the run summary)."""
     average = mean(costs)
-    title = "Cost per case" + ("" if average is None else f" (mean ${average:.4f} over {len(costs)} cases)")
+    each = f", each the mean of its {trials} trials" if trials > 1 else ""
+    title = "Cost per case" + (
+        "" if average is None else f" (mean ${average:.4f} over {len(costs)} cases{each})"
+    )
     figure = go.Figure(
         go.Box(x=list(costs), name="cost", boxpoints="all", boxmean=True, jitter=0.3, hoverinfo="x")
     )

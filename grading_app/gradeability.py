@@ -4,8 +4,9 @@ pinned case no grader reads could never fail (datasets_app.extensions)."""
 from typing import Any
 
 from datasets_app import extensions
+from datasets_app.conversations import conversation_of
 from grading_app import graders
-from grading_app.models import Grader
+from grading_app.models import Grader, Rubric
 from grading_app.services.runs import rubric_version_for
 
 
@@ -40,5 +41,19 @@ def grading_problem(case: Any) -> str:
     )
 
 
+def persona_problems(case_input: Any) -> list[str]:
+    """A simulated user names a rubric that must exist (whether it has an approved version is
+    asked when the case is played): the form, the API, imports and apply_config agree."""
+    conversation = conversation_of(case_input)
+    if conversation is None or not conversation.simulated:
+        return []
+    if Rubric.objects.filter(slug=conversation.persona).exists():
+        return []
+    return [
+        f"input.simulated_user.rubric: no rubric {conversation.persona!r} (create the persona's rubric first)"
+    ]
+
+
 def register_with_datasets() -> None:
     extensions.register_grading_check(grading_problem)
+    extensions.register_reference_check(persona_problems)

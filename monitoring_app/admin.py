@@ -410,7 +410,7 @@ DISMISS = Decision(
     "dismiss",
     "Dismiss this flagged trace",
     perform=lambda user, sample, reason: services.dismiss_review(sample, actor=user, note=reason),
-    allowed=lambda user, sample: services.review_refusal(sample, user) is None,
+    why=lambda user, sample: services.review_refusal(sample, user),
     reason_required=True,
     explanation="Say why the trace needs no case or incident; it is kept with the review.",
 )
@@ -418,7 +418,7 @@ ACKNOWLEDGE = Decision(
     "acknowledge",
     "Acknowledge this alert",
     perform=lambda user, alert, reason: services.acknowledge_alert(alert, actor=user, note=reason),
-    allowed=lambda user, alert: services.acknowledge_refusal(alert, user) is None,
+    why=lambda user, alert: services.acknowledge_refusal(alert, user),
     reason_required=True,
     explanation="Say what you found or did about this drift; it is kept with the alert.",
 )

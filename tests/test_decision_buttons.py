@@ -191,3 +191,34 @@ def test_rubric_version_pages_offer_sign_off_to_owners_other_than_the_author(cli
     version.refresh_from_db()
     assert version.state == "approved"
     assert grading.sign_off_blocker(version) == ""
+
+
+def refusal_on_the_page(client, model: str, pk: int, name: str) -> str:
+    """The confirmation page as someone the service would refuse opens it by its URL."""
+    page = client.get(reverse(f"admin:{model}_decide", args=[pk, name])).content.decode()
+    assert "confirming will show why" not in page
+    return page
+
+
+def test_a_refused_decide_page_says_why_before_anyone_confirms(client, checks, approver, dataset_owner):
+    # Admin walk L1: every refused decide/ page said "confirming will show why".
+    client.force_login(approver)
+    page = refusal_on_the_page(client, "gates_app_check", checks["mine"].pk, "approve")
+    assert "You cannot take this decision on" in page and "You requested this check" in page
+    page = refusal_on_the_page(client, "gates_app_check", checks["fail"].pk, "override")
+    assert "Only the gate&#x27;s owners can override a verdict." in page
+
+    case = datasets.add_case(
+        dataset=make_dataset(),
+        key="own",
+        failure_class=make_failure_class(),
+        input={"messages": [{"role": "user", "content": "hi"}]},
+        expected={"answer": "No"},
+        tier="trusted",
+        actor=dataset_owner,
+    )
+    client.force_login(dataset_owner)
+    page = refusal_on_the_page(client, "datasets_app_case", case.pk, "audit")
+    assert "audited by someone other than its contributor" in page
+    page = refusal_on_the_page(client, "datasets_app_case", case.pk, "promote")
+    assert "It is trusted already." in page

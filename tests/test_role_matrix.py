@@ -19,6 +19,7 @@ ACT_PERMISSIONS = {
     "audit cases, promote to trusted": "datasets_app.audit_case",
     "retire, demote, restore; ask to retire or unpin a pinned case": "datasets_app.retire_case",
     "import and export cases": "datasets_app.import_cases",
+    "create and change datasets": "datasets_app.change_dataset",
     "report incidents": "datasets_app.add_incident",
     "triage incidents, convert them to pinned cases": "datasets_app.triage_incident",
     "label judged results (review queue)": "grading_app.add_humanlabel",

@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from datasets_app import services
 from datasets_app.choices import CaseStatus, PinnedChange, RequestStatus, Tier
+from datasets_app.conversations import conversation_of
 from datasets_app.forms import CaseForm
 from datasets_app.models import UNCLASSIFIED, Case, PinnedCaseRequest
 from datasets_app.services import pinned
@@ -43,6 +44,15 @@ def _no_open_request(case: Case) -> bool:
     return not case.pinned_requests.filter(status=RequestStatus.OPEN).exists()
 
 
+def _audit_refusal(user: Any, case: Case, tier: str, statuses: tuple[str, ...]) -> Any:
+    """Why ``user`` may not audit ``case`` into ``tier`` now: role, status, or the service's rule."""
+    if not user.has_perm("datasets_app.audit_case"):
+        return "You may not audit cases (the Reviewer and Dataset owner roles may)."
+    if case.status not in statuses:
+        return f"It is {case.get_status_display().lower()}."
+    return services.audit_refusal(case, user, tier)
+
+
 CASE_DECISIONS = [
     Decision(
         "submit",
@@ -55,10 +65,8 @@ CASE_DECISIONS = [
         "audit",
         "Audit and activate",
         lambda user, case, note: services.audit_case(case, actor=user, reason=note),
-        lambda user, case: (
-            user.has_perm("datasets_app.audit_case")
-            and case.status in (CaseStatus.DRAFT, CaseStatus.IN_REVIEW)
-            and services.audit_refusal(case, user, case.tier) is None
+        why=lambda user, case: _audit_refusal(
+            user, case, case.tier, (CaseStatus.DRAFT, CaseStatus.IN_REVIEW)
         ),
         explanation="You confirm the case is correct: it counts in every run from now on, and a trusted "
         "one decides releases. Your note goes into its history and the audit log.",
@@ -76,11 +84,10 @@ CASE_DECISIONS = [
         "promote",
         "Promote to trusted",
         lambda user, case, note: services.promote_case(case, actor=user, reason=note),
-        lambda user, case: (
-            user.has_perm("datasets_app.audit_case")
-            and case.status == CaseStatus.ACTIVE
-            and case.tier == Tier.MONITORING
-            and services.audit_refusal(case, user, Tier.TRUSTED) is None
+        why=lambda user, case: (
+            "It is trusted already."
+            if case.tier == Tier.TRUSTED
+            else _audit_refusal(user, case, Tier.TRUSTED, (CaseStatus.ACTIVE,))
         ),
         explanation="Trusted cases decide releases.",
     ),
@@ -296,13 +303,22 @@ class CaseAdmin(DecisionsMixin, GovernedAdmin):
     @admin.display(description="Conversation")
     def conversation(self, obj: Case) -> str:
         messages_ = (obj.input or {}).get("messages") or []
-        if not messages_:
+        lines = [(m.get("role"), m.get("content")) for m in messages_ if isinstance(m, dict)]
+        # A multi-turn case: its scripted user turns, or who plays the user and what they want.
+        played = conversation_of(obj.input)
+        if played is not None and played.simulated:
+            lines.append(
+                ("simulated user", f"played by rubric {played.persona}, at most {played.max_turns} turns")
+            )
+            if played.scenario:
+                lines.append(("scenario", played.scenario))
+            if played.first_message:
+                lines.append(("user (first turn)", played.first_message))
+        elif played is not None:
+            lines += [("user (scripted turn)", turn) for turn in played.turns]
+        if not lines:
             return "-"
-        return format_html_join(
-            "",
-            '<p style="margin:0 0 .4em"><b>{}:</b> {}</p>',
-            ((m.get("role"), m.get("content")) for m in messages_),
-        )
+        return format_html_join("", '<p style="margin:0 0 .4em"><b>{}:</b> {}</p>', lines)
 
     @admin.display(description="Expected, in words")
     def expected_summary(self, obj: Case) -> str:
@@ -411,7 +427,7 @@ PINNED_REQUEST_DECISIONS = [
         "confirm",
         "Confirm (I am the second person)",
         lambda user, r, note: services.confirm_pinned_change(r, actor=user, note=note),
-        lambda user, r: r.status == RequestStatus.OPEN and pinned.may_decide(r, user),
+        why=lambda user, r: pinned.decision_refusal(r, user),
         danger=True,
         explanation="The case is unpinned (and retired, when that was asked): it stops guarding its "
         "incident.",
@@ -420,7 +436,7 @@ PINNED_REQUEST_DECISIONS = [
         "decline",
         "Decline",
         lambda user, r, note: services.decline_pinned_change(r, actor=user, note=note),
-        lambda user, r: r.status == RequestStatus.OPEN and pinned.may_decide(r, user),
+        why=lambda user, r: pinned.decision_refusal(r, user),
         reason_required=True,
         explanation="The case stays pinned; your reason is kept with the request.",
     ),

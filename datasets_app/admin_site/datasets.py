@@ -4,6 +4,8 @@ Thin by design: every lifecycle move is a service call, irreversible ones take a
 confirmation step, and nothing governed is deleted from here.
 """
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
@@ -19,6 +21,7 @@ from datasets_app.models import Case, Dataset, FailureClass, Incident
 from datasets_app.views import import_cases_view
 from evalproject.admin_actions import GovernedAdmin
 from evalproject.charts import empty, render
+from evalproject.owners import OwnerFieldAdmin
 
 
 @admin.register(FailureClass)
@@ -37,15 +40,24 @@ class FailureClassAdmin(GovernedAdmin):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(GovernedAdmin):
+class DatasetAdmin(OwnerFieldAdmin, GovernedAdmin):
     list_display = ["slug", "name", "owner", "updated_at"]
     list_select_related = ["owner"]
     search_fields = ["slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
-    raw_id_fields = ["owner"]
+    owner_permission = "datasets_app.change_dataset"
     readonly_fields = ["case_counts", "tools"]
     chart_fields = ["case_chart", "growth_chart", "incident_chart"]
     actions = ["export_jsonl", "export_csv"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Dataset | None = None) -> bool:
+        # Only its owner changes a dataset (its owner included): others see it read-only.
+        if obj is not None and services.dataset_change_refusal(obj, request.user):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Dataset, form: Any, change: bool) -> None:
+        services.store_dataset(obj, actor=request.user)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Dataset | None = None) -> list[str]:
         # Charts only for a dataset that exists: the add page has nothing to draw.

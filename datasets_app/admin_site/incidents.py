@@ -70,10 +70,16 @@ class IncidentAdmin(GovernedAdmin):
     def convert_link(self, obj: Incident) -> str:
         if not obj.pk or obj.status in (IncidentStatus.CONVERTED, IncidentStatus.DISMISSED):
             return "-"
+        if not obj.input:  # the service would refuse: say what is missing instead of offering it
+            return "Add the input the system was given (Input) to convert it into a regression case."
         url = reverse("admin:datasets_app_incident_convert", args=[obj.pk])
         return format_html('<a class="button" href="{}">Convert to a regression case</a>', url)
 
-    @admin.action(description="Mark selected incidents triaged")
+    def has_triage_permission(self, request: HttpRequest) -> bool:
+        # Offered only to whom the service allows (Dataset owners): no refusal after a confirmation.
+        return request.user.has_perm("datasets_app.triage_incident")
+
+    @admin.action(description="Mark selected incidents triaged", permissions=["triage"])
     def triage(self, request: HttpRequest, queryset: QuerySet[Incident]) -> Any:
         return confirm_action(
             self,
@@ -84,7 +90,7 @@ class IncidentAdmin(GovernedAdmin):
             perform=lambda i, note: services.triage_incident(i, actor=request.user, note=note),
         )
 
-    @admin.action(description="Dismiss selected incidents")
+    @admin.action(description="Dismiss selected incidents", permissions=["triage"])
     def dismiss(self, request: HttpRequest, queryset: QuerySet[Incident]) -> Any:
         return confirm_action(
             self,

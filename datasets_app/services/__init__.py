@@ -4,6 +4,7 @@ from datasets_app.services.cases import (
     add_case,
     audit_case,
     audit_refusal,
+    check_references,
     demote_case,
     edit_case,
     note_editor,
@@ -12,12 +13,12 @@ from datasets_app.services.cases import (
     restore_case,
     retire_case,
     return_case,
-    save_dataset,
     save_failure_class,
     stamp,
     submit_case,
     validate_case_content,
 )
+from datasets_app.services.datasets import dataset_change_refusal, save_dataset, store_dataset
 from datasets_app.services.imports import ImportSettings, check_import, export_cases, import_cases
 from datasets_app.services.incidents import (
     convert_incident,
@@ -38,8 +39,10 @@ __all__ = [
     "audit_case",
     "audit_refusal",
     "check_import",
+    "check_references",
     "confirm_pinned_change",
     "convert_incident",
+    "dataset_change_refusal",
     "decline_pinned_change",
     "demote_case",
     "dismiss_incident",
@@ -57,6 +60,7 @@ __all__ = [
     "save_dataset",
     "save_failure_class",
     "stamp",
+    "store_dataset",
     "submit_case",
     "triage_incident",
     "validate_case_content",

@@ -47,18 +47,6 @@ def save_failure_class(*, slug: str, name: str, description: str = "", actor: Ac
     return failure_class
 
 
-def save_dataset(
-    *, slug: str, name: str, owner: AbstractBaseUser | None, description: str = "", actor: Actor = None
-) -> Dataset:
-    """Create or update a dataset by slug."""
-    dataset = Dataset.objects.filter(slug=slug).first() or Dataset(slug=slug)
-    dataset.name, dataset.owner, dataset.description = name, owner, description
-    dataset.full_clean()
-    stamp(dataset, actor, "saved")
-    dataset.save()
-    return dataset
-
-
 # Conventional ``expected`` keys (DESIGN.md section 4) and what each must hold, so a typo
 # in a case is caught when it is written, not when a grader silently skips it.
 EXPECTED_KEY_TYPES: dict[str, tuple[type, ...]] = {
@@ -130,6 +118,13 @@ def validate_case_content(input_value: Any, expected: Any, tags: Any) -> None:
         raise ValidationError(errors)
 
 
+def check_references(input_value: Any) -> None:
+    """What the input names must exist (a simulated user's rubric): shared by the case form,
+    add_case, edit_case and the audit, as the API, imports and apply_config check it."""
+    if problems := extensions.reference_problems(input_value):
+        raise ValidationError({"input": problems})
+
+
 @transaction.atomic
 def add_case(
     *,
@@ -154,6 +149,7 @@ def add_case(
     expected = expected if expected is not None else {}
     tags = tags if tags is not None else []
     validate_case_content(input, expected, tags)
+    check_references(input)
     case = Case(
         dataset=dataset,
         key=key,
@@ -205,6 +201,8 @@ def edit_case(case: Case, *, actor: Actor, **changes: Any) -> Case:
     for field, value in changes.items():
         setattr(case, field, value)
     validate_case_content(case.input, case.expected, case.tags)
+    if "input" in changed:
+        check_references(case.input)
     reason = f"edited {', '.join(sorted(changed))}"
     if changed & set(Case.CONTENT_FIELDS):
         case.revision += 1
@@ -251,6 +249,8 @@ def audit_refusal(case: Case, actor: AbstractBaseUser, tier: str) -> Exception |
             return PermissionDenied(
                 "You changed this case's content since its last audit: someone else must audit it."
             )
+    if problems := extensions.reference_problems(case.input):
+        return ValidationError(f"This case cannot be played as it is: {'; '.join(problems)}.")
     if case.pinned and (problem := extensions.grading_problem(case)):
         return ValidationError(f"A pinned case must be gradable before it counts: {problem}.")
     return None

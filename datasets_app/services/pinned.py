@@ -59,14 +59,23 @@ def may_decide(request: PinnedCaseRequest, actor: AbstractBaseUser) -> bool:
     )
 
 
+def decision_refusal(request: PinnedCaseRequest, actor: AbstractBaseUser) -> Exception | None:
+    """Why ``actor`` may not confirm or decline ``request`` now (None: they may; buttons ask too)."""
+    if request.status != RequestStatus.OPEN:
+        return ValidationError(f"This request is already {request.get_status_display().lower()}.")
+    if actor.pk == request.requested_by_id:
+        return PermissionDenied("You asked for this change: a second person must decide it.")
+    if not may_decide(request, actor):
+        return PermissionDenied(
+            "Only another dataset owner or an owner of a gate on this dataset decides it."
+        )
+    return None
+
+
 def _locked_open(request: PinnedCaseRequest, actor: AbstractBaseUser) -> PinnedCaseRequest:
     request = PinnedCaseRequest.objects.select_for_update().select_related("case").get(pk=request.pk)
-    if request.status != RequestStatus.OPEN:
-        raise ValidationError(f"This request is already {request.get_status_display().lower()}.")
-    if actor.pk == request.requested_by_id:
-        raise PermissionDenied("You asked for this change: a second person must decide it.")
-    if not may_decide(request, actor):
-        raise PermissionDenied("Only another dataset owner or an owner of a gate on this dataset decides it.")
+    if refusal := decision_refusal(request, actor):
+        raise refusal
     return request
 
 

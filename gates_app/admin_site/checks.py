@@ -35,7 +35,7 @@ DECISIONS = [
         "approve",
         "Approve this warn",
         _approve,
-        lambda user, check: services.approval_refusal(check, user) is None,
+        why=lambda user, check: services.approval_refusal(check, user),
         reason_required=True,
         explanation="Approving a warn verdict acknowledges the budgets it missed; the release is "
         "allowed once the gate's required number of people have approved. Never the requester.",
@@ -44,7 +44,7 @@ DECISIONS = [
         "override",
         "Override this verdict",
         _override,
-        lambda user, check: services.override_refusal(check, user) is None,
+        why=lambda user, check: services.override_refusal(check, user),
         reason_required=True,
         danger=True,
         explanation="An override releases a failed or inconclusive candidate. Only an owner of the "
@@ -54,7 +54,7 @@ DECISIONS = [
         "cancel",
         "Cancel this check",
         _cancel,
-        lambda user, check: services.cancel_refusal(check, user) is None,
+        why=lambda user, check: services.cancel_refusal(check, user),
         explanation="Its run stops; the verdict becomes inconclusive, never a pass.",
     ),
 ]

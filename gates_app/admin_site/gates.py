@@ -10,6 +10,7 @@ from django.utils.safestring import SafeString
 
 from evalproject.admin_actions import GovernedAdmin
 from evalproject.charts import empty, render
+from evalproject.owners import OwnerFieldAdmin
 from gates_app import charts
 from gates_app.choices import CheckStatus
 from gates_app.models import Check, Gate, GateRule
@@ -92,12 +93,12 @@ class GateRuleInline(admin.StackedInline):
 
 
 @admin.register(Gate)
-class GateAdmin(GovernedAdmin):
+class GateAdmin(OwnerFieldAdmin, GovernedAdmin):
     list_display = ["slug", "name", "owner", "dataset", "active"]
     list_select_related = ["owner", "dataset"]
     search_fields = ["slug", "name"]
     raw_id_fields = ["baseline_check"]
-    autocomplete_fields = ["owner"]
+    owner_permission = "gates_app.change_gate"
     filter_horizontal = ["co_owners", "approvers", "sources"]
     inlines = [GateRuleInline]
     chart_fields = ["verdict_history_chart", "rule_trends_chart"]

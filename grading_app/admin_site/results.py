@@ -233,7 +233,8 @@ class CaseResultAdmin(ReadOnlyAdmin):
         case = page.case_as_graded(obj)
         changelist = reverse("admin:grading_app_caseresult_changelist")
         return {
-            "subtitle": f"Case {obj.case.key} in {obj.run}",
+            "subtitle": f"Case {obj.case.key} in {obj.run}" + _trial_of(obj),
+            "trial": _trial_of(obj),
             "verdict": page.verdict(obj, grades),
             "grade_rows": rows,
             "judged": any(row["rubric_version"] or row["raw_response"] for row in rows),
@@ -315,3 +316,8 @@ def _side(role: str, run: Run, result: CaseResult | None) -> dict[str, Any]:
         "grades": grades,
         "steps": timeline(result.trace) if result else [],
     }
+
+
+def _trial_of(result: CaseResult) -> str:
+    """ ", trial 2 of 3" for a run of repeated trials (each trial has its own result), else ""."""
+    return f", trial {result.trial} of {result.run.trials}" if result.run.trials > 1 else ""

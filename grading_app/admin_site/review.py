@@ -12,13 +12,30 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from datasets_app.conversations import conversation_of
 from grading_app import services
+from grading_app.conversations import transcript_text
 from grading_app.models import Grade, HumanLabel
 from grading_app.services.labels import review_queue
+from grading_app.traces import normalise_trace
 
 
 def _pretty(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _conversation(grade: Grade) -> str:
+    """The conversation as the judge read it ("" for a single answer): a reviewer of a
+    multi-turn case labels what was said, not only its last answer and scripted turns."""
+    result, case_input = grade.case_result, grade.case_result.case.input
+    if conversation_of(case_input) is None and "{transcript}" not in grade.rubric_version.prompt_template:
+        return ""
+    try:
+        steps = normalise_trace(result.trace)
+    except ValidationError:
+        steps = []  # stored traces are normalised already; an odd one shows as the answer alone
+    opening = case_input.get("messages") if isinstance(case_input, dict) else None
+    return transcript_text(opening, steps, result.output)
 
 
 class LabelForm(forms.Form):
@@ -113,5 +130,6 @@ class HumanLabelAdmin(admin.ModelAdmin):
             "input_json": _pretty(grade.case_result.case.input) if grade else "",
             "expected_json": _pretty(grade.case_result.case.expected) if grade else "",
             "output_text": _pretty(grade.case_result.output) if grade else "",
+            "conversation": _conversation(grade) if grade else "",
         }
         return TemplateResponse(request, "admin/grading_app/review_queue.html", context)

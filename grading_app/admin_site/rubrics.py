@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 from evalproject import charts as embed
 from evalproject.admin_actions import GovernedAdmin, ReadOnlyInline, confirm_action
 from evalproject.decisions import Decision, DecisionsMixin, actions_for
+from evalproject.owners import OwnerFieldAdmin
 from grading_app import charts, services
 from grading_app.calibration import calibrate, human_pairs
 from grading_app.choices import AlignmentStatus, RubricState
@@ -36,11 +37,11 @@ class RubricVersionInline(ReadOnlyInline):
 
 
 @admin.register(Rubric)
-class RubricAdmin(GovernedAdmin):
+class RubricAdmin(OwnerFieldAdmin, GovernedAdmin):
     list_display = ["slug", "name", "owner", "updated_at"]
     list_select_related = ["owner"]
     search_fields = ["slug", "name"]
-    autocomplete_fields = ["owner"]
+    owner_permission = "grading_app.change_rubric"
     filter_horizontal = ["co_owners"]
     inlines = [RubricVersionInline]
 
@@ -57,12 +58,15 @@ def _agreements(proposal: AlignmentProposal) -> str:
     if proposal.status != AlignmentStatus.MEASURED or not m.get("n"):
         return ""
 
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.0%}"
+    def said(judge: dict[str, Any]) -> str:
+        share, kappa = judge.get("agreement"), judge.get("kappa")
+        return ("-" if share is None else f"{share:.0%}") + (
+            " (kappa -)" if kappa is None else f" (kappa {kappa:.2f})"
+        )
 
     return (
         f"; on {m['n']} held-out labels people agree with v{proposal.source.number} "
-        f"{pct(m['source']['agreement'])}, with the draft {pct(m['proposed']['agreement'])}"
+        f"{said(m['source'])}, with the draft {said(m['proposed'])}"
     )
 
 
@@ -95,7 +99,7 @@ def _version_decision(name: str, label: str, to: str, service: Any, **kw: Any) -
         name,
         label,
         lambda user, version, note: service(version, actor=user, note=note),
-        lambda user, version: not services.transition_refusal(version, user, to),
+        why=lambda user, version: services.transition_refusal(version, user, to),
         **kw,
     )
 
@@ -134,7 +138,15 @@ ALIGNMENT_DECISIONS = [
         "Propose an aligned draft",
         lambda user, version, note: propose_aligned_version(version, actor=user),
         # Offered where there is something to learn from: a label that disagrees with the judge.
-        lambda user, version: not proposal_refusal(version, user) and has_disagreements(version),
+        why=lambda user, version: (
+            proposal_refusal(version, user)
+            or (
+                ""
+                if has_disagreements(version)
+                else "No human label disagrees with this version's judge yet."
+            )
+        ),
+        goto=lambda proposal: proposal.proposed,  # the new draft, where its measurement shows
         explanation="A new draft version shows the judge, as examples, cases where people's labels "
         "disagree with it. Its agreement with people is then measured on labelled cases held out "
         "from those examples; it can be signed off only after that.",
@@ -383,7 +395,7 @@ class RubricVersionAdmin(DecisionsMixin, admin.ModelAdmin):
             "Approve",
             services.approve_rubric_version,
             explanation="Approved versions let their judges decide releases. "
-            "Only the rubric owner approves, and never their own version.",
+            "An owner of the rubric (owner or co-owner) approves, never the version's author.",
         )
 
     @admin.action(description="Reject selected versions")

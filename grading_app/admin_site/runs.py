@@ -17,6 +17,7 @@ from evalproject.admin_actions import ReadOnlyInline, confirm_action
 from grading_app import charts, services
 from grading_app.admin_site.outcomes import Outcome, outcome_counts
 from grading_app.models import CaseResult, Grade, Run, RunChunk
+from grading_app.results import iter_case_rows
 
 # Results that produced something: the population of the run's signal charts, as in its summary.
 PRODUCED = {"missing": False, "error": ""}
@@ -107,7 +108,7 @@ class RunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Progress")
     def progress(self, obj: Run) -> str:
-        return f"{obj.done_cases}/{obj.total_cases}"
+        return f"{obj.done_cases}/{obj.total_cases}" + (f" ({obj.trials} trials)" if obj.trials > 1 else "")
 
     @admin.display(description="Progress")
     def live_progress(self, obj: Run) -> SafeString:
@@ -171,27 +172,21 @@ class RunAdmin(ReadOnlyAdmin):
     def pass_rate_chart(self, obj: Run) -> SafeString:
         if not charts.has_pass_rates(obj.summary):
             return embed.empty("No pass rates yet: they appear when the run finishes.")
-        return embed.render(charts.pass_rate_by_group(obj.summary), height=420)
+        return embed.render(charts.pass_rate_by_group(obj.summary, trials=obj.trials), height=420)
 
     @admin.display(description="Latency and TTFT")
     def latency_chart(self, obj: Run) -> SafeString:
-        rows = list(CaseResult.objects.filter(run=obj, **PRODUCED).values_list("latency_ms", "ttft_ms"))
-        latencies = [latency for latency, _ in rows if latency is not None]
-        ttfts = [ttft for _, ttft in rows if ttft is not None]
+        latencies, ttfts, _ = _case_signals(obj)
         if not latencies and not ttfts:
             return embed.empty("No latency recorded.")
-        return embed.render(charts.latency_and_ttft_histogram(latencies, ttfts))
+        return embed.render(charts.latency_and_ttft_histogram(latencies, ttfts, trials=obj.trials))
 
     @admin.display(description="Cost per case")
     def cost_chart(self, obj: Run) -> SafeString:
-        costs = list(
-            CaseResult.objects.filter(run=obj, cost_usd__isnull=False, **PRODUCED).values_list(
-                "cost_usd", flat=True
-            )
-        )
+        _, _, costs = _case_signals(obj)
         if not costs:
             return embed.empty("No cost recorded.")
-        return embed.render(charts.cost_per_case(costs), height=260)
+        return embed.render(charts.cost_per_case(costs, trials=obj.trials), height=260)
 
     def progress_view(self, request: HttpRequest, pk: int) -> JsonResponse:
         """The run's counts as JSON, polled by the progress bar while the run is queued or running."""
@@ -231,8 +226,34 @@ def _outcome_link(changelist: str, run: Run, outcome: Outcome, count: int) -> Sa
     )
 
 
+def _case_signals(run: Run) -> tuple[list[float], list[float], list[float]]:
+    """(latencies, TTFTs, costs) of the cases that produced, as the run's summary counts them:
+    a case of repeated trials is one value, the mean of its trials (grading_app.summary), read
+    once for both charts of the page."""
+    if not hasattr(run, "_case_signals"):
+        if run.trials > 1:
+            rows = [
+                (r.latency_ms, r.ttft_ms, r.cost_usd) for r in iter_case_rows(run) if not r.failed_to_produce
+            ]
+        else:  # a result is a case: three columns, not the rows with their grades
+            rows = list(
+                CaseResult.objects.filter(run=run, **PRODUCED).values_list(
+                    "latency_ms", "ttft_ms", "cost_usd"
+                )
+            )
+        run._case_signals = tuple([r[i] for r in rows if r[i] is not None] for i in range(3))
+    return run._case_signals
+
+
 def _progress(run: Run) -> dict[str, Any]:
+    # Each trial of a case is a result of its own: count results, and say how they add up.
+    unit = (
+        f"results ({run.total_cases // run.trials} cases x {run.trials} trials)"
+        if run.trials > 1
+        else "cases"
+    )
     return {
+        "unit": unit,
         "status": run.status,
         "done": run.done_cases,
         "total": run.total_cases,

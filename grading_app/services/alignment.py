@@ -93,7 +93,7 @@ def propose_aligned_version(
         few_shot=[*version.few_shot, *shown],
         note=(
             f"aligned from v{version.number}: {len(shown)} of {disagreements} disagreements with people as "
-            f"examples; measured on {len(held)} held-out labels"
+            f"examples; to be measured on {len(held)} held-out labels before it may be signed off"
         ),
     )
     proposal = AlignmentProposal.objects.create(

@@ -8,11 +8,26 @@ from django.db.models import Exists, OuterRef, QuerySet
 from grading_app.models import Grade, HumanLabel
 
 
+def labellable() -> QuerySet[Grade]:
+    """Grades a person may label: a judge's verdict (a rubric version, and pass or fail). A code
+    grader's grade, or a judge's error, is nothing a judge is calibrated on."""
+    return Grade.objects.filter(rubric_version__isnull=False, passed__isnull=False)
+
+
+def label_refusal(grade: Grade) -> str | None:
+    """Why ``grade`` is not offered for labelling (None: it is), whatever path asks."""
+    if grade.rubric_version_id is None:
+        return f"Only a judge's verdicts are labelled; {grade.grader} is not a judge."
+    if grade.passed is None:
+        return "The judge gave no verdict on this result (it errored): there is nothing to label."
+    return None
+
+
 def review_queue(user: AbstractBaseUser) -> QuerySet[Grade]:
     """Judged results this reviewer has not labelled, in random order (a sample, not a backlog)."""
     mine = HumanLabel.objects.filter(grade=OuterRef("pk"), reviewer=user)
     return (
-        Grade.objects.filter(rubric_version__isnull=False, passed__isnull=False)
+        labellable()
         .exclude(Exists(mine))
         .select_related("case_result__case", "grader", "rubric_version__rubric")
         .order_by("?")
@@ -23,9 +38,12 @@ def review_queue(user: AbstractBaseUser) -> QuerySet[Grade]:
 def label_grade(
     grade: Grade, *, actor: AbstractBaseUser, passed: bool, score: float | None = None, note: str = ""
 ) -> HumanLabel:
-    """A reviewer's own judgement of a graded result (once per reviewer and grade)."""
+    """A reviewer's own judgement of a judge's verdict (once per reviewer and grade); only what
+    the review queue would offer, however the grade's id arrives."""
     if not actor.has_perm("grading_app.add_humanlabel"):
         raise PermissionDenied("You are not allowed to label results.")
+    if refusal := label_refusal(grade):
+        raise ValidationError(refusal)
     if score is not None and not 0 <= score <= 1:
         raise ValidationError({"score": "A score lies between 0 and 1."})
     try:

@@ -306,3 +306,21 @@ def test_the_audit_log_admin_is_read_only_and_filterable(client, reviewer, datas
     assert client.post(reverse("admin:audit_app_auditevent_delete", args=[event.pk])).status_code == 403
     client.force_login(make_user("outsider", is_staff=True))
     assert client.get(url).status_code == 403
+
+
+def test_the_audit_log_names_a_deploy_tokens_act_by_the_token_and_its_issuer(admin_client):
+    # Admin walk L4: a check requested with a deploy token read "check.requested by system",
+    # while the services treat the token's issuer as the requester.
+    s = make_scenario()
+    s["owner"].username = "u-gate"
+    s["owner"].save()
+    token, _ = create_token(name="walk-deploy", gates=[s["gate"]], actor=s["owner"])
+    request_check(gate=s["gate"], candidate="v1", outputs=outputs_for(s["cases"]), token=token)
+    event = AuditEvent.objects.get(action="check.requested")
+
+    listed = admin_client.get(reverse("admin:audit_app_auditevent_changelist")).content.decode()
+    page = admin_client.get(reverse("admin:audit_app_auditevent_change", args=[event.pk])).content.decode()
+
+    who = f"deploy token walk-deploy ({token.prefix}), issued by"
+    assert f"{who} user {s['owner'].pk}" in listed  # the list names the issuer by id: no query per row
+    assert f"{who} u-gate" in page

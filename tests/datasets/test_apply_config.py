@@ -218,6 +218,9 @@ def test_dry_run_of_a_changed_file_lists_the_updates_and_changes_nothing(tmp_pat
 
 def test_a_changed_file_updates_objects_with_history_rows_by_the_applying_user(tmp_path, alice, bob):
     apply(write(tmp_path, CONFIG), alice)
+    handed = config()
+    handed["datasets"][0]["owner"] = "bob"
+    apply(write(tmp_path, handed), alice)  # only its owner changes a dataset: alice hands it over
     changed = config()
     changed["failure_classes"][1]["description"] = "Helps with something it must refuse."
     changed["datasets"][0]["name"] = "Support assistant"

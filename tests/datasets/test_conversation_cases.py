@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError
 from django.urls import reverse
 
+from datasets_app import services
 from datasets_app.conversations import DEFAULT_MAX_TURNS, MAX_TURNS, Conversation, conversation_of
 from datasets_app.importers import export_promptfoo
 from datasets_app.models import Case
@@ -287,3 +288,87 @@ def test_a_promptfoo_export_says_a_conversation_is_not_exported():
         "only its opening messages are"
     ]
     assert "Refund it." not in text and "Northwind" in text
+
+
+# Admin walk M2: the case form took a simulated user whose rubric does not exist (the API,
+# imports and apply_config refuse it), and an audit made the case active. The services the
+# form calls now ask too, so every path agrees.
+
+UNKNOWN_PERSONA = {"simulated_user": {"rubric": "no-such-persona", "max_turns": 3}}
+
+
+@pytest.mark.django_db
+def test_the_case_form_refuses_a_simulated_user_whose_rubric_does_not_exist(client, expert):
+    client.force_login(expert)
+    dataset, failure_class = make_dataset(), make_failure_class()
+
+    response = client.post(
+        ADD, add_form(dataset, failure_class, user_message="", input=json.dumps(UNKNOWN_PERSONA))
+    )
+
+    assert response.status_code == 200 and not Case.objects.exists()
+    assert "input.simulated_user.rubric: no rubric 'no-such-persona'" in " ".join(
+        response.context["adminform"].form.errors["input"]
+    )
+    save_rubric(slug="no-such-persona", name="Now it exists", owner=make_user())
+    client.post(ADD, add_form(dataset, failure_class, user_message="", input=json.dumps(UNKNOWN_PERSONA)))
+    assert Case.objects.get().input == UNKNOWN_PERSONA
+
+
+@pytest.mark.django_db
+def test_add_and_edit_case_refuse_an_unknown_persona_whatever_calls_them(expert):
+    dataset, failure_class = make_dataset(), make_failure_class()
+    with pytest.raises(ValidationError, match="no rubric 'no-such-persona'"):
+        services.add_case(
+            dataset=dataset, key="k", failure_class=failure_class, input=UNKNOWN_PERSONA, actor=expert
+        )
+    case = make_case(dataset, "k", failure_class=failure_class, active=False)
+
+    with pytest.raises(ValidationError, match="no rubric 'no-such-persona'"):
+        services.edit_case(case, actor=expert, input=UNKNOWN_PERSONA)
+
+    assert Case.objects.get(pk=case.pk).input != UNKNOWN_PERSONA
+
+
+@pytest.mark.django_db
+def test_a_case_naming_an_unknown_persona_is_never_audited_into_the_suite(client, expert, reviewer):
+    case = make_case(make_dataset(), "walk-unknown-persona", failure_class=make_failure_class(), active=False)
+    Case.objects.filter(pk=case.pk).update(input=UNKNOWN_PERSONA)  # written before this check
+    case.refresh_from_db()
+
+    assert "no rubric 'no-such-persona'" in str(services.audit_refusal(case, reviewer, case.tier))
+    with pytest.raises(ValidationError, match="cannot be played as it is"):
+        services.audit_case(case, actor=reviewer)
+    client.force_login(reviewer)
+    page = client.get(reverse("admin:datasets_app_case_change", args=[case.pk])).content.decode()
+    assert "Audit and activate" not in page  # offered only to whom the service would allow
+    assert Case.objects.get(pk=case.pk).status == "draft"
+
+
+@pytest.mark.django_db
+def test_the_case_page_names_the_simulated_user_and_the_scripted_turns(client, expert):
+    # Admin walk M2, also: "Conversation: -" for a simulated-user case.
+    save_rubric(slug="impatient-customer", name="Impatient customer", owner=make_user())
+    dataset, failure_class = make_dataset(), make_failure_class()
+    simulated = services.add_case(
+        dataset=dataset,
+        key="sim",
+        failure_class=failure_class,
+        input={"simulated_user": {"rubric": "impatient-customer", "scenario": "Parcel A-17 is lost."}},
+        actor=expert,
+    )
+    scripted = services.add_case(
+        dataset=dataset,
+        key="script",
+        failure_class=failure_class,
+        input={"turns": ["Hi", "Refund it."]},
+        actor=expert,
+    )
+    client.force_login(expert)
+
+    sim_page = client.get(reverse("admin:datasets_app_case_change", args=[simulated.pk])).content.decode()
+    script_page = client.get(reverse("admin:datasets_app_case_change", args=[scripted.pk])).content.decode()
+
+    assert "played by rubric impatient-customer, at most 5 turns" in sim_page
+    assert "Parcel A-17 is lost." in sim_page
+    assert "<b>user (scripted turn):</b> Refund it." in script_page

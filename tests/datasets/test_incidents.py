@@ -198,15 +198,21 @@ def test_dismiss_action_with_a_reason_closes_the_incident_and_keeps_the_reason(c
     )
 
 
-def test_domain_expert_cannot_triage_or_dismiss_from_the_admin(client, expert):
+def test_domain_expert_is_not_offered_triage_and_cannot_post_it(client, expert):
+    # Admin walk L1: the actions were offered, then refused after the confirmation page.
     reported = incident()
     client.force_login(expert)
 
+    changelist = client.get(reverse("admin:datasets_app_incident_changelist"))
     response = run_action(client, "dismiss", [reported], reason="not a bug")
 
-    assert f"{reported}: You are not allowed to triage incidents." in messages_of(response)
+    page = changelist.content.decode()
+    assert 'value="triage"' not in page and 'value="dismiss"' not in page
+    assert response.status_code == 200 and messages_of(response) == []  # no action ran
     reported.refresh_from_db()
     assert reported.status == IncidentStatus.NEW
+    with pytest.raises(PermissionDenied, match="You are not allowed to triage incidents"):
+        services.dismiss_incident(reported, actor=expert, reason="not a bug")  # the service's own rule
 
 
 def test_dismiss_service_requires_a_reason(dataset_owner):
@@ -388,3 +394,22 @@ def test_view_only_user_cannot_revert_an_incident_from_its_history(client, exper
     assert response.status_code == 403
     reported.refresh_from_db()
     assert reported.status == IncidentStatus.DISMISSED
+
+
+def test_an_incident_without_input_says_so_instead_of_offering_conversion_and_errors_show_once(
+    client, dataset_owner
+):
+    # Admin walk M5: the Convert button was offered for an incident with no input, and the
+    # refusal then showed twice (the form's error list and the template's own).
+    bare = incident(input=None)
+    client.force_login(dataset_owner)
+
+    page = client.get(reverse("admin:datasets_app_incident_change", args=[bare.pk])).content.decode()
+    refused = client.post(
+        convert_url(bare),
+        {"dataset": make_dataset().pk, "failure_class": make_failure_class().pk, "key": "k", "expected": ""},
+    ).content.decode()
+
+    assert "Convert to a regression case</a>" not in page and "Add the input the system was given" in page
+    assert refused.count("no input to replay") == 1
+    assert not Case.objects.exists()

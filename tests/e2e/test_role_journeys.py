@@ -213,3 +213,29 @@ def test_an_owner_sees_the_failing_cases_of_a_rule_and_overrides_the_fail(
     assert "Hotfix for the outage" in page.locator("#approval-trail").inner_text()
     assert waiting_count(page, "blocked") == 0
     assert make_grader  # (the scenario's grader decided the rule)
+
+
+def test_a_rubric_owner_and_a_gate_owner_create_their_objects_in_their_own_name(page: "Page"):
+    """Admin walk H1: the Owner field asked the user autocomplete, which answers 403 to every
+    role, so only superusers could create rubrics and gates. It is a plain list now."""
+    make_user("rita", roles=("Rubric owner",), is_staff=True)
+    make_user("gus", roles=("Gate owner",), is_staff=True)
+    make_dataset("support")
+
+    login(page, "rita")
+    page.goto("/admin/grading_app/rubric/add/")
+    assert page.locator("#id_owner option:checked").inner_text() == "rita"  # chosen for her
+    page.fill("#id_slug", "tone")
+    page.fill("#id_name", "Tone")
+    submit(page, "input[name=_save]")
+    assert messages(page, "success") and not page.locator(".errornote").count()
+
+    login(page, "gus")
+    page.goto("/admin/gates_app/gate/add/")
+    owners = page.locator("#id_owner option").all_inner_texts()
+    assert [o for o in owners if not o.startswith("-")] == ["gus"]  # only who may own a gate
+    page.fill("#id_slug", "release")
+    page.fill("#id_name", "Release")
+    page.select_option("#id_dataset", label="support")
+    submit(page, "input[name=_save]")
+    assert messages(page, "success") and not page.locator(".errornote").count()

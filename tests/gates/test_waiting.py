@@ -140,3 +140,13 @@ def test_the_waiting_page_costs_the_same_queries_for_one_item_as_for_many(
     # Session and user, then one query per section (audit, returned, sign-off, approve, blocked,
     # pinned requests, incidents, results to label; subqueries inside them): never per item.
     assert one == many
+
+
+def test_the_waiting_for_me_link_is_drawn_in_the_caption_link_colour(client, reviewer):
+    # Admin walk L2: a plain link in the caption is the caption's own blue, so nobody saw it;
+    # Django's "section" links are drawn in the header link colour.
+    client.force_login(reviewer)
+
+    index = client.get("/admin/").content.decode()
+
+    assert '<caption><a class="section" href="/admin/waiting/">Waiting for me: ' in index

@@ -4,13 +4,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import AbstractUser
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
+from datasets_app.models import Case
 from grading_app import services
 from grading_app.calibration import agreement, calibrate, cohen_kappa
 from grading_app.choices import RunStatus
 from grading_app.models import CaseResult, Grade, Grader, HumanLabel, RubricVersion, Run
+from grading_app.services.labels import review_queue
 from tests.factories import make_case, make_dataset, make_grader, make_user
 
 pytestmark = pytest.mark.django_db
@@ -270,3 +272,60 @@ def test_label_grade_refuses_users_without_the_permission(judge, rubric_version,
     with pytest.raises(PermissionDenied, match="not allowed"):
         services.label_grade(grade, actor=expert, passed=True)
     assert not HumanLabel.objects.exists()
+
+
+def test_a_code_graders_grade_posted_to_the_queue_is_not_labelled(client, judge, rubric_version, reviewer):
+    # Admin walk M1: the queue offers judged grades only; a raw grade id in its POST did not.
+    (result,) = make_results(1)
+    judge_grade(result, judge, rubric_version, True)
+    code = Grade.objects.create(
+        case_result=result, grader=make_grader("answer-exact"), passed=True, score=1.0
+    )
+    client.force_login(reviewer)
+
+    response = client.post(reverse(REVIEW), label_post(code, "true"), follow=True)
+
+    assert "Only a judge's verdicts are labelled; answer-exact is not a judge." in page_messages(response)
+    assert not HumanLabel.objects.exists()
+
+
+@pytest.mark.parametrize("what", ["code grader", "judge error"])
+def test_label_grade_refuses_what_the_queue_would_not_offer(judge, rubric_version, reviewer, what):
+    (result,) = make_results(1)
+    if what == "code grader":
+        grade = Grade.objects.create(case_result=result, grader=make_grader("answer-exact"), passed=False)
+    else:
+        grade = judge_grade(result, judge, rubric_version, None)
+
+    assert not review_queue(reviewer).filter(pk=grade.pk).exists()
+    with pytest.raises(ValidationError, match=r"not a judge|nothing to label"):
+        services.label_grade(grade, actor=reviewer, passed=True)
+    assert not HumanLabel.objects.exists()
+
+
+def test_a_reviewer_of_a_conversation_sees_the_conversation_the_judge_read(
+    client, judge, rubric_version, reviewer
+):
+    # Admin walk M4: the queue showed a multi-turn case's scripted turns and its last answer only,
+    # while the judge read every turn: the label and the judge's verdict judged different things.
+    dataset = make_dataset()
+    case = make_case(dataset, "lost-parcel", active=False)
+    Case.objects.filter(pk=case.pk).update(input={"turns": ["Hi", "Where is parcel A-17?"]})
+    run = Run.objects.create(dataset=dataset, candidate="v1", status=RunStatus.SUCCEEDED)
+    played = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello! Shall I look up an order?"},
+        {"role": "user", "content": "Where is parcel A-17?"},
+        {"role": "assistant", "content": "A-17 is lost; I have opened a claim."},
+    ]
+    result = CaseResult.objects.create(
+        run=run, case=case, case_revision=1, output="A-17 is lost; I have opened a claim.", trace=played
+    )
+    judge_grade(result, judge, rubric_version, True)
+    client.force_login(reviewer)
+
+    page = client.get(reverse(REVIEW)).content.decode()
+
+    assert 'id="review-conversation"' in page
+    assert "assistant: Hello! Shall I look up an order?" in page  # an earlier turn the judge saw
+    assert "user: Where is parcel A-17?" in page and "The last answer" in page

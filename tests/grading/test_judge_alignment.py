@@ -20,7 +20,7 @@ from tests.factories import (
     make_rubric_version,
     make_user,
 )
-from tests.fake_openai import json_reply
+from tests.fake_openai import fault, json_reply
 
 pytestmark = pytest.mark.django_db
 
@@ -292,3 +292,42 @@ def test_a_measurement_where_the_judge_decided_nothing_does_not_count(world, fak
     draft = services.submit_rubric_version(proposal.proposed, actor=author)
     with pytest.raises(ValidationError, match="not measured yet"):
         services.approve_rubric_version(draft, actor=world["owner"])
+
+
+def test_proposing_from_the_admin_lands_on_the_draft_which_shows_agreement_and_kappa(
+    world, client, fake_openai, django_capture_on_commit_callbacks
+):
+    # Admin walk L3: the proposal left its author on v1 without a link to the draft, and the
+    # measured agreement had no kappa.
+    fake_openai.responder(aligned_judge)
+    client.force_login(world["owner"])
+    url = f"/admin/grading_app/rubricversion/{world['v1'].pk}/decide/propose_aligned/"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"confirmed": "yes", "reason": ""})
+    draft = RubricVersion.objects.get(rubric=world["v1"].rubric, number=world["v1"].number + 1)
+    page = client.get(response.url).content.decode()
+
+    assert response.url == f"/admin/grading_app/rubricversion/{draft.pk}/change/"
+    assert f"this is {draft}" in page  # the message names the draft it now shows
+    # v1 agrees with people on 3 of the 6 held-out labels, the draft on all 6; v1's kappa
+    # depends on which agreements were held out (the split follows the version).
+    kappa = draft.alignment.measurement["source"]["kappa"]
+    v1 = "-" if kappa is None else f"{kappa:.2f}"
+    assert f"people agree with v1 50% (kappa {v1}), with the draft 100% (kappa 1.00)" in page
+    assert "to be measured on 6 held-out labels" in page  # the trail says what was to come
+
+
+def test_proposing_when_the_judge_is_down_lands_on_the_draft_saying_so(
+    world, client, fake_openai, django_capture_on_commit_callbacks
+):
+    fake_openai.responder(lambda body: fault("bad_json"))  # the judge answers prose, never a verdict
+    client.force_login(world["owner"])
+    url = f"/admin/grading_app/rubricversion/{world['v1'].pk}/decide/propose_aligned/"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"confirmed": "yes", "reason": ""})
+    page = client.get(response.url).content.decode()
+
+    assert "Status: <b>measurement failed</b>" in page
+    assert "The draft&#x27;s judge decided none of the held-out cases" in page

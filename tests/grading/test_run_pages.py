@@ -89,7 +89,18 @@ def test_progress_endpoint_returns_the_run_counts(admin_client):
     )
     response = admin_client.get(reverse("admin:grading_app_run_progress", args=[run.pk]))
     assert response.status_code == 200
-    assert response.json() == {"status": "running", "done": 3, "total": 6, "errors": 1, "finished": False}
+    assert response.json() == {
+        "unit": "cases",
+        "status": "running",
+        "done": 3,
+        "total": 6,
+        "errors": 1,
+        "finished": False,
+    }
+    run.trials, run.total_cases = 3, 6
+    run.save()  # each trial of a case is a result: 2 cases x 3 trials
+    response = admin_client.get(reverse("admin:grading_app_run_progress", args=[run.pk]))
+    assert response.json()["unit"] == "results (2 cases x 3 trials)"
 
 
 def test_progress_endpoint_is_for_staff_only(client):

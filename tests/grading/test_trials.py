@@ -209,3 +209,38 @@ def test_the_run_page_shows_each_graders_trials_and_the_flaky_cases(
     assert "flaky (1/2)" in page  # the flaky case, with the trials it passed
     results = admin_client.get(f"/admin/grading_app/caseresult/?run={run.pk}").content.decode()
     assert "flaky · trial 2 of 2" in results
+
+
+def test_the_run_page_counts_cases_as_the_summary_does_and_names_the_trials(
+    admin_client, django_capture_on_commit_callbacks
+):
+    # Admin walk M3: a run of 2 cases x 3 trials showed "6/6 cases" and latency percentiles
+    # over the 6 trials, where the summary (run_eval's) merges each case's trials first.
+    dataset = make_dataset()
+    for key in ("slow-once", "steady"):
+        make_case(dataset, key)
+    make_grader("answer-exact")
+    latencies = {"slow-once": (100, 100, 400), "steady": (150, 150, 150)}  # case means 200 and 150
+    outputs = parse_outputs(
+        [
+            {"case": key, "output": "No", "trial": t, "metrics": {"latency_ms": ms, "cost_usd": ms / 1e5}}
+            for key, trials in latencies.items()
+            for t, ms in enumerate(trials, start=1)
+        ]
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=dataset, candidate="v1", outputs=outputs)
+    run.refresh_from_db()
+
+    page = admin_client.get(f"/admin/grading_app/run/{run.pk}/change/").content.decode()
+
+    signals = run.summary["signals"]
+    assert (signals["latency_p50_ms"], signals["latency_p95_ms"]) == (175.0, 197.5)  # over 2 cases
+    assert "p50 175 ms, p95 198 ms" in page  # the chart says what the summary says, not 150 / 362
+    assert "6/6 results (2 cases x 3 trials)" in page
+    assert "over 2 cases, each the mean of its 3 trials" in page  # cost: not "over 6 cases"
+    # The pass-rate bars say what they count (plotly's JSON escapes the slash of "6/6").
+    assert "trials passed, 0 errors" in page and "over graded trials: 3 per case" in page
+    result = CaseResult.objects.get(run=run, case__key="steady", trial=2)
+    result_page = admin_client.get(f"/admin/grading_app/caseresult/{result.pk}/change/").content.decode()
+    assert "Case steady in run" in result_page and ", trial 2 of 3" in result_page
