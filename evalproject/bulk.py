@@ -51,22 +51,53 @@ def copy_insert(
     quote = connection.ops.quote_name
     columns = ", ".join(quote(column) for column, *_ in plan)
     table = quote(model._meta.db_table)
-    staging = quote(f"incoming_{model._meta.db_table}")
     now = now or timezone.now()
+
+    def copy_rows(copy: Any, ids: list[int] | None) -> None:
+        for n, row in enumerate(rows):
+            values = [] if ids is None else [ids[n]]
+            for _, name, default, dumps, auto_now in plan:
+                value = now if auto_now else row.get(name, default)  # as pre_save() sets them
+                if dumps is not None and value is not None and not isinstance(value, Dumped):
+                    value = dumps(value)
+                values.append(value)
+            copy.write_row(values)
+
+    pk = model._meta.pk.column
     with connection.cursor() as cursor:
+        if not skip_conflicts_on and set(returning) <= {pk, *(column for column, *_ in plan)}:
+            # Nothing to skip, and what is returned is known here once the primary keys are
+            # drawn from the table's sequence: COPY straight into the table (a conflict fails
+            # the whole write, as the INSERT below would), no staging copy of every row.
+            ids = None
+            if returning:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                    [model._meta.db_table, pk, len(rows)],
+                )
+                ids = [pk_value for (pk_value,) in cursor.fetchall()]
+            into = f"{quote(pk)}, {columns}" if ids is not None else columns
+            # The driver's COPY is under Django's error wrapper, so a violated constraint is an
+            # IntegrityError here as it is from the ORM.
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f"COPY {table} ({into}) FROM STDIN") as copy,
+            ):
+                copy_rows(copy, ids)
+            if not returning:
+                return []
+            named = {column: (name, default) for column, name, default, *_ in plan}
+            return [
+                tuple(ids[n] if column == pk else row.get(*named[column]) for column in returning)
+                for n, row in enumerate(rows)
+            ]
+        staging = quote(f"incoming_{model._meta.db_table}")
         # The staging table lives as long as the connection; its rows only within this call.
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {table} WITH NO DATA"
         )
         with cursor.cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                values = []
-                for _, name, default, dumps, auto_now in plan:
-                    value = now if auto_now else row.get(name, default)  # as pre_save() sets them
-                    if dumps is not None and value is not None and not isinstance(value, Dumped):
-                        value = dumps(value)
-                    values.append(value)
-                copy.write_row(values)
+            copy_rows(copy, None)
         statement = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}"
         if skip_conflicts_on:
             statement += f" ON CONFLICT ({', '.join(quote(c) for c in skip_conflicts_on)}) DO NOTHING"
