@@ -92,3 +92,47 @@ def promptfoo_results(config: Path) -> list[dict]:
     done = subprocess.run(command, cwd=config.parent, env=env, capture_output=True, timeout=300, check=False)
     assert out.exists(), done.stderr.decode()[-2000:]
     return json.loads(out.read_text())["results"]["results"]
+
+
+def import_audited_suite(suite: str, slug: str, tmp_path: Path) -> tuple:
+    """The promptfoo suite ``suite`` (a config under the corpus) copied to ``tmp_path`` (promptfoo
+    writes beside its config), imported by `manage.py import_cases` into a new dataset ``slug``
+    and every case audited by a reviewer: (dataset, the copy's directory)."""
+    import io
+    import shutil
+
+    from django.core.management import call_command
+
+    from datasets_app import services as datasets
+    from datasets_app.models import Case
+    from tests.factories import make_dataset, make_user
+
+    importer = make_user("importer", roles=("Dataset owner", "Rubric owner"))
+    reviewer = make_user("reviewer2", roles=("Reviewer",))
+    dataset = make_dataset(slug, owner=importer)
+    copy = tmp_path / "suite"
+    shutil.copytree((CORPUS / suite).parent, copy)
+    config = str(copy / "promptfooconfig.yaml")
+    call_command(
+        "import_cases", slug, config, "--format", "promptfoo", "--as", "importer", stdout=io.StringIO()
+    )
+    for case in Case.objects.filter(dataset=dataset):
+        datasets.audit_case(datasets.submit_case(case, actor=importer), actor=reviewer)
+    return dataset, copy
+
+
+def export_promptfoo(dataset, tmp_path: Path, notes: list[str] | None = None) -> Path:
+    """The dataset exported as a promptfoo config under ``tmp_path``/export; notes go to ``notes``."""
+    from datasets_app.services import export_cases
+
+    path = tmp_path / "export" / "promptfooconfig.yaml"
+    path.parent.mkdir()
+    path.write_text(export_cases(dataset, "promptfoo", actor=None, notes=[] if notes is None else notes))
+    return path
+
+
+def read_back(path: Path) -> dict[str, dict]:
+    """key -> expected of an exported promptfoo config, read as an import would, carried whole."""
+    plan = read_cases(path.read_bytes(), "promptfoo", base_dir=path.parent)
+    assert plan.errors == [] and plan.dropped == []
+    return {s.key: s.expected for s in plan.specs}

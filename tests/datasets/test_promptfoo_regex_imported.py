@@ -3,30 +3,27 @@ grader's ecmascript flavor): the `promptfoo/regex` suite, on answers where Pytho
 otherwise, gets promptfoo's verdicts from an Evalgate run; promptfoo itself runs the suite and
 its export where it is installed. Patterns that cannot be carried exactly are listed."""
 
-import io
 import re
-import shutil
 
 import pytest
-from django.core.management import call_command
 from django.utils.text import slugify
 
-from datasets_app import services as datasets
 from datasets_app.importers import read_cases
 from datasets_app.models import Case
-from datasets_app.services import export_cases
 from tests.datasets.corpus_helpers import (
     CORPUS,
     PROMPTFOO,
     dropped,
     errors,
     expected,
+    export_promptfoo,
     graders,
+    import_audited_suite,
     promptfoo_results,
     read,
+    read_back,
 )
-from tests.datasets.test_promptfoo_weighted import echoed, read_back, verdicts_of_a_run
-from tests.factories import make_dataset, make_user
+from tests.datasets.test_promptfoo_weighted import echoed, verdicts_of_a_run
 from tests.grading.test_run_eval import jobs_run_when_start_run_commits  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -99,24 +96,7 @@ def test_a_pattern_javascript_refuses_is_an_error_at_its_line():
 
 @pytest.fixture
 def imported(tmp_path):
-    importer = make_user("importer", roles=("Dataset owner", "Rubric owner"))
-    reviewer = make_user("reviewer2", roles=("Reviewer",))
-    dataset = make_dataset("regex", owner=importer)
-    suite = tmp_path / "suite"
-    shutil.copytree((CORPUS / SUITE).parent, suite)  # promptfoo writes beside the config
-    call_command(
-        "import_cases",
-        "regex",
-        str(suite / "promptfooconfig.yaml"),
-        "--format",
-        "promptfoo",
-        "--as",
-        "importer",
-        stdout=io.StringIO(),
-    )
-    for case in Case.objects.filter(dataset=dataset):
-        datasets.audit_case(datasets.submit_case(case, actor=importer), actor=reviewer)
-    return dataset, suite
+    return import_audited_suite(SUITE, "regex", tmp_path)
 
 
 def python_re_decides(expected: dict, output: str) -> bool | str:
@@ -148,11 +128,7 @@ def test_a_run_grades_each_case_as_promptfoo_decides_its_test(imported, tmp_path
 def test_the_export_writes_the_same_assertions_back_and_reads_back_as_the_same_cases(imported, tmp_path):
     dataset, _suite = imported
     notes: list[str] = []
-
-    text = export_cases(dataset, "promptfoo", actor=None, notes=notes)
-    path = tmp_path / "export" / "promptfooconfig.yaml"
-    path.parent.mkdir()
-    path.write_text(text)
+    path = export_promptfoo(dataset, tmp_path, notes)
 
     assert notes == []
     assert read_back(path) == {c.key: c.expected for c in Case.objects.filter(dataset=dataset)}
@@ -161,9 +137,7 @@ def test_the_export_writes_the_same_assertions_back_and_reads_back_as_the_same_c
 @pytest.mark.skipif(not PROMPTFOO.exists(), reason="promptfoo is not installed on this machine")
 def test_promptfoo_decides_the_suite_and_its_export_as_the_table_says(imported, tmp_path):
     dataset, suite = imported
-    export = tmp_path / "export" / "promptfooconfig.yaml"
-    export.parent.mkdir()
-    export.write_text(export_cases(dataset, "promptfoo", actor=None, notes=[]))
+    export = export_promptfoo(dataset, tmp_path)
 
     source = {
         slugify(r["testCase"]["description"]): r["success"]

@@ -3,29 +3,25 @@ changes with a test threshold, weights, weight 0, assert-sets with their own thr
 weight, a CSV __threshold) is imported, graded through a run, exported, and run by promptfoo
 itself with its echo provider: every test gets the same verdict and the same score."""
 
-import io
 import json
-import shutil
 
 import pytest
 import yaml
-from django.core.management import call_command
 from django.utils.text import slugify
 
-from datasets_app import services as datasets
 from datasets_app.models import Case
-from datasets_app.services import export_cases
 from grading_app.models import Grade
 from tests.datasets.corpus_helpers import (
-    CORPUS,
     PROMPTFOO,
     dropped,
     errors,
     expected,
+    export_promptfoo,
+    import_audited_suite,
     promptfoo_results,
     read,
+    read_back,
 )
-from tests.factories import make_dataset, make_user
 from tests.grading.test_run_eval import jobs_run_when_start_run_commits, run_eval, write_jsonl  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -95,24 +91,7 @@ def test_thresholds_weights_and_sets_become_one_assertion_set_where_they_change_
 
 @pytest.fixture
 def imported(tmp_path):
-    importer = make_user("importer", roles=("Dataset owner", "Rubric owner"))
-    reviewer = make_user("reviewer2", roles=("Reviewer",))
-    dataset = make_dataset("weighted", owner=importer)
-    suite = tmp_path / "suite"
-    shutil.copytree((CORPUS / SUITE).parent, suite)  # promptfoo writes beside the config
-    call_command(
-        "import_cases",
-        "weighted",
-        str(suite / "promptfooconfig.yaml"),
-        "--format",
-        "promptfoo",
-        "--as",
-        "importer",
-        stdout=io.StringIO(),
-    )
-    for case in Case.objects.filter(dataset=dataset):  # a reviewer audits what the importer brought
-        datasets.audit_case(datasets.submit_case(case, actor=importer), actor=reviewer)
-    return dataset, suite
+    return import_audited_suite(SUITE, "weighted", tmp_path)
 
 
 def verdicts_of_a_run(dataset, tmp_path, outputs: dict[str, str]) -> dict[str, tuple[bool, float]]:
@@ -150,10 +129,8 @@ def test_a_run_grades_each_case_as_promptfoo_decides_its_test(imported, tmp_path
 @pytest.mark.skipif(not PROMPTFOO.exists(), reason="promptfoo is not installed on this machine")
 def test_promptfoo_decides_the_suite_and_its_evalgate_export_the_same_way(imported, tmp_path):
     dataset, suite = imported
-    export = tmp_path / "export" / "promptfooconfig.yaml"
-    export.parent.mkdir()
     notes: list[str] = []
-    export.write_text(export_cases(dataset, "promptfoo", actor=None, notes=notes))
+    export = export_promptfoo(dataset, tmp_path, notes)
 
     source = {
         slugify(r["testCase"]["description"]): r for r in promptfoo_results(suite / "promptfooconfig.yaml")
@@ -173,14 +150,6 @@ def test_promptfoo_decides_the_suite_and_its_evalgate_export_the_same_way(import
     # And the export reads back as the same cases.
     back = read_back(export)
     assert back == {c.key: c.expected for c in Case.objects.filter(dataset=dataset)}
-
-
-def read_back(path) -> dict[str, dict]:
-    from datasets_app.importers import read_cases
-
-    plan = read_cases(path.read_bytes(), "promptfoo", base_dir=path.parent)
-    assert plan.errors == [] and plan.dropped == []
-    return {s.key: s.expected for s in plan.specs}
 
 
 JUDGED = """\

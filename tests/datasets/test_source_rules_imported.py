@@ -15,18 +15,20 @@ from django.utils.text import slugify
 
 from datasets_app import services as datasets
 from datasets_app.models import Case
-from datasets_app.services import export_cases
 from tests.datasets.corpus_helpers import (
     CORPUS,
     PROMPTFOO,
     dropped,
     errors,
     expected,
+    export_promptfoo,
     graders,
+    import_audited_suite,
     promptfoo_results,
     read,
+    read_back,
 )
-from tests.datasets.test_promptfoo_weighted import echoed, read_back, verdicts_of_a_run
+from tests.datasets.test_promptfoo_weighted import echoed, verdicts_of_a_run
 from tests.factories import make_dataset, make_user
 from tests.grading.test_run_eval import jobs_run_when_start_run_commits  # noqa: F401
 
@@ -87,24 +89,7 @@ def test_the_suite_becomes_checks_that_say_how_promptfoo_compares():
 
 @pytest.fixture
 def imported(tmp_path):
-    importer = make_user("importer", roles=("Dataset owner", "Rubric owner"))
-    reviewer = make_user("reviewer2", roles=("Reviewer",))
-    dataset = make_dataset("compare", owner=importer)
-    suite = tmp_path / "suite"
-    shutil.copytree((CORPUS / SUITE).parent, suite)  # promptfoo writes beside the config
-    call_command(
-        "import_cases",
-        "compare",
-        str(suite / "promptfooconfig.yaml"),
-        "--format",
-        "promptfoo",
-        "--as",
-        "importer",
-        stdout=io.StringIO(),
-    )
-    for case in Case.objects.filter(dataset=dataset):
-        datasets.audit_case(datasets.submit_case(case, actor=importer), actor=reviewer)
-    return dataset, suite
+    return import_audited_suite(SUITE, "compare", tmp_path)
 
 
 def test_a_run_grades_each_case_as_promptfoo_decides_its_test(imported, tmp_path):
@@ -150,11 +135,7 @@ def by_evalgates_own_rules(expected: dict, output: str) -> bool:
 def test_the_export_writes_the_same_assertions_back_and_reads_back_as_the_same_cases(imported, tmp_path):
     dataset, _suite = imported
     notes: list[str] = []
-
-    text = export_cases(dataset, "promptfoo", actor=None, notes=notes)
-    path = tmp_path / "export" / "promptfooconfig.yaml"
-    path.parent.mkdir()
-    path.write_text(text)
+    path = export_promptfoo(dataset, tmp_path, notes)
 
     assert notes == []
     assert read_back(path) == {c.key: c.expected for c in Case.objects.filter(dataset=dataset)}
@@ -163,9 +144,7 @@ def test_the_export_writes_the_same_assertions_back_and_reads_back_as_the_same_c
 @pytest.mark.skipif(not PROMPTFOO.exists(), reason="promptfoo is not installed on this machine")
 def test_promptfoo_decides_the_suite_and_its_export_as_the_table_says(imported, tmp_path):
     dataset, suite = imported
-    export = tmp_path / "export" / "promptfooconfig.yaml"
-    export.parent.mkdir()
-    export.write_text(export_cases(dataset, "promptfoo", actor=None, notes=[]))
+    export = export_promptfoo(dataset, tmp_path)
 
     source = {
         slugify(r["testCase"]["description"]): r["success"]
