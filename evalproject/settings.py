@@ -170,8 +170,9 @@ RQ_SHOW_ADMIN_LINK = True
 EVALGATE_CHUNK_SIZE = env_int("EVALGATE_CHUNK_SIZE", 100)
 # Cases per chunk of a run with no model calls (code graders on uploaded outputs).
 EVALGATE_CODE_CHUNK_SIZE = env_int("EVALGATE_CODE_CHUNK_SIZE", 1000)
-# Imported by each RQ worker before it forks work horses (what jobs import lazily).
-EVALGATE_WORKER_PRELOAD = ["grading_app.llm", "grading_app.personas"]
+# Imported by each RQ worker before it forks work horses (what jobs import lazily);
+# "module:function" also calls the function (loads what it caches).
+EVALGATE_WORKER_PRELOAD = ["grading_app.llm", "grading_app.personas", "grading_app.detectors:model"]
 # Hosts model endpoints may point at (empty: any). Workers call these; keep it tight in production.
 EVALGATE_ALLOWED_ENDPOINT_HOSTS = env_list("EVALGATE_ALLOWED_ENDPOINT_HOSTS")
 # Python modules that register extra grader kinds (see grading_app.graders.register).

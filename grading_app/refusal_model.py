@@ -118,4 +118,5 @@ def cached(loader: Callable[[], Model]) -> Callable[[], Model]:
             model.append(loader())
         return model[0]
 
+    get.loaded = lambda: bool(model)  # type: ignore[attr-defined]
     return get

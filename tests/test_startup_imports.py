@@ -17,12 +17,16 @@ print(sorted(m for m in ("openai", "grading_app.llm", "grading_app.personas") if
 
 
 def imported(body: str) -> str:
+    return imported_output(body).splitlines()[-1]
+
+
+def imported_output(body: str) -> str:
     env = {"DJANGO_SETTINGS_MODULE": "evalproject.settings", "DEBUG": "true", "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [sys.executable, "-c", PROBE.format(body=body)], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    return done.stdout.strip()
 
 
 def test_the_job_modules_and_the_admin_do_not_import_openai():
@@ -35,3 +39,14 @@ def test_a_worker_imports_the_model_client_before_it_forks():
     body = "import redis\nfrom evalproject.worker import Worker\n"
     body += "Worker(['default'], connection=redis.Redis())"
     assert imported(body) == "['grading_app.llm', 'grading_app.personas', 'openai']"
+
+
+def test_a_worker_loads_the_refusal_model_before_it_forks_and_django_setup_does_not():
+    probe = "from grading_app import detectors\nprint('loaded', detectors.model.loaded())"
+    assert "loaded False" in imported_output(
+        "import django.urls\ndjango.urls.get_resolver().url_patterns\n" + probe
+    )
+    worker = (
+        "import redis\nfrom evalproject.worker import Worker\nWorker(['default'], connection=redis.Redis())\n"
+    )
+    assert "loaded True" in imported_output(worker + probe)
