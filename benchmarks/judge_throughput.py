@@ -246,6 +246,7 @@ def measure(args: argparse.Namespace, dataset: Any, workers: int, fake: FakeServ
         f"    before the first chunk {first_start - started:.2f} s, "
         f"after the last {run.finished_at.timestamp() - last_end:.2f} s{gaps}"
     )
+    label = f"{workers} worker{'s' if workers > 1 else ''}" if workers else "in-process"
     if job_cpu is not None and job_cpu_after is not None:
         # What the floor's pace would ask of the machine (PostgreSQL's own CPU not counted).
         job_ms = (job_cpu_after - job_cpu) / args.calls * 1000
@@ -255,13 +256,55 @@ def measure(args: argparse.Namespace, dataset: Any, workers: int, fake: FakeServ
             f"    CPU per call: {job_ms:.1f} ms job side, {server_ms:.1f} ms fake server; "
             f"the floor's pace needs {cores:.2f} of {os.cpu_count()} cores for these alone"
         )
-    label = f"{workers} worker{'s' if workers > 1 else ''}" if workers else "in-process"
+        outside = job_ms - args.client_ms
+        print(
+            f"    CPU per call outside the HTTP client: {outside:.2f} ms "
+            f"(job side {job_ms:.2f} ms - the client alone {args.client_ms:.2f} ms)"
+        )
+        print_ratio(f"judge CPU per call outside the HTTP client / 1 ms, {label}", outside, "<= 1")
     print_ratio(f"judge wall / floor, {label}", wall / floor, "<= 1.2" if workers <= 1 else "")
     return wall
 
 
+def client_cpu_ms(args: argparse.Namespace, calls: int = 1000) -> float:
+    """CPU per call of the HTTP client alone (openai + httpx, no Evalgate code): the same client
+    (client_for), the same request (ask_json's body and options, the first case's real judge
+    prompt) and the same number of threads in flight, in this process. Subtracted from the job
+    side's CPU per call, it leaves what Evalgate spends per judge call outside the client."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from grading_app import llm
+    from grading_app.graders.base import GradingInput
+    from grading_app.judging import render_prompt
+    from grading_app.models import Endpoint, RubricVersion
+
+    version = RubricVersion.objects.get()
+    item = GradingInput(
+        case_input={"messages": [{"role": "user", "content": "Question 0"}]},
+        expected={},
+        output="Answer 0 (client)",
+    )
+    body = {
+        "model": version.model,
+        "messages": [{"role": "user", "content": render_prompt(version, item, {})}],
+        "temperature": 0,
+        "response_format": {"type": "json_object"},
+    }
+    client = llm.client_for(Endpoint.objects.get())
+
+    def call(_: int) -> object:
+        return client.post("/chat/completions", body=body, cast_to=object, options=llm._JUDGE_OPTIONS)
+
+    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+        list(pool.map(call, range(args.concurrency)))  # connections opened, threads started
+        started = time.process_time()
+        list(pool.map(call, range(calls)))
+        return (time.process_time() - started) / calls * 1000
+
+
 def bench(args: argparse.Namespace, fake: FakeServer) -> None:
     dataset = setup(args, fake.base_url)
+    args.client_ms = client_cpu_ms(args)
     print(
         f"judge throughput: {args.calls} calls, latency {args.latency * 1000:.0f} ms, "
         f"{args.concurrency} in flight per worker, chunk size {args.chunk_size} "
