@@ -7,3 +7,4 @@ class DatasetsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from datasets_app import receivers  # noqa: F401  (dataset owner changes enter the audit log)
+        from evalproject import lookups  # noqa: F401  (field__any_of, for every app's queries)

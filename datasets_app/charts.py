@@ -1,12 +1,16 @@
 """Pure plotly figure builders for datasets: counted rows in, a figure out, no queries."""
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from datetime import date, timedelta
 from itertools import accumulate
 
-import plotly.graph_objects as go
-
 from datasets_app.choices import CaseStatus, IncidentStatus, Severity, Tier
+from evalproject.charts import lazy_module
+
+# plotly is imported when a figure is first built, not at start-up (evalproject.charts.lazy_module).
+go = lazy_module("plotly.graph_objects")
 
 STATUS_COLOURS = {
     CaseStatus.DRAFT: "#bdbdbd",

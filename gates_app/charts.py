@@ -4,15 +4,19 @@ Rule metrics live on different scales (shares, milliseconds, dollars, counts), s
 put several rules side by side draw one subplot per unit rather than one misleading axis.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
-
+from evalproject.charts import lazy_module
 from gates_app import metrics
 from gates_app.choices import Verdict
+
+# plotly is imported when a figure is first built, not at start-up (evalproject.charts.lazy_module).
+go = lazy_module("plotly.graph_objects")
+subplots = lazy_module("plotly.subplots")
 
 CANDIDATE, BASELINE, THRESHOLD = "#1f77b4", "#a0a0a0", "#222222"
 VERDICT_COLOURS = {
@@ -106,7 +110,7 @@ def rule_comparison(
     earlier = {r["name"]: r.get("value") for r in baseline_results or []}
     by_name = {r["name"]: r for r in rule_results}
     groups = _by_unit((r["name"], r["metric"]) for r in rule_results)
-    figure = make_subplots(
+    figure = subplots.make_subplots(
         rows=1,
         cols=max(len(groups), 1),
         column_widths=[len(names) for names in groups.values()] or None,
@@ -176,7 +180,7 @@ def trace_deltas(deltas: Mapping[str, Mapping[str, Any]]) -> go.Figure:
     """Per failure class: change against the baseline of the trace means and rates, and how
     many cases changed their tool sequence."""
     classes = list(deltas)
-    figure = make_subplots(rows=1, cols=3, horizontal_spacing=0.16)  # room for "+100%" and a title
+    figure = subplots.make_subplots(rows=1, cols=3, horizontal_spacing=0.16)  # room for "+100%" and a title
     for column, keys in ((1, ("tool_calls_mean", "trace_steps_mean")), (2, ("retry_rate", "refusal_rate"))):
         for key in keys:
             entries = [deltas[c].get(key) or {} for c in classes]
@@ -247,7 +251,7 @@ def rule_trends(
         ys.append(value)
     metric_of = metric_of or {}
     groups = _by_unit((name, metric_of.get(name, "")) for name in series)
-    figure = make_subplots(
+    figure = subplots.make_subplots(
         rows=1,
         cols=max(len(groups), 1),
         horizontal_spacing=0.12,

@@ -1,12 +1,16 @@
 """Pure plotly figure builders for the grading admin pages: plain data in, a figure out."""
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 from typing import Any
 
-import plotly.graph_objects as go
-
+from evalproject.charts import lazy_module
 from grading_app.calibration import agreement, cohen_kappa
 from grading_app.stats import mean, percentile
+
+# plotly is imported when a figure is first built, not at start-up (evalproject.charts.lazy_module).
+go = lazy_module("plotly.graph_objects")
 
 # The summary's groupings, as the run page names them on the x axis.
 GROUPINGS = (("by_tier", "tier"), ("by_failure_class", "failure class"))

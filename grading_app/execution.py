@@ -10,14 +10,12 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from django.db.models import F
-
 from datasets_app.models import Case
 from grading_app import graders, judging
 from grading_app.choices import TargetKind
 from grading_app.detectors import missing_signals
 from grading_app.models import RubricVersion, Run, SubmittedOutput, Target
-from grading_app.targets import Produced
+from grading_app.targets import ChunkCase, Produced
 from grading_app.traces import count_tool_calls, tool_sequence
 from grading_app.transcripts import output_of
 
@@ -56,12 +54,12 @@ class Submitted(NamedTuple):
     metrics: dict[str, Any]
 
 
-def produce_outputs(run: Run, cases: list[Case]) -> dict[Slot, Produced]:
+def produce_outputs(run: Run, cases: list[ChunkCase]) -> dict[Slot, Produced]:
     """The candidate's output for each case and trial, by (case id, trial)."""
     target = run.target
     slots = [(case, trial) for case in cases for trial in range(1, run.trials + 1)]
     if target is None or target.kind == TargetKind.SUBMITTED:
-        rows = SubmittedOutput.objects.filter(run=run, case_key__in=[c.key for c in cases]).values_list(
+        rows = SubmittedOutput.objects.filter(run=run, case_key__any_of=[c.key for c in cases]).values_list(
             "case_key", "trial", "output", "trace", "metrics"
         )
         submitted = {(key, trial): Submitted(*values) for key, trial, *values in rows}
@@ -91,7 +89,7 @@ Row = dict[str, Any]  # a CaseResult or Grade row by attribute name, written by 
 
 
 def to_result(
-    run: Run, case: Case, produced: Produced, trial: int = 1
+    run: Run, case: ChunkCase, produced: Produced, trial: int = 1
 ) -> tuple[Row, graders.GradingInput | None]:
     """A CaseResult row for what was produced, and the grading input when there is output.
 
@@ -148,11 +146,13 @@ def grade_code(kind: graders.GraderKind, pinned: dict[str, Any], item: graders.G
 def grade_cases(run: Run, case_ids: list[int]) -> tuple[list[Row], dict[Slot, list[Row]]]:
     """Results for the cases (each trial of each) and their grades by (case id, trial), judge
     calls included."""
-    cases = list(
-        Case.objects.filter(pk__in=case_ids)
-        .only("pk", "key", "tier", "revision", "input", "expected")
-        .annotate(failure_class_slug=F("failure_class__slug"))  # a join, not 10,000 FailureClass rows
-    )
+    # In key order, as Case's default ordering has it within a dataset (without its join).
+    cases = [
+        ChunkCase(*values)
+        for values in Case.objects.filter(pk__any_of=case_ids)
+        .order_by("key")
+        .values_list(*ChunkCase._fields[:-1], "failure_class__slug")
+    ]
     snapshot = [(g, graders.get_kind(g["kind"])) for g in run.grader_snapshot]
     version_ids = {g["rubric_version"] for g, _ in snapshot if g.get("rubric_version")}
     versions = RubricVersion.objects.select_related("endpoint").in_bulk(version_ids)

@@ -121,13 +121,22 @@ def enqueue_finaliser(run_id: int, job_id: str) -> None:
 
 def _write_chunk(chunk_id: int, results: list[Row], grades: dict[tuple[int, int], list[Row]]) -> None:
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Commit without waiting for the WAL flush (10-35 ms for a chunk's thousands of rows,
+            # a tenth of a 10,000-case run). PostgreSQL stays consistent; a crash of the
+            # database within its wal_writer_delay can only lose this chunk whole, and nothing
+            # durable can depend on it: every later synchronous commit (the finaliser's verdict
+            # first) flushes the log up to itself, this chunk included, and a chunk whose job
+            # finished but whose row is not done is lost work the reaper runs again.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         chunk = RunChunk.objects.select_for_update().get(pk=chunk_id)
         if chunk.status == ChunkStatus.DONE:
             return  # another execution of this chunk won the race; its writes stand
         # Rows an earlier execution already wrote stand as they are (the unique constraint on
         # (run, case, trial) would reject them anyway): the write is idempotent per result.
         written = set(
-            CaseResult.objects.filter(run_id=chunk.run_id, case_id__in=chunk.case_ids).values_list(
+            CaseResult.objects.filter(run_id=chunk.run_id, case_id__any_of=chunk.case_ids).values_list(
                 "case_id", "trial"
             )
         )

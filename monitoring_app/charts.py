@@ -1,11 +1,17 @@
 """Pure plotly figure builders for monitors: a metric over its windows with its 95% interval,
 the windows that alerted, and when each release started serving. Plain data in, no queries."""
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import plotly.graph_objects as go
+from evalproject.charts import lazy_module
+
+# plotly is imported when a figure is first built, not at start-up (evalproject.charts.lazy_module).
+go = lazy_module("plotly.graph_objects")
+
 
 LINE, BAND, ALERT, RELEASE = "#1f77b4", "rgba(31, 119, 180, 0.18)", "#c62828", "#757575"
 

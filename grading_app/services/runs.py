@@ -161,10 +161,10 @@ def add_outputs(run: Run, outputs: list[OutputItem]) -> None:
     for start in range(0, len(keys), KEY_BATCH):  # SQLite caps the parameters of one query
         batch = keys[start : start + KEY_BATCH]
         known |= set(
-            Case.objects.filter(dataset_id=run.dataset_id, key__in=batch).values_list("key", flat=True)
+            Case.objects.filter(dataset_id=run.dataset_id, key__any_of=batch).values_list("key", flat=True)
         )
         stored |= set(
-            SubmittedOutput.objects.filter(run=run, case_key__in=batch).values_list("case_key", "trial")
+            SubmittedOutput.objects.filter(run=run, case_key__any_of=batch).values_list("case_key", "trial")
         )
     unknown = [item.case for item in outputs if item.case not in known]
     if unknown:

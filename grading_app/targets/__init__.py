@@ -6,11 +6,24 @@
 """
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 
 from grading_app.choices import TargetKind
+
+
+class ChunkCase(NamedTuple):
+    """What grading reads of a case: a chunk's thousand cases as plain tuples, not model
+    instances (Case.__init__ per row was a tenth of a code-graded chunk's reading)."""
+
+    pk: int
+    key: str
+    tier: str
+    revision: int
+    input: dict[str, Any]
+    expected: dict[str, Any]
+    failure_class_slug: str
 
 
 @dataclass
