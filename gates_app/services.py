@@ -286,10 +286,18 @@ def rule_specs(gate: Gate, run: Run | None = None) -> list[RuleSpec]:
     ]
 
 
+def foreign_pinned_baseline(gate: Gate) -> Check | None:
+    """The gate's pinned baseline when it is another gate's check (pinned before the gate's
+    own validation refused that): a verdict never compares with it."""
+    pinned = gate.baseline_check if gate.baseline_check_id else None
+    return pinned if pinned is not None and pinned.gate_id != gate.pk else None
+
+
 def find_baseline(check: Check) -> Check | None:
-    """The owner's pinned baseline, else the latest earlier check whose release was allowed."""
+    """The owner's pinned baseline (a check of this gate), else the latest earlier check whose
+    release was allowed."""
     gate = check.gate
-    if gate.baseline_check_id and gate.baseline_check_id != check.pk:
+    if gate.baseline_check_id and gate.baseline_check_id != check.pk and not foreign_pinned_baseline(gate):
         return gate.baseline_check
     return (
         Check.objects.filter(gate=gate, release_allowed=True, run__status=RunStatus.SUCCEEDED)
@@ -371,6 +379,12 @@ def evaluate_check(run: Run, rows: Callable[[], Iterator[CaseRow]] | None = None
         check.verdict = Verdict.INCONCLUSIVE
         check.metadata = {**check.metadata, "run_error": run.error or f"run {run.status}"}
     check.trace_deltas = result.trace_deltas
+    if foreign := foreign_pinned_baseline(check.gate):
+        check.metadata = {
+            **check.metadata,
+            "baseline_note": f"The gate's pinned baseline, check {foreign.pk}, is a check of another gate "
+            "and was not used; compared with this gate's latest allowed check instead.",
+        }
     check.baseline = baseline
     check.status = CheckStatus.DONE
     check.decided_at = timezone.now()

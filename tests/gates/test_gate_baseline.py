@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from gates_app.models import Check, Gate
-from tests.factories import make_dataset, make_gate
+from gates_app.services import request_check
+from tests.factories import make_dataset, make_gate, make_scenario, outputs_for
 
 pytestmark = pytest.mark.django_db
 
@@ -47,3 +48,26 @@ def test_a_gate_pins_only_its_own_checks_as_baseline(client, gate_owner):
     assert refused.status_code == 200 and "is not a check of this gate" in refused.content.decode()
     assert accepted.status_code == 302, accepted.content.decode()[:2000]
     assert Gate.objects.get(pk=mine.pk).baseline_check_id == own.pk
+
+
+def test_another_gates_check_pinned_before_the_rule_is_not_compared_with(django_capture_on_commit_callbacks):
+    """A pin stored before the rule (written here past validation, as old rows were) is never
+    a verdict's baseline: the check compares with its own gate's latest allowed check and says so."""
+    scenario = make_scenario()
+    gate = scenario["gate"]
+    other = make_gate(scenario["dataset"], "other-gate", owner=scenario["owner"])
+
+    def decided(gate: Gate, candidate: str) -> Check:
+        with django_capture_on_commit_callbacks(execute=True):
+            check, _ = request_check(gate=gate, candidate=candidate, outputs=outputs_for(scenario["cases"]))
+        return check
+
+    foreign = decided(other, "theirs")
+    own = decided(gate, "v1")
+    Gate.objects.filter(pk=gate.pk).update(baseline_check=foreign)
+
+    check = decided(gate, "v2")
+
+    check.refresh_from_db()
+    assert check.status == "done" and check.baseline_id == own.pk
+    assert f"check {foreign.pk}, is a check of another gate" in check.metadata["baseline_note"]
