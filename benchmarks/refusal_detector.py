@@ -28,6 +28,7 @@ from _setup import BENCH_DIR, REPO, print_ratio
 
 sys.path.insert(0, str(REPO))
 
+from grading_app import refusal_model
 from grading_app.detectors import detect_escalation, detect_refusal
 
 DATA = BENCH_DIR / "data"
@@ -40,8 +41,9 @@ CORPORA = [
     DATA / "refusal_blind2.jsonl",
 ]
 TARGET = ">= 0.95"
-# What refusal_model.json was trained on: every split but the two hold-outs.
-TRAINED_ON = ("tune", "holdout", "holdout2", "train3", "blind1", "train4")
+# What refusal_model.json was trained on, as the training script wrote into it: every split
+# but the two hold-outs (a model file from elsewhere says its own).
+TRAINED_ON = tuple(json.loads(refusal_model.MODEL_PATH.read_text(encoding="utf-8"))["trained_on"])
 HELD_OUTS = ("holdout3", "holdout4")
 
 
