@@ -39,6 +39,7 @@ CORPORA = [
     DATA / "refusal_blind1.jsonl",
     DATA / "refusal_train4.jsonl",
     DATA / "refusal_blind2.jsonl",
+    DATA / "refusal_blind3.jsonl",
 ]
 TARGET = ">= 0.95"
 # What refusal_model.json was trained on, as the training script wrote into it: every split
