@@ -7,9 +7,9 @@ from datetime import date, timedelta
 from itertools import accumulate
 
 from datasets_app.choices import CaseStatus, IncidentStatus, Severity, Tier
-from evalproject.charts import lazy_module
+from evalproject.lazy import lazy_module
 
-# plotly is imported when a figure is first built, not at start-up (evalproject.charts.lazy_module).
+# plotly is imported when a figure is first built, not at start-up (evalproject.lazy).
 go = lazy_module("plotly.graph_objects")
 
 STATUS_COLOURS = {

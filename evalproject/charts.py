@@ -6,37 +6,14 @@ own static files: no CDN), so pages without a chart never load it; ``ChartsMiddl
 starts every request with no chart drawn yet.
 """
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from contextvars import ContextVar
-from types import ModuleType
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
-
-
-def lazy_module(name: str) -> ModuleType:
-    """``name``, imported when one of its attributes is first read (importlib's LazyLoader).
-
-    The apps' charts modules take plotly.graph_objects this way: the admin imports them at
-    start-up, and plotly's figure classes cost every process 0.08-0.1 s (a run_eval, a worker,
-    each server process) that only a page drawing a chart needs."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"No module named {name!r}")
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
-
 
 PLOTLY_JS = "plotly/plotly.min.js"
 CONFIG = {"displaylogo": False, "responsive": True}

@@ -10,11 +10,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from evalproject.charts import lazy_module
+from evalproject.lazy import lazy_module
 from gates_app import metrics
 from gates_app.choices import Verdict
 
-# plotly is imported when a figure is first built, not at start-up (evalproject.charts.lazy_module).
+# plotly is imported when a figure is first built, not at start-up (evalproject.lazy).
 go = lazy_module("plotly.graph_objects")
 subplots = lazy_module("plotly.subplots")
 

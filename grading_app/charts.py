@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from evalproject.charts import lazy_module
+from evalproject.lazy import lazy_module
 from grading_app.calibration import agreement, cohen_kappa
 from grading_app.stats import mean, percentile
 
-# plotly is imported when a figure is first built, not at start-up (evalproject.charts.lazy_module).
+# plotly is imported when a figure is first built, not at start-up (evalproject.lazy).
 go = lazy_module("plotly.graph_objects")
 
 # The summary's groupings, as the run page names them on the x axis.

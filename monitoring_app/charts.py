@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from evalproject.charts import lazy_module
+from evalproject.lazy import lazy_module
 
-# plotly is imported when a figure is first built, not at start-up (evalproject.charts.lazy_module).
+# plotly is imported when a figure is first built, not at start-up (evalproject.lazy).
 go = lazy_module("plotly.graph_objects")
 
 

@@ -50,3 +50,27 @@ def test_a_worker_loads_the_refusal_model_before_it_forks_and_django_setup_does_
         "import redis\nfrom evalproject.worker import Worker\nWorker(['default'], connection=redis.Redis())\n"
     )
     assert "loaded True" in imported_output(worker + probe)
+
+
+def test_start_up_leaves_chart_and_json_schema_libraries_until_they_are_used():
+    """plotly's figure classes, jsonschema and jsonpath load on first use (evalproject.lazy),
+    not at django.setup() or the admin's import (about 0.17 s of every process start)."""
+    heavy = ("plotly.basedatatypes", "jsonschema.validators", "jsonpath.env")
+    probe = "\n".join(
+        [
+            "import django.urls, sys",
+            "django.urls.get_resolver().url_patterns",
+            f"print('heavy', [m for m in {heavy!r} if m in sys.modules])",
+        ]
+    )
+    assert "heavy []" in imported_output(probe)
+    used = [
+        "from grading_app.graders.schema import build_validator",
+        "build_validator({'type': 'object'}, check_formats=False)",
+        "from grading_app.graders.structured import _compiled_path",
+        "_compiled_path('$.a', 'probe')",
+        "from gates_app import charts",
+        "charts.verdict_counts({'pass': 1})",
+    ]
+    loaded = "heavy ['plotly.basedatatypes', 'jsonschema.validators', 'jsonpath.env']"
+    assert loaded in imported_output("\n".join(used) + "\n" + probe)

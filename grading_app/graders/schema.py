@@ -1,15 +1,17 @@
 """Code grader on structured output: does the JSON satisfy a JSON Schema (format compliance)."""
 
+from __future__ import annotations
+
 import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from jsonschema.exceptions import SchemaError, best_match
-from jsonschema.protocols import Validator
-from jsonschema.validators import Draft202012Validator, validator_for
 
+from evalproject.lazy import lazy_module
 from grading_app.graders import register
 from grading_app.graders.base import ConfigField, GradeOutcome, GraderKind, GradingInput
+
+jsonschema = lazy_module("jsonschema")  # imported by the first schema check, not at start-up
 
 
 def _not_json(constant: str) -> None:
@@ -24,9 +26,9 @@ loads_json = STRICT_JSON.decode  # json.loads without the non-JSON constants
 _MESSAGE_LIMIT = 200  # jsonschema messages quote the instance, which may be the whole output
 
 
-def build_validator(schema: Any, *, check_formats: bool) -> Validator:
+def build_validator(schema: Any, *, check_formats: bool) -> jsonschema.protocols.Validator:
     """A validator for ``schema``: its own ``$schema`` draft, else 2020-12; SchemaError if invalid."""
-    validator_class = validator_for(schema, default=Draft202012Validator)
+    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     validator_class.check_schema(schema)
     # "format" is only an annotation in 2020-12; asserting it is opt-in, as the spec says.
     checker = validator_class.FORMAT_CHECKER if check_formats else None
@@ -48,7 +50,7 @@ class JsonSchema(GraderKind):
         if config["schema"] is not None:
             try:
                 build_validator(config["schema"], check_formats=False)
-            except SchemaError as exc:
+            except jsonschema.exceptions.SchemaError as exc:
                 raise ValidationError(
                     {"config": f"json_schema: config.schema is not a valid JSON Schema: {exc.message}"}
                 ) from exc
@@ -62,7 +64,7 @@ class JsonSchema(GraderKind):
             return None
         try:
             validator = build_validator(schema, check_formats=config["check_formats"])
-        except SchemaError as exc:
+        except jsonschema.exceptions.SchemaError as exc:
             # The case itself is broken, not the candidate: report it, never pass it.
             raise ValueError(f"invalid JSON Schema in case: {exc.message}") from exc
         value = item.output
@@ -77,6 +79,6 @@ class JsonSchema(GraderKind):
         if not errors:
             return GradeOutcome(1.0, True, "output satisfies the schema")
         # best_match is the error jsonschema.validate() itself would raise: shallowest first.
-        first = best_match(errors)
+        first = jsonschema.exceptions.best_match(errors)
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         return GradeOutcome(0.0, False, f"{first.json_path}: {first.message[:_MESSAGE_LIMIT]}{more}")

@@ -4,13 +4,16 @@ does it match an ideal as OpenAI Evals' JsonMatch decides."""
 import json
 from typing import Any, ClassVar
 
-import jsonpath
 from django.core.exceptions import ValidationError
-from jsonschema.exceptions import SchemaError, best_match
 
+from evalproject.lazy import lazy_module
 from grading_app.graders import register
 from grading_app.graders.base import ConfigField, GradeOutcome, GraderKind, GradingInput
 from grading_app.graders.schema import STRICT_JSON, build_validator, loads_json
+
+# Imported when first used, not at start-up (evalproject.lazy).
+jsonpath = lazy_module("jsonpath")
+jsonschema = lazy_module("jsonschema")
 
 _DECODER = STRICT_JSON
 MAX_JSON_CANDIDATES = 1000  # bounds the scan of a long output for embedded JSON
@@ -65,7 +68,7 @@ def _schema_problem(schema: Any, value: Any, check_formats: bool) -> str:
     errors = list(build_validator(schema, check_formats=check_formats).iter_errors(value))
     if not errors:
         return ""
-    first = best_match(errors)
+    first = jsonschema.exceptions.best_match(errors)
     return f"{first.json_path}: {first.message[:200]}"
 
 
@@ -77,7 +80,7 @@ def _checked_schema(value: Any, settings: dict[str, Any], where: str) -> Any:
     if schema is not None:
         try:
             build_validator(schema, check_formats=False)
-        except SchemaError as exc:
+        except jsonschema.exceptions.SchemaError as exc:
             raise ValueError(f"{where}.schema is not a valid JSON Schema: {exc.message}") from None
     return schema
 

@@ -8,14 +8,16 @@ from collections import Counter
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from jsonschema.exceptions import SchemaError, best_match
 
+from evalproject.lazy import lazy_module
 from grading_app.graders import register
 from grading_app.graders.base import ConfigField, GradeOutcome, GraderKind, GradingInput
 from grading_app.graders.expected import flag, non_negative_number, string_list
 from grading_app.graders.schema import build_validator
 from grading_app.graders.structured import same_json
 from grading_app.traces import normalise_trace, tool_sequence
+
+jsonschema = lazy_module("jsonschema")  # imported by the first schema check, not at start-up
 
 ARGUMENT_MATCHES = ("exact", "subset", "regex", "schema")
 
@@ -82,7 +84,7 @@ def _argument_specs(expected: dict[str, Any]) -> dict[str, list[tuple[str, Any, 
             if match == "schema":
                 try:
                     build_validator(value, check_formats=False)
-                except SchemaError as exc:
+                except jsonschema.exceptions.SchemaError as exc:
                     raise ValueError(f"{where}.schema is not a valid JSON Schema: {exc.message}") from None
             specs.setdefault(tool, []).append((match, value, calls))
     return specs
@@ -92,7 +94,10 @@ def _argument_problem(match: str, want: Any, arguments: Any) -> str:
     """Why ``arguments`` fail the check, or "" when they pass."""
     if match == "schema":
         errors = list(build_validator(want, check_formats=False).iter_errors(arguments))
-        return f"{best_match(errors).json_path}: {best_match(errors).message[:120]}" if errors else ""
+        if not errors:
+            return ""
+        first = jsonschema.exceptions.best_match(errors)
+        return f"{first.json_path}: {first.message[:120]}"
     if not isinstance(arguments, dict):
         return f"arguments are not an object: {str(arguments)[:80]!r}"
     if match == "exact":
@@ -235,7 +240,7 @@ def tool_parameters(definitions: Any, where: str) -> dict[str, Any]:
         schema = spec.get("parameters", spec.get("input_schema", {}))
         try:
             build_validator(schema, check_formats=False)
-        except SchemaError as exc:
+        except jsonschema.exceptions.SchemaError as exc:
             raise ValueError(
                 f"{where}[{index}] parameters are not a valid JSON Schema: {exc.message}"
             ) from None
@@ -319,7 +324,7 @@ class ToolSchema(GraderKind):
                     continue
             errors = list(build_validator(schemas[name], check_formats=False).iter_errors(arguments))
             if errors:
-                first = best_match(errors)
+                first = jsonschema.exceptions.best_match(errors)
                 problems.append(f"call {index} ({name}): {first.json_path}: {first.message[:120]}")
         if problems:
             return GradeOutcome(1 - len(problems) / len(calls), False, "; ".join(problems))
