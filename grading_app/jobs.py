@@ -143,10 +143,12 @@ def _write_chunk(chunk_id: int, results: list[Row], grades: dict[tuple[int, int]
             return  # another execution of this chunk won the race; its writes stand
         # Rows an earlier execution already wrote stand as they are (the unique constraint on
         # (run, case, trial) would reject them anyway): the write is idempotent per result.
+        # Unordered: CaseResult's default ordering joins the run to sort by its date (17 ms a
+        # chunk, for a set).
         written = set(
-            CaseResult.objects.filter(run_id=chunk.run_id, case_id__any_of=chunk.case_ids).values_list(
-                "case_id", "trial"
-            )
+            CaseResult.objects.filter(run_id=chunk.run_id, case_id__any_of=chunk.case_ids)
+            .order_by()
+            .values_list("case_id", "trial")
         )
         results = [r for r in results if (r["case_id"], r["trial"]) not in written]
         if connection.vendor == "postgresql":
