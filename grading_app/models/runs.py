@@ -121,7 +121,9 @@ class SubmittedOutput(models.Model):
 class CaseResult(models.Model):
     """What the candidate produced for one case, with its production signals."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="results")
+    # No index of its own: the unique (run, case, trial) index serves every lookup by run, and
+    # each index is written for every one of the run's thousands of results.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="results", db_index=False)
     case = models.ForeignKey("datasets_app.Case", on_delete=models.PROTECT, related_name="results")
     trial = models.PositiveSmallIntegerField(default=1, help_text="Which of the run's trials of the case.")
     case_revision = models.PositiveIntegerField()
@@ -169,10 +171,19 @@ class CaseResult(models.Model):
 class Grade(models.Model):
     """One grader's verdict on one case result. Decided once; never edited."""
 
-    case_result = models.ForeignKey(CaseResult, on_delete=models.CASCADE, related_name="grades")
+    # Indexed by the unique (case_result, grader) index; rubric_version only where it is set (a
+    # judge's grade), below: a code grader's grade, most of them, writes two indexes fewer.
+    case_result = models.ForeignKey(
+        CaseResult, on_delete=models.CASCADE, related_name="grades", db_index=False
+    )
     grader = models.ForeignKey(Grader, on_delete=models.PROTECT, related_name="grades")
     rubric_version = models.ForeignKey(
-        "grading_app.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="grades"
+        "grading_app.RubricVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="grades",
+        db_index=False,
     )
     score = models.FloatField(null=True, blank=True)
     passed = models.BooleanField(null=True, blank=True)
@@ -187,6 +198,13 @@ class Grade(models.Model):
 
     class Meta:
         ordering = ["case_result", "grader"]
+        indexes = [
+            models.Index(
+                fields=["rubric_version"],
+                condition=models.Q(rubric_version__isnull=False),
+                name="grade_rubric_version_judged",
+            )
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["case_result", "grader"],
