@@ -136,3 +136,27 @@ def read_back(path: Path) -> dict[str, dict]:
     plan = read_cases(path.read_bytes(), "promptfoo", base_dir=path.parent)
     assert plan.errors == [] and plan.dropped == []
     return {s.key: s.expected for s in plan.specs}
+
+
+def assert_export_round_trips(dataset, tmp_path: Path) -> None:
+    """The dataset exports to promptfoo without a note and reads back as the same cases."""
+    from datasets_app.models import Case
+
+    notes: list[str] = []
+    path = export_promptfoo(dataset, tmp_path, notes)
+
+    assert notes == []
+    assert read_back(path) == {c.key: c.expected for c in Case.objects.filter(dataset=dataset)}
+
+
+def promptfoo_verdicts(dataset, suite: Path, tmp_path: Path) -> tuple[dict[str, bool], dict[str, bool]]:
+    """promptfoo's verdict per case key on the imported suite and on the dataset's export."""
+    from django.utils.text import slugify
+
+    export = export_promptfoo(dataset, tmp_path)
+    source = {
+        slugify(r["testCase"]["description"]): r["success"]
+        for r in promptfoo_results(suite / "promptfooconfig.yaml")
+    }
+    exported = {r["testCase"]["metadata"]["key"]: r["success"] for r in promptfoo_results(export)}
+    return source, exported

@@ -6,22 +6,20 @@ its export where it is installed. Patterns that cannot be carried exactly are li
 import re
 
 import pytest
-from django.utils.text import slugify
 
 from datasets_app.importers import read_cases
 from datasets_app.models import Case
 from tests.datasets.corpus_helpers import (
     CORPUS,
     PROMPTFOO,
+    assert_export_round_trips,
     dropped,
     errors,
     expected,
-    export_promptfoo,
     graders,
     import_audited_suite,
-    promptfoo_results,
+    promptfoo_verdicts,
     read,
-    read_back,
 )
 from tests.datasets.test_promptfoo_weighted import echoed, verdicts_of_a_run
 from tests.grading.test_run_eval import jobs_run_when_start_run_commits  # noqa: F401
@@ -127,23 +125,12 @@ def test_a_run_grades_each_case_as_promptfoo_decides_its_test(imported, tmp_path
 
 def test_the_export_writes_the_same_assertions_back_and_reads_back_as_the_same_cases(imported, tmp_path):
     dataset, _suite = imported
-    notes: list[str] = []
-    path = export_promptfoo(dataset, tmp_path, notes)
-
-    assert notes == []
-    assert read_back(path) == {c.key: c.expected for c in Case.objects.filter(dataset=dataset)}
+    assert_export_round_trips(dataset, tmp_path)
 
 
 @pytest.mark.skipif(not PROMPTFOO.exists(), reason="promptfoo is not installed on this machine")
 def test_promptfoo_decides_the_suite_and_its_export_as_the_table_says(imported, tmp_path):
-    dataset, suite = imported
-    export = export_promptfoo(dataset, tmp_path)
-
-    source = {
-        slugify(r["testCase"]["description"]): r["success"]
-        for r in promptfoo_results(suite / "promptfooconfig.yaml")
-    }
-    exported = {r["testCase"]["metadata"]["key"]: r["success"] for r in promptfoo_results(export)}
+    source, exported = promptfoo_verdicts(*imported, tmp_path)
 
     assert source == exported == {key: promptfoo for key, (promptfoo, _) in PROMPTFOO_VERDICTS.items()}
 

@@ -11,22 +11,20 @@ import shutil
 import pytest
 import yaml
 from django.core.management import call_command
-from django.utils.text import slugify
 
 from datasets_app import services as datasets
 from datasets_app.models import Case
 from tests.datasets.corpus_helpers import (
     CORPUS,
     PROMPTFOO,
+    assert_export_round_trips,
     dropped,
     errors,
     expected,
-    export_promptfoo,
     graders,
     import_audited_suite,
-    promptfoo_results,
+    promptfoo_verdicts,
     read,
-    read_back,
 )
 from tests.datasets.test_promptfoo_weighted import echoed, verdicts_of_a_run
 from tests.factories import make_dataset, make_user
@@ -134,23 +132,12 @@ def by_evalgates_own_rules(expected: dict, output: str) -> bool:
 
 def test_the_export_writes_the_same_assertions_back_and_reads_back_as_the_same_cases(imported, tmp_path):
     dataset, _suite = imported
-    notes: list[str] = []
-    path = export_promptfoo(dataset, tmp_path, notes)
-
-    assert notes == []
-    assert read_back(path) == {c.key: c.expected for c in Case.objects.filter(dataset=dataset)}
+    assert_export_round_trips(dataset, tmp_path)
 
 
 @pytest.mark.skipif(not PROMPTFOO.exists(), reason="promptfoo is not installed on this machine")
 def test_promptfoo_decides_the_suite_and_its_export_as_the_table_says(imported, tmp_path):
-    dataset, suite = imported
-    export = export_promptfoo(dataset, tmp_path)
-
-    source = {
-        slugify(r["testCase"]["description"]): r["success"]
-        for r in promptfoo_results(suite / "promptfooconfig.yaml")
-    }
-    exported = {r["testCase"]["metadata"]["key"]: r["success"] for r in promptfoo_results(export)}
+    source, exported = promptfoo_verdicts(*imported, tmp_path)
 
     assert source == exported == {key: promptfoo for key, (promptfoo, _) in PROMPTFOO_VERDICTS.items()}
 
