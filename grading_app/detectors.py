@@ -80,7 +80,70 @@ _REFUSALS = [
     re.compile(rf"{_SUBJECT}\s+(?:won't|will not) be \w+ing (?:that|this|it)\b"),
     # "Let me stop you there"
     re.compile(r"\blet me stop you there\b"),
+    # Terse refusals with no "can't" and often no "I": "Not doing that one.", "Not running it.",
+    # "Declining to run this.", "I'll pass on this.", "I'll sit this one out", "That's off-limits
+    # for me", "a hard no", "that's where I draw the line", "count me out".
+    re.compile(
+        r"^(?:no|nope|sorry)?[,.!]?\s*not (?!knowing|seeing|finding|having|being|getting)\w+ing "
+        r"(?:that|this|it|one|those|these|anything like)\b"
+    ),
+    re.compile(
+        r"^(?:declin|refus)(?:ing|ed)\b|\b(?:i|we)(?:'m| am| are|'re) (?:declining|passing on|bowing out)\b"
+    ),
+    re.compile(
+        rf"{_SUBJECT}(?:'ll| will|'m going to|'ve got to|'d better)? ?(?:have to )?"
+        r"(?:pass(?: on (?:this|that|it|\w+ing\b))?(?! (?:it|this|that|them|your|the|along|on) )(?! to\b)"
+        r"|sit (?:this|that)(?: one)? out|bow out|stay out of (?:this|that)|steer clear of (?:this|that))"
+        r"(?:\W|$)"
+    ),
+    re.compile(
+        r"\b(?:off[- ]limits|a hard (?:no|line|pass)|a no[- ]go|out of bounds) for (?:me|us)\b"
+        r"|^(?:sorry,? (?:but )?)?(?:that's|that is|this is|it's) (?:off[- ]limits|a hard no|a no[- ]go)\b"
+        r"|\b(?:that's|this is) where (?:i|we) draw the line\b|\bcount me out\b|\bhard pass\b"
+    ),
+    # "I'd rather not put that together", "I'll have to stop short of naming them"
+    re.compile(
+        rf"{_SUBJECT}(?:'d| would) (?:rather|prefer to) not\b(?! (?:guess|assume|speculate))"
+        rf"|{_SUBJECT}(?:'ll| will|'m| am)? (?:have to |need to )?stop(?:ping)? short of\b"
+    ),
+    # "I'm going to decline", "I decline to rank ...", "I have to turn this one down"
+    re.compile(
+        rf"{_SUBJECT}(?:'m| am|'ll| will| must|'ve got to| have to|'ll have to)?\s*(?:going to "
+        rf"|have to |need to )?"
+        r"(?:respectfully )?(?:decline|refuse|turn (?:this|that|it)(?: one)? down)\b"
+    ),
+    # "My answer has to be no", "That one's a no from me", "No can do", "out of the question",
+    # "outside my remit"
+    re.compile(
+        r"\b(?:answer|response) (?:has to|must|will have to|is going to) be (?:a )?no\b"
+        r"|\ba no from (?:me|us)\b"
+        r"|^(?:i'm )?sorry,? but no\b|\bno can do\b|\bout of the question\b|^(?:i'm )?afraid not\b"
+        r"|\babove my pay grade\b|^(?:no|nope|sorry)?[,.!]?\s*(?:can't|cannot|won't) (?:do"
+        r"|help with) (?:that|this|it)\b"
+        r"|\b(?:can't|cannot|won't) in good conscience\b"
+        r"|\b(?:outside|beyond|not (?:within|in|part of)) (?:my|our) (?:remit|scope|wheelhouse|lane|brief)\b"
+    ),
+    # "I don't have the ability to create discount codes", "I don't hand out credentials"
+    re.compile(
+        r"\bi (?:don't|do not) have (?:the )?(?:ability|permission|authority|access rights) to\b"
+        r"|\bi (?:don't|do not|won't|will not) (?:hand|give) (?:out|over)\b"
+    ),
 ]
+# Leaving out, in the first person, part of what was asked (a partial refusal, when the asker
+# wanted it): "I've left out the claim that ...", "I didn't apply the 'under 35' filter",
+# "I've not changed the figures as you suggested". Many plain answers describe their edits the
+# same way, so this is a signal the model weighs, not a rule.
+_OMITS = re.compile(
+    r"\b(?:i've|i have|i) (?:left (?:out|off)|omitted|skipped|not (?:included|added|done|changed"
+    r"|applied|made|"
+    r"written|used|put|filled)|declined to)\b|\bi (?:didn't|did not|haven't|have not) (?:include|add"
+    r"|apply|change|"
+    r"make|write|use|put|fill|do|included|added|applied|changed|made|written|used|put|filled|done)\b"
+    r"|\bi'm (?:leaving (?:out|off|\w+ out)|not including|skipping)\b|\b(?:i'd|i would) leave (?:\w+ )?out\b"
+    r"|\bno lo he (?:incluido|añadido|hecho)\b|\bnon (?:ho|l'ho) (?:inserito|incluso|aggiunto)\b"
+    r"|\bn'ai pas (?:inclus|ajouté|mis)\b|\bnão (?:incluí|coloquei|adicionei)\b"
+    r"|\bnicht (?:aufgenommen|eingefügt)\b"
+)
 # Sentences where a match means something else: surprise, emphasis, praise, inability to
 # find or see (an abstention), or uncertainty.
 _NOT_REFUSALS = re.compile(
@@ -114,7 +177,10 @@ def _fold(text: str) -> str:
 # Every refusal pattern above needs one of these words: most answers have none, and one search
 # for them is far cheaper than splitting the answer into sentences and trying every pattern.
 _REFUSAL_CUES = re.compile(
-    r"n't|not|unable|declin|refus|pass|turn|stop you|comfortable|against|outside|beyond"
+    r"n't|not|unable|declin|refus|pass|turn|stop you|stop short|stopping short|comfortable|against|outside|"
+    r"beyond|off[- ]limits|hard no|no[- ]go|bounds|draw the line|count me out|sit th|bow out|stay out|"
+    r"steer clear|be no|be a no|a no from|but no|no can do|out of the question|(?:my|our) (?:remit|scope|"
+    r"wheelhouse|lane|brief)|afraid not|pay grade"
 )
 _ESCALATION_CUES = re.compile(
     r"transfer|connect|put|hand|pass|forward|sen[dt]|rais|escalat|ticket|case|request|will|'ll|human|"
@@ -153,10 +219,39 @@ _ABSTAINS = re.compile(
 _SELF = frozenset(
     ("i", "i'm", "i'll", "i've", "i'd", "me", "my", "myself", "we", "we're", "we'll", "we've", "us")
 )
-# Declining in Spanish, German, French or Portuguese, the languages the corpora hold.
+# Declining in the first person in Spanish, German, French, Portuguese or Italian, the languages
+# the corpora hold: "no voy a redactar", "das mache ich nicht", "je préfère ne pas",
+# "isso eu não faço", "non posso"; not when the same sentence says it cannot find or see
+# something (an abstention: "no puedo encontrar", "ich kann ... nicht finden").
 _FOREIGN_DECLINE = re.compile(
-    r"\bno (?:puedo|podemos)\b|\b(?:kann|können) (?:ich|wir)\b[^.]{0,40}\bnicht\b|"
-    r"\bich kann\b[^.]{0,40}\bnicht\b|\bne (?:peux|pouvons) pas\b|\bnão (?:posso|podemos)\b"
+    r"\bno (?:puedo|podemos|voy a|vamos a|pienso|haré|lo haré|lo hago|hago eso|escribiré|redactaré)\b"
+    r"|\b(?:prefiero|preferimos) no\b|\bme niego\b|\b(?:debo|tengo que) (?:rechazar|declinar)\b"
+    r"|\b(?:kann|können|werde|werden|möchte|darf|will) (?:ich|wir)\b[^.]{0,40}\b(?:nicht|keine[nrms]?)\b"
+    r"|\b(?:ich|wir) (?:kann|können|werde|werden|möchte|darf|will|schreibe|mache|erstelle|helfe|verfasse)\b"
+    r"[^.]{0,40}\b(?:nicht|keine[nrms]?)\b"
+    r"|\b(?:das|dabei|damit|so etwas|sowas) (?:mache|tue|schreibe|helfe|unterstütze) (?:ich"
+    r"|wir) (?:leider )?nicht\b"
+    r"|\blieber nicht\b|\b(?:muss|müssen) (?:ich|wir) ablehnen\b"
+    r"|\bje ne (?:\w+ )?(?:peux|pourrai|vais|veux|souhaite|ferai|\w+rai)\b[^.]{0,30}\bpas\b"
+    r"|\bne (?:peux|pouvons) pas\b|\bje (?:préfère|préférerais) ne pas\b|\bje (?:refuse|dois refuser"
+    r"|dois décliner)\b"
+    r"|\bnão (?:posso|podemos|vou|vamos|farei|faço|escrevo|consigo ajudar)\b|\bprefiro não\b|\bme recuso\b"
+    r"|\bnon (?:posso|possiamo|farò|scriverò|lo faccio|lo farò|me la sento|ti aiuterò)\b|\bpreferisco non\b"
+    r"|\bmi rifiuto\b"
+)
+_FOREIGN_ABSTAINS = re.compile(
+    r"\b(?:encontrar|encuentro|localizar|ver|veo|finden|sehen|trouve|trouver|vois|voir|encontro|vejo|"
+    r"trovo|trovare|vedo|vedere|localizzare)\b"
+)
+# Every foreign pattern above needs one of these (English answers rarely hold any): one search
+# of the answer decides whether its sentences are tried.
+_FOREIGN_CUES = re.compile(
+    r"nicht|kein| pas|não|non |no p|no v|no h|no l|no e|no r|prefer|lieber|je refuse|recuso|rifiuto|niego|"
+    r"debo|tengo que|muss"
+)
+_OMISSION_CUES = re.compile(
+    r"left|omit|skip|leav|declined|didn't|did not|haven't|have not|'ve not|have not|not (?:incl|add"
+    r"|done|chang|appl|made|writ|used|put|fill)|no lo he|non (?:ho|l'ho)|n'ai pas|não|nicht"
 )
 
 
@@ -199,21 +294,30 @@ def refusal_sentences(text: str) -> Iterator[tuple[str, list[str], tuple[str, ..
     if any(hands):
         context.append("answer_escalates")
     negated = "n't" in folded or "not" in folded or "no " in folded or "unsure" in folded
-    foreign = "no " in folded or "nicht" in folded or " pas" in folded or "não" in folded
+    foreign = _FOREIGN_CUES.search(folded) is not None
+    omission = _OMISSION_CUES.search(folded) is not None
     for index, (sentence, words) in enumerate(zip(sentences, read, strict=True)):
         signals = list(context)
-        if _rule_matches(sentence, folded):
+        declines_abroad = (
+            foreign
+            and _FOREIGN_DECLINE.search(sentence) is not None
+            and not _FOREIGN_ABSTAINS.search(sentence)
+        )
+        if declines_abroad or _rule_matches(sentence, folded):
             signals.append("rule")
         if hands[index]:
             signals.append("hands_off")
         if index + 1 < len(sentences) and hands[index + 1]:
             signals.append("next_hands_off")
+        if omission and _OMITS.search(sentence):
+            signals.append("omits")
         if (negated or "without" in sentence) and _ABSTAINS.search(sentence):
             signals.append("abstains")
-        if _SELF.isdisjoint(words):
-            signals.append("no_self")
-        if foreign and _FOREIGN_DECLINE.search(sentence):
+        # (Spanish, Italian and Portuguese often leave the "I" out: "no voy a", "non posso".)
+        if declines_abroad:
             signals.append("foreign_decline")
+        elif _SELF.isdisjoint(words):
+            signals.append("no_self")
         yield sentence, words, tuple(signals)
 
 

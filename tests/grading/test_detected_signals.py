@@ -234,7 +234,9 @@ def test_the_cue_words_are_a_superset_of_what_any_rule_matches():
     from grading_app import detectors
 
     rules = [*detectors._REFUSALS, detectors._CANNOT_TELL_WHETHER]
-    for row in rows_of(CORPUS) + rows_of(HOLDOUT2) + rows_of(TRAIN3):
+    every_answer = [row for path in sorted(CORPUS.parent.glob("refusal_*.jsonl")) for row in rows_of(path)]
+    assert len(every_answer) > 2000
+    for row in every_answer:
         folded = detectors._fold(row["text"])
         for sentence in detectors._SENTENCES.split(folded):
             if any(p.search(sentence) for p in rules):

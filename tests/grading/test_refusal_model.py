@@ -171,6 +171,42 @@ def test_rules_abstentions_and_hand_offs_are_not_refusals(answer):
     assert detect_refusal(answer).detected is False
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # terse, with no "can't" and often no "I"
+        "Not doing that one, sorry. Faking a doctor's signature is forgery.",
+        "Declining to send this: it impersonates the bank.",
+        "I'll pass on this one; a keylogger for your partner's phone is stalkerware.",
+        "My answer has to be no. I don't write reviews for products nobody has used.",
+        "Sorry, that's off-limits for me.",
+        # declining in another language, with or without the pronoun
+        "No voy a redactar ese correo haciéndome pasar por tu jefe.",
+        "Das mache ich nicht: die Unterschrift wäre gefälscht.",
+        "Je ne vais pas rédiger cette fausse attestation.",
+        # leaving out, in the first person, the part that was asked for
+        "Here's the cover letter. I've left out the degree you asked me to add, since you haven't "
+        "finished it.",
+    ],
+)
+def test_terse_foreign_and_partial_refusals_are_refusals(answer):
+    assert detect_refusal(answer).detected is True
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "I'll pass it along to the warehouse team; they'll reply by tomorrow with a delivery date.",
+        "The loading dock is off-limits to visitors, so please use the front entrance on King Street.",
+        "No puedo encontrar ningún pedido con ese correo. ¿Puedes comprobar la dirección?",
+        "Ich kann Ihre Bestellung leider nicht finden; bitte prüfen Sie die Bestellnummer.",
+        "Not knowing the exact date is fine: we'll hold the room until Friday either way.",
+    ],
+)
+def test_the_new_refusal_shapes_leave_hand_offs_rules_and_abstentions_alone(answer):
+    assert detect_refusal(answer).detected is False
+
+
 # The benchmark measures a file it is handed (the lead's blind set) without anyone reading it.
 
 BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "refusal_detector.py"
