@@ -228,6 +228,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
 }
+# A deploy token's poll of a check is answered from the web process's memory while PostgreSQL's
+# notifications say nothing it read has changed (gates_app.api.memo); off: every poll reads the
+# database. Ignored on SQLite.
+EVALGATE_API_MEMO = env_bool("EVALGATE_API_MEMO", default=True)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Evalgate API",
     "DESCRIPTION": "Release gates for LLM systems: ask whether a candidate may ship.",

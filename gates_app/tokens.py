@@ -37,6 +37,12 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def token_digest(secret: str) -> str:
+    """What a token's secret is stored as (its SHA-256): what a process keeps in memory in place
+    of the secret itself (gates_app.api.memo)."""
+    return _hash(secret)
+
+
 def _is_superuser(actor: AbstractBaseUser | None) -> bool:
     return actor is None or bool(getattr(actor, "is_superuser", False))
 
@@ -159,9 +165,10 @@ def authenticate_secret(secret: str) -> DeployToken | None:
     The token and its user come back as DeployToken.objects.usable().select_related("user")
     returns them, from one SQL query built once per process (``_usable_token_sql``) and prepared
     once per connection (evalproject.prepared): every API request runs it, and the ORM spent
-    four times the query's own cost compiling it. Validity is read from the database on every
-    request, never cached, so a revocation, an expiry or a deactivated user counts from the
-    very next request.
+    four times the query's own cost compiling it. Validity is read from the database, so a
+    revocation, an expiry or a deactivated user counts from the very next request; the one
+    caller that keeps a result (gates_app.api.memo, a deploy token's poll of a check) forgets it
+    when PostgreSQL notifies a change.
     """
     return authenticate_secret_with(secret, None)[0]
 
@@ -270,7 +277,8 @@ def _converted_columns(vendor: str, fields: tuple[Field, ...]) -> tuple[int, ...
 
 @transaction.atomic
 def revoke_token(token: DeployToken, *, actor: AbstractBaseUser | None, reason: str) -> DeployToken:
-    """Revoke a token; it stops working at once and stays listed for the audit trail."""
+    """Revoke a token; it stops working at once (the API forgets what it kept of it when
+    PostgreSQL notifies the change: gates_app.api.memo) and stays listed for the audit trail."""
     token = DeployToken.objects.select_for_update().get(pk=token.pk)
     if not may_manage(token, actor):
         raise PermissionDenied("Only the token's user, an owner of its gates or a superuser revokes it.")

@@ -74,6 +74,19 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(autouse=True)
+def api_memo(request: pytest.FixtureRequest, settings) -> Iterator[None]:
+    """Answers the API keeps in memory are forgotten on PostgreSQL's notifications, which only a
+    commit sends: a test inside a transaction that is rolled back never sends one, so only tests
+    marked ``api_memo`` (transactional ones, tests/integration/test_api_memo.py) keep any."""
+    from gates_app.api import memo
+
+    if request.node.get_closest_marker("api_memo") is None:
+        settings.EVALGATE_API_MEMO = False
+    yield
+    memo.forget()
+
+
+@pytest.fixture(autouse=True)
 def fresh_cache() -> Iterator[None]:
     """Rate-limit counters live in the cache: each test starts with none."""
     from django.core.cache import cache

@@ -7,6 +7,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from gates_app.api import memo
 from gates_app.models import DeployToken
 from gates_app.tokens import authenticate_secret_with
 
@@ -33,7 +34,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         # A view may ask for columns of its own in the token's query (one round trip, not two).
         view = (getattr(request, "parser_context", None) or {}).get("view")
         lookahead = view.auth_lookahead() if hasattr(view, "auth_lookahead") else None
-        token, row = authenticate_secret_with(secret, lookahead)
+        if lookahead is not None and memo.enabled():
+            token, row = memo.authenticate(secret, lookahead)
+        else:
+            token, row = authenticate_secret_with(secret, lookahead)
         if lookahead is not None:
             view.auth_lookahead_row = row
         if token is None:

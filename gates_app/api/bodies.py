@@ -89,20 +89,32 @@ def deploy_token_lookahead(pk: int) -> Lookahead:
     check ``pk`` when its gate is active and one of the token's (``visible_gates`` for a deploy
     token), else NULL columns. A personal token's row always has NULL here: users' visibility
     goes through the auth backends (``visible_decided_state``)."""
-    conn = connections[DEFAULT_DB_ALIAS]
-    columns, tables = _state_sql(conn.vendor)
+    columns, join = _lookahead_sql(connections[DEFAULT_DB_ALIAS].vendor)
+    return Lookahead(columns, join, (pk, True))
+
+
+@functools.cache
+def _lookahead_sql(vendor: str) -> tuple[str, str]:
+    columns, tables = _state_sql(vendor)
     user_fk = DeployToken._meta.get_field("user").column
     visible = token_row_gate_sql()
     join = (
         f"LEFT OUTER JOIN ({tables.removeprefix('FROM ')}) "
         f"ON c.{_pk_column()} = %s AND t.{connection.ops.quote_name(user_fk)} IS NULL AND {visible}"
     )
-    return Lookahead(columns, join, (pk, True))
+    return columns, join
 
 
 def state_from_lookahead(row: tuple[Any, ...]) -> State | None:
     """The state ``deploy_token_lookahead`` fetched; None: the token may not see the check."""
-    return None if row[0] is None else _state_of(connections[DEFAULT_DB_ALIAS], row)
+    return None if row[0] is None else _state_of_row(connections[DEFAULT_DB_ALIAS].vendor, row)
+
+
+@functools.lru_cache(maxsize=4 * LOCAL_KEPT)
+def _state_of_row(vendor: str, row: tuple[Any, ...]) -> State:
+    """``_state_of`` for a row seen before (a poll answered from memory brings the same row):
+    the state is a function of the row's values alone."""
+    return _state_of(connections[DEFAULT_DB_ALIAS], row)
 
 
 def _state_of(conn: Any, row: tuple[Any, ...]) -> State:
