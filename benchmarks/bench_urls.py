@@ -1,6 +1,7 @@
 """Benchmark-only routes: the project's own, plus /bench/ping/, the cheapest DRF view possible,
-and /bench/ping-io/, the same with the two round trips any authenticated, rate-limited request
-makes here (a prepared indexed query on PostgreSQL, one script call on Redis).
+/bench/ping-io/, the same with the two round trips an authenticated, rate-limited request made
+here before answers were kept in memory (a prepared indexed query on PostgreSQL, one script call
+on Redis), and /bench/ping-redis/, the same with the Redis call only.
 
 api_latency.py compares the verdict API with both on the same server: whatever ping costs is
 the floor set by gunicorn, Django and DRF; ping-io adds what a shared database and a shared
@@ -36,11 +37,25 @@ class PingIO(Ping):
             cursor.execute("SELECT id FROM gates_app_deploytoken WHERE prefix = %s", ["bench"])
             cursor.fetchone()
         client = caches["default"]._cache.get_client("bench", write=True)
-        _count_script(client)(keys=["bench:ping-io:1", "bench:ping-io:0"], args=[121], client=client)
+        _count_script(client)(keys=["bench:ping-io:1", "bench:ping-io:0"], args=[121, 1], client=client)
+        return Response({"ok": True})
+
+
+class PingRedis(Ping):
+    """Ping, plus the throttle's Redis script: what one round trip per request costs."""
+
+    def get(self, request: Request) -> Response:
+        from django.core.cache import caches
+
+        from gates_app.api.throttling import _count_script
+
+        client = caches["default"]._cache.get_client("bench", write=True)
+        _count_script(client)(keys=["bench:ping-io:1", "bench:ping-io:0"], args=[121, 1], client=client)
         return Response({"ok": True})
 
 
 urlpatterns = [
+    path("bench/ping-redis/", PingRedis.as_view()),
     path("bench/ping/", Ping.as_view()),
     path("bench/ping-io/", PingIO.as_view()),
     path("", include("evalproject.urls")),

@@ -8,6 +8,7 @@ because reads must never depend on Redis.
 
 import logging
 import math
+import threading
 import time
 from typing import Any
 
@@ -27,13 +28,20 @@ _warned_at = 0.0
 WARN_EVERY_S = 60
 # KEYS: this window's counter, the previous window's; ARGV: the counters' time to live (s).
 COUNT_SCRIPT = """
-local current = redis.call('INCR', KEYS[1])
+local current = redis.call('INCRBY', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return {current, redis.call('GET', KEYS[2])}
 """
 
 
 _script: Any = None
+# Requests a process counts in Redis at once for a client far from its limit, then lets through
+# without a round trip (a lease): at most LEASE_MAX, and none for budgets under 64 a period.
+LEASE_MAX = 8
+LEASE_SHARE = 32
+_leases: dict[str, tuple[str, int]] = {}  # client key -> (window key, requests left of its lease)
+_leases_lock = threading.Lock()  # gthread workers serve requests from several threads
+LEASES_KEPT = 10_000
 
 
 def _count_script(client: Any) -> Any:
@@ -55,9 +63,16 @@ def _cache_failed(exc: Exception) -> None:
 class ResilientThrottle(SimpleRateThrottle):
     """``num_requests`` per ``duration`` by a sliding-window counter: a count per window of the
     period, the previous window's weighted by how much of it still overlaps the last period.
-    One round trip to Redis per request (INCR, EXPIRE and GET in one script; a DECR only when
-    refusing, so refused requests do not count), where DRF's own throttle reads and writes a
-    pickled list of every timestamp. Counts in this process when the shared cache fails."""
+    One round trip to Redis (INCRBY, EXPIRE and GET in one script; a DECRBY only when refusing,
+    so refused requests do not count), where DRF's own throttle reads and writes a pickled list
+    of every timestamp. Counts in this process when the shared cache fails.
+
+    A client far from its limit is counted ``lease`` requests at a time: the process adds them
+    to the shared count in one round trip and lets the next ``lease - 1`` of that client's
+    requests through in the same window without one. Requests are counted before they are
+    served, so no client ever gets more than its budget; a lease left unused when its window
+    ends stays counted, so a client spread over P processes may be refused up to P x (lease -
+    1) requests early (near its limit, requests are counted one at a time again)."""
 
     def allow_request(self, request: Request, view: Any) -> bool:
         if self.rate is None:
@@ -69,13 +84,22 @@ class ResilientThrottle(SimpleRateThrottle):
         window, into = divmod(self.now, self.duration)
         current_key = f"{self.key}:{int(window)}"
         previous_key = f"{self.key}:{int(window) - 1}"
+        if self._leased(current_key):
+            return True
+        lease = min(LEASE_MAX, self.num_requests // LEASE_SHARE)
+        overlap = 1 - into / self.duration
         try:
-            current, previous = self._count(self.cache, current_key, previous_key)
+            if lease > 1:
+                current, previous = self._count(self.cache, current_key, previous_key, lease)
+                if previous * overlap + current <= self.num_requests:
+                    self._lease(current_key, lease - 1)
+                    return True
+                self.cache.decr(current_key, lease)  # too near the limit: one at a time
+            current, previous = self._count(self.cache, current_key, previous_key, 1)
         except Exception as exc:  # Redis down, timed out, or refusing: any cache failure
             _cache_failed(exc)
             self.cache = FALLBACK
-            current, previous = self._count(self.cache, current_key, previous_key)
-        overlap = 1 - into / self.duration
+            current, previous = self._count(self.cache, current_key, previous_key, 1)
         if previous * overlap + current > self.num_requests:
             self._refused(current, previous, into)
             try:
@@ -85,8 +109,26 @@ class ResilientThrottle(SimpleRateThrottle):
             return False
         return True
 
-    def _count(self, cache: Any, current_key: str, previous_key: str) -> tuple[int, int]:
-        """This request counted in the current window; (current, previous) counts."""
+    def _leased(self, current_key: str) -> bool:
+        """Whether this request is one this process has already counted (a lease of this window)."""
+        with _leases_lock:
+            held = _leases.get(self.key)
+            if held is None or held[0] != current_key:
+                return False
+            if held[1] <= 1:
+                del _leases[self.key]
+            else:
+                _leases[self.key] = (current_key, held[1] - 1)
+            return True
+
+    def _lease(self, current_key: str, left: int) -> None:
+        with _leases_lock:
+            if len(_leases) >= LEASES_KEPT:
+                _leases.clear()  # forgetting leases only means counting their requests again
+            _leases[self.key] = (current_key, left)
+
+    def _count(self, cache: Any, current_key: str, previous_key: str, n: int) -> tuple[int, int]:
+        """``n`` requests counted in the current window; (current, previous) counts."""
         ttl = 2 * self.duration + 1
         if cache is default_cache:
             # DRF's default is django.core.cache.cache, a proxy isinstance() cannot see through:
@@ -98,10 +140,10 @@ class ResilientThrottle(SimpleRateThrottle):
             # One command, where a pipeline of three cost more Python than the round trip; by
             # its digest (EVALSHA), loading it only when a Redis does not know it yet.
             script = _count_script(client)
-            current, previous = script(keys=[current_key, previous_key], args=[ttl], client=client)
+            current, previous = script(keys=[current_key, previous_key], args=[ttl, n], client=client)
             return int(current), int(previous or 0)
         cache.add(current_key, 0, ttl)
-        return cache.incr(current_key), int(cache.get(previous_key) or 0)
+        return cache.incr(current_key, n), int(cache.get(previous_key) or 0)
 
     def _refused(self, current: int, previous: int, into: float) -> None:
         """How long until a request would be let through (the counts without this one)."""

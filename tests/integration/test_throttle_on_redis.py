@@ -8,7 +8,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from gates_app.api.throttling import PerClientRateThrottle
 from tests.factories import make_scenario, make_token
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture
@@ -35,3 +35,55 @@ def test_two_workers_share_one_budget_per_token_through_redis(api_client, shared
     keys = [k.decode() for k in worker_a._cache.get_client(write=True).keys("*throttle_client*")]
     assert len(keys) == 1 and keys[0].endswith(":16667")  # one counter, for this minute window
     assert int(worker_a._cache.get_client(write=True).get(keys[0])) == 3  # the refused one uncounted
+
+
+def test_a_client_far_from_its_limit_is_counted_a_lease_at_a_time(api_client, shared_cache, monkeypatch):
+    from gates_app.api import throttling
+
+    monkeypatch.setattr(PerClientRateThrottle, "THROTTLE_RATES", {"client": "1200/min"})  # leases of 8
+    monkeypatch.setattr(throttling, "_leases", {})
+    s = make_scenario()
+    secret = make_token([s["gate"]])
+    worker = shared_cache()
+    monkeypatch.setattr(SimpleRateThrottle, "cache", worker)
+    redis = worker._cache.get_client(write=True)
+    calls = []
+    real = throttling.ResilientThrottle._count
+    monkeypatch.setattr(
+        throttling.ResilientThrottle, "_count", lambda self, *a: calls.append(a[-1]) or real(self, *a)
+    )
+
+    def counted() -> int:
+        [key] = redis.keys("*throttle_client*")
+        return int(redis.get(key))
+
+    statuses = [
+        api_client.get("/api/v1/gates/", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code for _ in range(9)
+    ]
+    assert statuses == [200] * 9
+    assert calls == [8, 8]  # the 1st and the 9th request went to Redis, each counting eight
+    assert counted() == 16  # requests are counted before they are served: never under the real number
+
+
+def test_leases_never_let_a_client_past_its_budget_across_workers(api_client, shared_cache, monkeypatch):
+    """Two workers, each with leases of its own, serve one client in turns until it is refused:
+    the client gets at most its budget, and loses at most one unused lease per other worker."""
+    from gates_app.api import throttling
+
+    monkeypatch.setattr(PerClientRateThrottle, "THROTTLE_RATES", {"client": "128/min"})  # leases of 4
+    s = make_scenario()
+    secret = make_token([s["gate"]])
+    workers = [(shared_cache(), {}), (shared_cache(), {})]
+    served = refused = 0
+    for turn in range(300):
+        cache, leases = workers[turn % 2]
+        monkeypatch.setattr(SimpleRateThrottle, "cache", cache)
+        monkeypatch.setattr(throttling, "_leases", leases)
+        status = api_client.get("/api/v1/gates/", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code
+        served += status == 200
+        refused += status == 429
+    assert served + refused == 300
+    assert 128 - (4 - 1) <= served <= 128
+    redis = workers[0][0]._cache.get_client(write=True)
+    [key] = redis.keys("*throttle_client*")
+    assert int(redis.get(key)) <= 128  # refused requests uncounted, leases counted
