@@ -4,9 +4,10 @@ gunicorn serves the project (DEBUG off, 4 sync workers by default) on a scratch 
 database, with Redis db 14 as the cache that holds the rate-limit counters, as in
 production. The same server also serves /bench/ping/ (benchmarks/bench_urls.py): a DRF view
 with no authentication, permission or throttle, the ceiling any endpoint of this stack can
-reach. --clients concurrent clients (each with its own deploy token, as separate CI
-pipelines would have) call one endpoint, then the other, --rounds times, for --duration
-seconds per endpoint in all.
+reach, and /bench/ping-io/ and /bench/ping-redis/, the same view making a PostgreSQL query and
+a Redis call, or the Redis call only (what the I/O alone costs). --clients concurrent clients
+(each with its own deploy token, as separate CI pipelines would have) call each endpoint in
+turn, --rounds times, for --duration seconds per endpoint in all.
 
 Each request opens a connection (gunicorn's sync workers close it after every response), so
 latency counts connecting and queueing for a free worker. Printed per endpoint: requests,
@@ -43,6 +44,7 @@ from _setup import (
 
 PING = "/bench/ping/"
 PING_IO = "/bench/ping-io/"
+PING_REDIS = "/bench/ping-redis/"
 
 
 @dataclass
@@ -228,7 +230,9 @@ def main() -> None:
     if redis_url is None:
         print(f"NOTE: Redis is unreachable at {REDIS_URL}: rate-limit counters stay in each gunicorn worker.")
     with django_on_postgres():
-        check_id, secrets = setup(args.clients)
+        # One more token than clients: the one-client-at-a-time phase spends a client's whole
+        # budget for the minute (1,000+ requests), so it polls with a token of its own.
+        check_id, secrets = setup(args.clients + 1)
         from django.db import connections
 
         connections.close_all()  # the server's workers are the only database clients from here on
@@ -258,20 +262,23 @@ def bench(args: argparse.Namespace, port: int, check_id: int, secrets: list[str]
     asyncio.run(run_load(port, check, secrets[:20], b'"verdict"', warm))
     # One client at a time: the service time, with no queueing for a worker.
     alone = argparse.Namespace(**{**vars(args), "duration": min(2.0, args.duration)})
-    for path, secret, marker in ((PING, "", b'"ok"'), (check, secrets[0], b'"verdict"')):
+    for path, secret, marker in ((PING, "", b'"ok"'), (check, secrets[-1], b'"verdict"')):
         single = asyncio.run(run_load(port, path, [secret], marker, alone))
         print(f"  one client at a time, {path}: p50 {single.percentile(50) * 1000:.1f} ms")
 
     # The endpoints take turns (--rounds of duration / rounds each), so a neighbour's load on a
     # shared machine weighs on both sides of the ratio rather than on whichever ran during it.
-    ping, ping_io, verdicts = Load(), Load(), Load()
+    secrets = secrets[: args.clients]
+    ping, ping_io, ping_redis, verdicts = Load(), Load(), Load(), Load()
     phase = argparse.Namespace(**{**vars(args), "duration": args.duration / args.rounds})
     for _ in range(args.rounds):
         ping.add(asyncio.run(run_load(port, PING, no_auth, b'"ok"', phase)))
         verdicts.add(asyncio.run(run_load(port, check, secrets, b'"verdict"', phase)))
         ping_io.add(asyncio.run(run_load(port, PING_IO, no_auth, b'"ok"', phase)))
+        ping_redis.add(asyncio.run(run_load(port, PING_REDIS, no_auth, b'"ok"', phase)))
     print(ping.line(f"GET {PING} (ceiling)"))
     print(ping_io.line(f"GET {PING_IO} (+ the I/O)"))
+    print(ping_redis.line(f"GET {PING_REDIS} (Redis only)"))
     print(verdicts.line("GET /api/v1/checks/{id}/"))
     if verdicts.latencies and ping_io.latencies:
         # No target: how close the verdict's own code comes to the round trips it cannot skip.
