@@ -10,6 +10,10 @@ def main() -> None:
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)
+    if sys.argv[1:2] == ["run_eval"]:  # it succeeded (a failure raises SystemExit above)
+        from evalproject.fastexit import exit_without_teardown
+
+        exit_without_teardown(0)
 
 
 if __name__ == "__main__":

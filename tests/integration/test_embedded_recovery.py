@@ -165,3 +165,20 @@ def test_the_next_web_process_finishes_it_at_its_first_request(tmp_path):
 @pytest.fixture(autouse=True)
 def _no_database_needed():
     """These tests run their own processes on a SQLite file; the suite's database is not used."""
+
+
+def test_run_eval_as_its_own_process_prints_its_summary_and_commits_every_result(tmp_path):
+    """manage.py ends run_eval without the interpreter's teardown (evalproject.fastexit): the
+    whole summary still reaches the pipe and every result is in the database."""
+    env = _env(tmp_path)
+    outputs = _prepare(tmp_path, env)
+
+    finished = _manage(env, "run_eval", "support", "--outputs", str(outputs), "--candidate", "v1")
+
+    assert finished.returncode == 0, finished.stderr
+    assert "slow" in finished.stdout and finished.stdout.endswith("\n")
+    ((_, status, done),) = _runs(tmp_path)
+    assert (status, done) == ("succeeded", CASES)
+    with sqlite3.connect(tmp_path / "embedded.sqlite3") as db:
+        (results,) = db.execute("SELECT COUNT(*) FROM grading_app_caseresult").fetchone()
+    assert results == CASES
