@@ -37,6 +37,9 @@ class UserTurn:
     message: str
     done: bool = False
     by: str = ""  # who said it: the persona version ("impatient-customer v3"), kept in the trace
+    # What asking it cost (input_tokens, output_tokens, cost_usd), kept on the user's step:
+    # the evaluation's own spend, never added to the target's metrics.
+    usage: dict[str, Any] = field(default_factory=dict)
 
 
 class UserTurnError(Exception):
@@ -53,6 +56,21 @@ def _text(value: Any) -> str:
 
 def user_step(text: str, **extra: Any) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": text, **extra}
+
+
+def _spent_on(steps: list[dict[str, Any]], said: UserTurn) -> bool:
+    """Book what the simulated user's closing call cost, when it said nothing, on its last step
+    (a step of its own would add an empty line to the transcript); False: there is no such step."""
+    if not said.usage:
+        return True
+    last = next((s for s in reversed(steps) if s.get("simulated_by")), None)
+    if last is None:
+        return False
+    spent = dict(last.get("usage") or {})
+    for name, value in said.usage.items():
+        spent[name] = spent.get(name, 0) + value
+    last["usage"] = spent
+    return True
 
 
 def _has_assistant_message(steps: list[dict[str, Any]]) -> bool:
@@ -105,8 +123,10 @@ def play(
             except UserTurnError as exc:
                 return broken(f"the simulated user, turn {number}: {exc}")
         by = {"simulated_by": said.by} if said.by else {}
+        if said.usage:
+            by["usage"] = said.usage
         if said.done:
-            if said.message:
+            if said.message or not _spent_on(steps, said):
                 steps.append(user_step(said.message, done=True, **by))
             break
         messages.append({"role": "user", "content": said.message})

@@ -19,7 +19,7 @@ from grading_app.execution import Row, grade_cases
 from grading_app.models import CaseResult, Grade, Run, RunChunk
 from grading_app.services.runs import chunk_job_id, finalise_job_id
 from grading_app.signals import run_finished
-from grading_app.summary import SummaryTap, summarise_run
+from grading_app.summary import SummaryTap, evaluation_cost, summarise_run
 
 logger = logging.getLogger(__name__)
 SLOT_ID = ("case_id", "trial", "id")  # what COPY returns of each result written
@@ -222,6 +222,8 @@ def finish_run(run: Run, status: str) -> None:
     run_finished.send(sender=Run, run=run, rows=tap.rows)
     # Aggregated in SQL, or streamed: flat with the run's size either way.
     run.summary = tap.summary if tap.summary is not None else summarise_run(run)
+    if (spent := evaluation_cost(run)) is not None:
+        run.summary["evaluation_cost"] = spent
     run.save()
 
 

@@ -121,8 +121,8 @@ def judge(endpoint: Endpoint, model: str, prompt: str) -> JudgeAnswer:
         passed=passed,
         rationale=rationale,
         raw=raw,
-        input_tokens=_count(usage, "prompt_tokens"),
-        output_tokens=_count(usage, "completion_tokens"),
+        input_tokens=token_count(usage, "prompt_tokens"),
+        output_tokens=token_count(usage, "completion_tokens"),
     )
 
 
@@ -176,7 +176,8 @@ def completion_parts(data: Any) -> tuple[str | None, dict[str, Any]]:
     return (content if isinstance(content, str) else None), (usage if isinstance(usage, dict) else {})
 
 
-def _count(usage: dict[str, Any], name: str) -> int:
+def token_count(usage: dict[str, Any], name: str) -> int:
+    """A count from a completion's usage (0 when the endpoint sent none, or nonsense)."""
     value = usage.get(name)
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 

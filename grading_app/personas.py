@@ -83,12 +83,20 @@ class SimulatedUser:
         prompt = render_prompt(self.version, conversation, steps, turn)
         with self.limit:
             try:
-                said, _usage = llm.ask_json(
-                    self.version.endpoint, self.version.model, prompt, parse_user_turn
-                )
+                said, usage = llm.ask_json(self.version.endpoint, self.version.model, prompt, parse_user_turn)
             except llm.JudgeError as exc:
                 raise UserTurnError(f"{self.version.rubric.slug} v{self.version.number}: {exc}") from None
-        return dataclasses.replace(said, by=f"{self.version.rubric.slug} v{self.version.number}")
+        tokens_in, tokens_out = (
+            llm.token_count(usage, "prompt_tokens"),
+            llm.token_count(usage, "completion_tokens"),
+        )
+        spent = {
+            "calls": 1,
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "cost_usd": self.version.endpoint.cost_usd(tokens_in, tokens_out),
+        }
+        return dataclasses.replace(said, by=f"{self.version.rubric.slug} v{self.version.number}", usage=spent)
 
 
 def _unplayable(slug: str, version: RubricVersion | None, known: set[str]) -> str:

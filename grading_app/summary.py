@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.db import connection
+from django.db.models import Count, Q, Sum
 
 from datasets_app.models import Case, FailureClass
 from grading_app.models import CaseResult, Grade, Grader, Run
@@ -273,6 +274,39 @@ class SummaryTap:
                 repeated.add(row)
             yield row
         self.summary = _summary(cells, repeated)
+
+
+def evaluation_cost(run: Run) -> dict[str, Any] | None:
+    """What evaluating the run cost on top of the candidate's own calls (which are the results'
+    cost_usd): its judges' calls (an answer reused from the cache cost nothing) and its
+    simulated users' turns (booked on their steps of the trace). None for a run with neither,
+    at the price of no query."""
+    judged = any(g.get("rubric_version") for g in run.grader_snapshot)
+    if not judged and not run.persona_versions:
+        return None
+    cost: dict[str, Any] = {}
+    if judged:
+        fresh = Q(cached=False)
+        spent = Grade.objects.filter(case_result__run=run, rubric_version__isnull=False).aggregate(
+            n_calls=Count("pk", filter=fresh),
+            n_cached=Count("pk", filter=Q(cached=True)),
+            n_input_tokens=Sum("input_tokens", filter=fresh),
+            n_output_tokens=Sum("output_tokens", filter=fresh),
+            n_cost_usd=Sum("cost_usd", filter=fresh),
+        )  # (named apart from the fields: an aggregate may not share a filtered field's name)
+        cost["judges"] = {name.removeprefix("n_"): value or 0 for name, value in spent.items()}
+    if run.persona_versions:
+        users = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
+        traces = CaseResult.objects.filter(run=run).values_list("trace", flat=True)
+        for trace in traces.iterator(chunk_size=500):
+            for step in trace if isinstance(trace, list) else ():
+                usage = step.get("usage") if isinstance(step, dict) and step.get("simulated_by") else None
+                for name, value in usage.items() if isinstance(usage, dict) else ():
+                    if name in users and isinstance(value, int | float) and not isinstance(value, bool):
+                        users[name] += value
+        cost["simulated_users"] = users
+    cost["cost_usd"] = round(sum(part["cost_usd"] for part in cost.values()), 6)
+    return cost
 
 
 def summarise_run(run: Run) -> dict[str, Any]:

@@ -71,6 +71,7 @@ class RunAdmin(ReadOnlyAdmin):
                     "live_progress",
                     "case_results",
                     "repeated_trials",
+                    "evaluation_cost",
                     "error",
                     "created_by",
                     ("created_at", "started_at", "finished_at"),
@@ -88,6 +89,7 @@ class RunAdmin(ReadOnlyAdmin):
         "live_progress",
         "case_results",
         "repeated_trials",
+        "evaluation_cost",
         "pass_rate_chart",
         "latency_chart",
         "cost_chart",
@@ -129,6 +131,27 @@ class RunAdmin(ReadOnlyAdmin):
             " · ", "{}", ((_outcome_link(url, obj, o, counts[o.value]),) for o in Outcome)
         )
         return format_html('<a href="{}?run={}">All {}</a>: {}', url, obj.pk, counts["total"], links)
+
+    @admin.display(description="Evaluation cost")
+    def evaluation_cost(self, obj: Run) -> str:
+        """What the judges and simulated users cost, as the run's summary recorded it at its end
+        (the candidate's own cost is under Production signals)."""
+        spent = (obj.summary or {}).get("evaluation_cost")
+        if not spent:
+            return "No model calls of its own (code graders only)." if obj.is_finished else "-"
+        parts = []
+        if judges := spent.get("judges"):
+            reused = f", {judges['cached']:,} answers reused" if judges.get("cached") else ""
+            parts.append(
+                f"judges {judges['calls']:,} calls{reused}: {judges['input_tokens']:,} tokens in, "
+                f"{judges['output_tokens']:,} out, ${judges['cost_usd']:,.4f}"
+            )
+        if users := spent.get("simulated_users"):
+            parts.append(
+                f"simulated users {users['calls']:,} turns: {users['input_tokens']:,} tokens in, "
+                f"{users['output_tokens']:,} out, ${users['cost_usd']:,.4f}"
+            )
+        return f"${spent['cost_usd']:,.4f} in all: " + "; ".join(parts)
 
     @admin.display(description="Repeated trials")
     def repeated_trials(self, obj: Run) -> str:

@@ -75,8 +75,10 @@ def the_model(body: dict):
     turn = int(re.search(r"This is your turn (\d+) of", prompt_of(body)).group(1))
     said = {1: "Where is my parcel A-17?", 2: "Then I want a refund."}
     if turn in said:
-        return json_reply({"message": said[turn], "done": False})
-    return json_reply({"message": "Thank you, goodbye.", "done": True})
+        return json_reply({"message": said[turn], "done": False}, prompt_tokens=1000, completion_tokens=20)
+    return json_reply(
+        {"message": "Thank you, goodbye.", "done": True}, prompt_tokens=1000, completion_tokens=20
+    )
 
 
 def calls_of(fake, model: str) -> list[dict]:
@@ -278,6 +280,49 @@ def test_a_simulated_user_plays_until_done_and_the_judge_sees_the_whole_conversa
     assert "What the user wanted (may be empty): Parcel A-17 is lost." in prompt
     assert "assistant: reply to: Then I want a refund.\nuser: Thank you, goodbye.\n" in prompt
     assert Grade.objects.get(case_result=result).passed is True
+    # What the simulated user cost is booked on its steps and in the run's evaluation cost, never
+    # in the candidate's: two target calls of 100 tokens in and 10 out, at $1 and $2 a million.
+    asked = {"calls": 1, "input_tokens": 1000, "output_tokens": 20, "cost_usd": (1000 * 1 + 20 * 2) / 1e6}
+    assert [s.get("usage") for s in result.trace] == [asked, None, asked, None, asked]
+    assert (result.input_tokens, result.output_tokens) == (200, 20)
+    assert result.cost_usd == pytest.approx((200 * 1 + 20 * 2) / 1e6)
+    spent = run.summary["evaluation_cost"]
+    assert spent["simulated_users"] == {
+        "calls": 3,
+        "input_tokens": 3000,
+        "output_tokens": 60,
+        "cost_usd": pytest.approx(3 * asked["cost_usd"]),
+    }
+    judged = Grade.objects.get(case_result=result)
+    assert spent["judges"]["calls"] == 1 and spent["judges"]["cached"] == 0
+    assert spent["judges"]["input_tokens"] == judged.input_tokens > 0
+    assert spent["judges"]["cost_usd"] == pytest.approx(judged.cost_usd)
+    assert spent["cost_usd"] == pytest.approx(3 * asked["cost_usd"] + judged.cost_usd)
+    run_page = admin_client.get(reverse("admin:grading_app_run_change", args=[run.pk])).content.decode()
+    assert "simulated users 3 turns: 3,000 tokens in, 60 out" in run_page
+    assert "judges 1 calls" in run_page
+
+
+def test_a_simulated_user_that_ends_without_a_word_has_that_call_booked_on_its_last_turn(
+    world, fake_openai, django_capture_on_commit_callbacks
+):
+    def quiet_goodbye(body):
+        if body["model"] == "persona-model" and "This is your turn 2 of" in prompt_of(body):
+            return json_reply({"message": "", "done": True}, prompt_tokens=500, completion_tokens=5)
+        return the_model(body)
+
+    fake_openai.responder(quiet_goodbye)
+    simulated_case(world)
+    run = run_target(world, world["chat"], django_capture_on_commit_callbacks)
+
+    result = CaseResult.objects.get(run=run)
+    assert [(s["role"], s["content"]) for s in result.trace] == [
+        ("user", "Where is my parcel A-17?"),
+        ("assistant", "reply to: Where is my parcel A-17?"),
+    ]
+    both = {"calls": 2, "input_tokens": 1500, "output_tokens": 25, "cost_usd": pytest.approx(0.00155)}
+    assert result.trace[0]["usage"] == both
+    assert run.summary["evaluation_cost"]["simulated_users"] == both
 
 
 def test_a_persona_without_an_approved_version_is_not_played_and_its_case_errors(

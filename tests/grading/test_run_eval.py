@@ -60,6 +60,7 @@ def test_outputs_file_is_graded_and_the_summary_printed_with_pass_rates(tmp_path
     assert "  latency_p50_ms: 800" in lines
     assert CaseResult.objects.filter(run=run).count() == 6
     assert Grade.objects.filter(case_result__run=run, passed=False).count() == 1
+    assert "evaluation_cost" not in run.summary  # code graders only: no model call of its own
 
 
 def test_blank_lines_in_the_outputs_file_are_skipped(tmp_path):
