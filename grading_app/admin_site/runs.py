@@ -141,14 +141,14 @@ class RunAdmin(ReadOnlyAdmin):
             return "No model calls of its own (code graders only)." if obj.is_finished else "-"
         parts = []
         if judges := spent.get("judges"):
-            reused = f", {judges['cached']:,} answers reused" if judges.get("cached") else ""
+            reused = f", {_counted(judges['cached'], 'answer')} reused" if judges.get("cached") else ""
             parts.append(
-                f"judges {judges['calls']:,} calls{reused}: {judges['input_tokens']:,} tokens in, "
+                f"judges {_counted(judges['calls'], 'call')}{reused}: {judges['input_tokens']:,} tokens in, "
                 f"{judges['output_tokens']:,} out, ${judges['cost_usd']:,.4f}"
             )
         if users := spent.get("simulated_users"):
             parts.append(
-                f"simulated users {users['calls']:,} turns: {users['input_tokens']:,} tokens in, "
+                f"simulated users {_counted(users['calls'], 'turn')}: {users['input_tokens']:,} tokens in, "
                 f"{users['output_tokens']:,} out, ${users['cost_usd']:,.4f}"
             )
         return f"${spent['cost_usd']:,.4f} in all: " + "; ".join(parts)
@@ -232,6 +232,10 @@ class RunAdmin(ReadOnlyAdmin):
             explanation="Cancelled runs stop; their checks become inconclusive, never a pass.",
             perform=lambda run, reason: services.cancel_run(run, actor=request.user, reason=reason),
         )
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def _outcome_link(changelist: str, run: Run, outcome: Outcome, count: int) -> SafeString:

@@ -300,7 +300,7 @@ def test_a_simulated_user_plays_until_done_and_the_judge_sees_the_whole_conversa
     assert spent["cost_usd"] == pytest.approx(3 * asked["cost_usd"] + judged.cost_usd)
     run_page = admin_client.get(reverse("admin:grading_app_run_change", args=[run.pk])).content.decode()
     assert "simulated users 3 turns: 3,000 tokens in, 60 out" in run_page
-    assert "judges 1 calls" in run_page
+    assert "judges 1 call:" in run_page
 
 
 def test_a_simulated_user_that_ends_without_a_word_has_that_call_booked_on_its_last_turn(
