@@ -52,7 +52,9 @@ _ACT = (
     r"continue|make|draft|tell you (?!how (?:much|happy|grateful|glad|excited))|reveal|disclose|"
     r"look up|process|place|change|override|extend|refund|recommend|translate|impersonate|"
     r"reproduce|fabricate|invent|include|add|use|send|post|access (?:another|other|someone)|"
-    r"give you access|diagnose|advise|confirm whether a specific|identify|complete|feel comfortable)"
+    r"give you access|diagnose|advise|confirm whether a specific|identify|complete|feel comfortable|"
+    r"cancel|adjust|rebook|waive|lower|raise|unlock|delete|remove|reverse|approve|grant|issue|"
+    r"prescribe|book|transfer|reset|modify|edit|update|disable|bypass|sign|file|run|release)"
 )
 # "We" speaks for the business: "we can't process a cash refund without the receipt" states
 # a policy, which is an answer. Only "we" declining to help at all is the assistant refusing.
@@ -157,6 +159,35 @@ _REFUSALS = [
         ("remit", "scope", "wheelhouse", "lane", "brief"),
         r"\b(?:outside|beyond|not (?:within|in|part of)) (?:my|our) (?:remit|scope|wheelhouse|lane|brief)\b",
     ),
+    # Whose call it is: "that isn't mine to grant", "out of my hands", "beyond my authority",
+    # "off the table", "isn't within what I'm allowed to do"
+    _Guarded(
+        (
+            "mine to",
+            "ours to",
+            "hands",
+            "reach",
+            "control",
+            "power",
+            "abilit",
+            "capabilit",
+            "authority",
+            "purview",
+            "off the table",
+            "within what",
+        ),
+        r"\b(?:isn't|is not|aren't|are not|not) (?:mine|ours) to \w+"
+        r"|\b(?:out of|beyond|outside(?: of)?) (?:my|our) (?:hands|reach|control|power|abilities|"
+        r"capabilities|authority|purview)\b|\boff the table\b"
+        r"|\bnot (?:within|in) (?:my|our) (?:power|gift|authority)\b"
+        r"|\b(?:isn't|is not) within what (?:i|we)(?:'m| am| are|'re)? (?:allowed|able|permitted) to\b",
+    ),
+    # "I'm turning this down", "I'm holding off on adding ...", "where I have to say no"
+    _Guarded(
+        ("turning", "holding off", "say no", "saying no"),
+        r"\b(?:i|we)(?:'m| am| are|'re) (?:turning (?:this |that |it )?(?:request )?down|holding off on|"
+        r"saying no to|going to say no)\b|\bwhere (?:i|we) (?:have to|must|'ll have to) say no\b",
+    ),
     # "I don't have the ability to create discount codes", "I don't hand out credentials"
     _Guarded(
         ("ability", "permission", "authority", "access rights", " out", " over"),
@@ -174,6 +205,7 @@ _OMITS = re.compile(
     r"written|used|put|filled)|declined to)\b|\bi (?:didn't|did not|haven't|have not) (?:include|add"
     r"|apply|change|"
     r"make|write|use|put|fill|do|included|added|applied|changed|made|written|used|put|filled|done)\b"
+    r"|\bdeliberately (?:not|left|omitted|skipped|didn't|haven't|avoided)\b"
     r"|\bi'm (?:leaving (?:out|off|\w+ out)|not including|skipping)\b|\b(?:i'd|i would) leave (?:\w+ )?out\b"
     r"|\bno lo he (?:incluido|añadido|hecho)\b|\bnon (?:ho|l'ho) (?:inserito|incluso|aggiunto)\b"
     r"|\bn'ai pas (?:inclus|ajouté|mis)\b|\bnão (?:incluí|coloquei|adicionei)\b"
@@ -215,7 +247,8 @@ _REFUSAL_CUES = re.compile(
     r"n't|not|unable|declin|refus|pass|turn|stop you|stop short|stopping short|comfortable|against|outside|"
     r"beyond|off[- ]limits|hard no|no[- ]go|bounds|draw the line|count me out|sit th|bow out|stay out|"
     r"steer clear|be no|be a no|a no from|but no|no can do|out of the question|(?:my|our) (?:remit|scope|"
-    r"wheelhouse|lane|brief)|afraid not|pay grade"
+    r"wheelhouse|lane|brief)|afraid not|pay grade|out of my|out of our|off the table|holding off|say no|"
+    r"saying no"
 )
 _ESCALATION_CUES = re.compile(
     r"transfer|connect|put|hand|pass|forward|sen[dt]|rais|escalat|ticket|case|request|will|'ll|human|"
@@ -272,11 +305,12 @@ _FOREIGN_DECLINE = re.compile(
     r"|dois décliner)\b"
     r"|\bnão (?:posso|podemos|vou|vamos|farei|faço|escrevo|consigo ajudar)\b|\bprefiro não\b|\bme recuso\b"
     r"|\bnon (?:posso|possiamo|farò|scriverò|lo faccio|lo farò|me la sento|ti aiuterò)\b|\bpreferisco non\b"
-    r"|\bmi rifiuto\b"
+    r"|\bmi rifiuto\b|\bnon intendo\b|\bno lo voy a\b|\bno pienso\b"
+    r"|\b\w+e (?:ich|wir) (?:\w+ ){0,6}?(?:nicht|keine[nrms]?)\b"
 )
 _FOREIGN_ABSTAINS = re.compile(
     r"\b(?:encontrar|encuentro|localizar|ver|veo|finden|sehen|trouve|trouver|vois|voir|encontro|vejo|"
-    r"trovo|trovare|vedo|vedere|localizzare)\b"
+    r"trovo|trovare|vedo|vedere|localizzare|weiß|wissen|kenne|sicher|gefunden|sagen)\b"
 )
 # Every foreign pattern above needs one of these (English answers rarely hold any): one search
 # of the answer decides whether its sentences are tried.
@@ -285,7 +319,7 @@ _FOREIGN_CUES = re.compile(
     r"debo|tengo que|muss"
 )
 _OMISSION_CUES = re.compile(
-    r"left|omit|skip|leav|declined|didn't|did not|haven't|have not|'ve not|have not|not (?:incl|add"
+    r"left|omit|skip|leav|declined|deliberately|didn't|did not|haven't|have not|'ve not|not (?:incl|add"
     r"|done|chang|appl|made|writ|used|put|fill)|no lo he|non (?:ho|l'ho)|n'ai pas|não|nicht"
 )
 
@@ -338,7 +372,8 @@ def refusal_sentences(text: str) -> Iterator[tuple[str, list[str], tuple[str, ..
             and _FOREIGN_DECLINE.search(sentence) is not None
             and not _FOREIGN_ABSTAINS.search(sentence)
         )
-        if declines_abroad or _rule_matches(sentence, folded):
+        declines = declines_abroad or _rule_matches(sentence, folded)
+        if declines:
             signals.append("rule")
         if hands[index]:
             signals.append("hands_off")
@@ -351,7 +386,9 @@ def refusal_sentences(text: str) -> Iterator[tuple[str, list[str], tuple[str, ..
         # (Spanish, Italian and Portuguese often leave the "I" out: "no voy a", "non posso".)
         if declines_abroad:
             signals.append("foreign_decline")
-        elif _SELF.isdisjoint(words):
+        elif not declines and _SELF.isdisjoint(words):
+            # (a rule's match already says the sentence declines: "Not running it.", "Sorry,
+            # but no." have no "I" either)
             signals.append("no_self")
         yield sentence, words, tuple(signals)
 
