@@ -207,6 +207,8 @@ def _copy(token: DeployToken) -> DeployToken:
     fields copied, as ``copy.copy`` does, without the pickling protocol's cost."""
     clone = DeployToken.__new__(DeployToken)
     clone.__dict__.update(token.__dict__)
+    clone.__dict__.pop("_prefetched_objects_cache", None)
+    clone.scopes = list(token.scopes)  # the one mutable field a request reads
     clone._state = ModelState()
     clone._state.db, clone._state.adding = token._state.db, False
     clone._state.fields_cache = dict(token._state.fields_cache)

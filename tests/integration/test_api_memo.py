@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from gates_app.api import memo
+from gates_app.api import bodies, memo
 from gates_app.choices import CheckStatus, DecisionKind, Verdict
 from gates_app.models import Check, CheckDecision, DeployToken, Gate
 from gates_app.tokens import create_token, revoke_token
@@ -239,3 +239,16 @@ def test_a_forked_process_opens_its_own_listening_connection(polled, monkeypatch
     assert memo._listener._conn is not parents
     assert not parents.closed  # the parent's socket was left alone
     parents.close()
+
+
+def test_each_answer_from_memory_gets_a_token_of_its_own(polled):
+    """What one request does to its token (request.auth) never reaches the next one's."""
+    check, secret = polled.check, polled.secret
+    from_memory(APIClient(), check, secret)
+    lookahead = bodies.deploy_token_lookahead(check.pk)
+    first, _ = memo.authenticate(secret, lookahead)
+    first.scopes.append("a scope a view added")
+    first.note = "changed by a view"
+    second, _ = memo.authenticate(secret, lookahead)
+    assert second is not first
+    assert "a scope a view added" not in second.scopes and second.note != "changed by a view"
