@@ -108,6 +108,14 @@ def validate_case_content(input_value: Any, expected: Any, tags: Any) -> None:
             errors["input"] = ['input.messages must be a non-empty list of {"role": ..., "content": ...}.']
         if problems := conversation_errors(input_value):
             errors.setdefault("input", []).extend(problems)
+        declared = input_value.get("tool_results")
+        if declared is not None and not (
+            isinstance(declared, dict) and declared and all(isinstance(k, str) and k for k in declared)
+        ):
+            errors.setdefault("input", []).append(
+                "input.tool_results must be an object from a tool's name to what it returns, "
+                'e.g. {"lookup_order": {"status": "lost"}}.'
+            )
     if not isinstance(expected, dict):
         errors["expected"] = ["Expected must be a JSON object (it may be empty: {})."]
     elif problems := _expected_errors(expected):

@@ -39,7 +39,13 @@ class Produced:
 
 CONFIG_KEYS = {
     TargetKind.SUBMITTED: {},
-    TargetKind.OPENAI_CHAT: {"model": str, "system_prompt": str, "params": dict, "tools": list},
+    TargetKind.OPENAI_CHAT: {
+        "model": str,
+        "system_prompt": str,
+        "params": dict,
+        "tools": list,
+        "max_tool_rounds": int,
+    },
     TargetKind.HTTP: {"url": str, "headers_env": dict, "timeout_s": (int, float)},
 }
 REQUIRED = {TargetKind.OPENAI_CHAT: ("model",), TargetKind.HTTP: ("url",)}
@@ -62,6 +68,9 @@ def validate_target_config(kind: str, config: Any) -> dict[str, Any]:
     for key in REQUIRED.get(kind, ()):
         if not config.get(key):
             errors[f"config.{key}"] = "is required"
+    rounds = config.get("max_tool_rounds")
+    if isinstance(rounds, int) and not 1 <= rounds <= 20:
+        errors["config.max_tool_rounds"] = "must be between 1 and 20"
     if kind == TargetKind.HTTP and config.get("url", "").split("://")[0] not in ("http", "https"):
         errors["config.url"] = "must be an http(s) URL"
     if errors:

@@ -36,7 +36,8 @@ def producer(
 
     def take_turn(case: ChunkCase) -> conversations.TakeTurn:
         if target.kind == TargetKind.OPENAI_CHAT:
-            return lambda messages, number: openai_chat.turn(target, messages, number)
+            declared = case.input.get("tool_results") if isinstance(case.input, dict) else None
+            return lambda messages, number: openai_chat.turn(target, messages, number, declared)
         return http.conversation(target, _http_body(case))
 
     def produce(case: ChunkCase) -> Produced:

@@ -4,6 +4,7 @@ http target, a simulated user, each graded by a judge whose prompt holds the who
 an unapproved persona, failures mid-conversation, trials, and a gate verdict through the API."""
 
 import itertools
+import json
 import re
 
 import pytest
@@ -243,6 +244,39 @@ def simulated_case(world, key: str = "dana", **spec):
         world["dataset"],
         key,
         {"simulated_user": {"rubric": rubric, "scenario": "Parcel A-17 is lost.", "max_turns": 4, **spec}},
+    )
+
+
+def test_a_declared_tool_result_mid_conversation_goes_back_to_the_model_and_the_judge_sees_it(
+    world, fake_openai, django_capture_on_commit_callbacks
+):
+    found = {"order": "A-17", "status": "lost"}
+    add_active_case(
+        world["dataset"], "lost-parcel", {"turns": SCRIPT, "tool_results": {"lookup_order": found}}
+    )
+    fake_openai.script(
+        text("Let me look."),
+        tool_calls(("lookup_order", {"order_id": "A-17"})),
+        text("It is lost; a refund is on its way."),
+    )
+    run = run_target(world, world["chat"], django_capture_on_commit_callbacks)
+
+    sent = calls_of(fake_openai, "candidate-model")
+    assert len(sent) == 4  # turn 2 took two calls: the tool call, then the answer to its result
+    answer_to_result = sent[2]["messages"]
+    assert answer_to_result[-1]["role"] == "tool" and json.loads(answer_to_result[-1]["content"]) == found
+    last_turn = sent[3]["messages"]
+    assert [m["role"] for m in last_turn[-4:]] == ["assistant", "tool", "assistant", "user"]
+    assert last_turn[-2]["content"] == "It is lost; a refund is on its way."
+    result = CaseResult.objects.get(run=run)
+    assert result.trace[3] == {
+        "type": "tool_call",
+        "name": "lookup_order",
+        "arguments": {"order_id": "A-17"},
+        "result": found,
+    }
+    assert 'assistant called lookup_order({"order_id": "A-17"}) -> {"order": "A-17", "status": "lost"}' in (
+        judge_prompt(fake_openai)
     )
 
 

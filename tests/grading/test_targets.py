@@ -1,5 +1,7 @@
 """Targets produce the candidate's outputs: a chat model (streamed) or the team's own HTTP service."""
 
+import json
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -145,3 +147,102 @@ def test_a_run_takes_outputs_or_a_live_target_not_both(fake_openai):
         start_run(dataset=s["dataset"], candidate="m", outputs=[], target=chat_target(fake_openai))
     with pytest.raises(ValidationError):
         start_run(dataset=s["dataset"], candidate="m")
+
+
+ORDER = {"order_id": "NW-10234", "status": "lost in transit", "refundable": True}
+
+
+def with_tool_results(case, **results):
+    case.input = {**case.input, "tool_results": results}
+    case.save()
+
+
+def test_a_tool_the_case_declares_a_result_for_is_answered_with_it_and_the_model_asked_again(
+    fake_openai, django_capture_on_commit_callbacks
+):
+    s = make_scenario(n_trusted=1, n_monitoring=0)
+    with_tool_results(s["cases"][0], lookup_order=ORDER)
+    target = chat_target(fake_openai, tools=TOOLS)
+    fake_openai.script(
+        tool_calls(("lookup_order", {"order_id": "NW-10234"}), prompt_tokens=100, completion_tokens=10),
+        text(
+            "Your parcel was lost in transit, so I've started a refund.",
+            prompt_tokens=150,
+            completion_tokens=20,
+        ),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=s["dataset"], candidate="m", target=target)
+    result = CaseResult.objects.get(run=run)
+
+    first, second = (r["body"]["messages"] for r in fake_openai.requests)
+    assert len(first) == 2 and len(second) == 4  # system, user; then the call and its result
+    call = second[2]["tool_calls"][0]
+    assert call["function"]["name"] == "lookup_order"
+    assert second[3] == {
+        "role": "tool",
+        "tool_call_id": call["id"],
+        "content": json.dumps(ORDER, sort_keys=True),
+    }
+    assert result.output == "Your parcel was lost in transit, so I've started a refund."
+    assert result.trace == [
+        {"type": "tool_call", "name": "lookup_order", "arguments": {"order_id": "NW-10234"}, "result": ORDER},
+        {"type": "message", "role": "assistant", "content": result.output},
+    ]
+    assert (result.input_tokens, result.output_tokens) == (250, 30)  # both calls of the model
+    assert result.cost_usd == pytest.approx((250 * 1.0 + 30 * 4.0) / 1e6)
+    assert result.tool_calls == 1 and not result.error
+
+
+def test_a_model_that_keeps_calling_declared_tools_is_stopped_with_an_error(
+    fake_openai, django_capture_on_commit_callbacks
+):
+    s = make_scenario(n_trusted=1, n_monitoring=0)
+    with_tool_results(s["cases"][0], lookup_order=ORDER)
+    target = chat_target(fake_openai, tools=TOOLS, max_tool_rounds=3)
+    fake_openai.default(tool_calls(("lookup_order", {"order_id": "NW-10234"})))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=s["dataset"], candidate="m", target=target)
+    result = CaseResult.objects.get(run=run)
+
+    assert len(fake_openai.requests) == 3
+    assert (
+        result.error
+        == "the model was still calling tools after 3 calls answered with the case's tool results"
+    )
+    assert result.output is None and [step["name"] for step in result.trace] == ["lookup_order"] * 3
+    assert not Grade.objects.filter(case_result=result).exists()  # an error is never a pass
+
+
+def test_a_call_of_a_tool_the_case_declares_nothing_for_ends_the_answer_as_before(
+    fake_openai, django_capture_on_commit_callbacks
+):
+    s = make_scenario(n_trusted=1, n_monitoring=0)
+    with_tool_results(s["cases"][0], lookup_order=ORDER)
+    target = chat_target(fake_openai, tools=TOOLS)
+    fake_openai.default(tool_calls(("issue_refund", {"order_id": "NW-10234"})))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=s["dataset"], candidate="m", target=target)
+    result = CaseResult.objects.get(run=run)
+
+    assert len(fake_openai.requests) == 1
+    assert result.trace == [
+        {"type": "tool_call", "name": "issue_refund", "arguments": {"order_id": "NW-10234"}}
+    ]
+
+
+def test_tool_results_and_max_tool_rounds_are_validated(fake_openai):
+    from datasets_app import services as datasets
+    from tests.factories import make_dataset, make_failure_class, make_user
+
+    with pytest.raises(ValidationError, match=r"input\.tool_results must be an object"):
+        datasets.add_case(
+            dataset=make_dataset(),
+            key="bad-tools",
+            failure_class=make_failure_class(),
+            input={"messages": [{"role": "user", "content": "Where is it?"}], "tool_results": ["lost"]},
+            expected={},
+            actor=make_user(roles=("Domain expert",)),
+        )
+    with pytest.raises(ValidationError, match=r"config\.max_tool_rounds: must be between 1 and 20"):
+        chat_target(fake_openai, max_tool_rounds=0)
