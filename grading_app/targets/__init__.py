@@ -69,7 +69,7 @@ def validate_target_config(kind: str, config: Any) -> dict[str, Any]:
         if not config.get(key):
             errors[f"config.{key}"] = "is required"
     rounds = config.get("max_tool_rounds")
-    if isinstance(rounds, int) and not 1 <= rounds <= 20:
+    if isinstance(rounds, int) and (isinstance(rounds, bool) or not 1 <= rounds <= 20):
         errors["config.max_tool_rounds"] = "must be between 1 and 20"
     if kind == TargetKind.HTTP and config.get("url", "").split("://")[0] not in ("http", "https"):
         errors["config.url"] = "must be an http(s) URL"

@@ -244,5 +244,6 @@ def test_tool_results_and_max_tool_rounds_are_validated(fake_openai):
             expected={},
             actor=make_user(roles=("Domain expert",)),
         )
-    with pytest.raises(ValidationError, match=r"config\.max_tool_rounds: must be between 1 and 20"):
-        chat_target(fake_openai, max_tool_rounds=0)
+    for wrong in (0, 21, True):
+        with pytest.raises(ValidationError, match=r"config\.max_tool_rounds: must be between 1 and 20"):
+            chat_target(fake_openai, max_tool_rounds=wrong)
