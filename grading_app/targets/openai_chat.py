@@ -4,9 +4,10 @@ A multi-turn case calls it once per user turn (``turn``): the assistant's replie
 calls accumulate in the messages. The target runs no tools of its own. A case may declare what
 its tools return (``input.tool_results``: tool name -> result): a call of such a tool is
 answered with that result and the model asked again, as an agent's runtime would, for up to
-``max_tool_rounds`` calls of the model (config; default 5) before the turn is an error. A call
-of a tool the case declares nothing for is answered by a tool message saying it was not run
-(the API needs one before the next message), and the turn ends there.
+``max_tool_rounds`` calls of the model (config; default 5) before the turn is an error; a
+declared result holding ``documents`` (a list of ``{"id", "text"}``) is also the trace's
+retrieval step. A call of a tool the case declares nothing for is answered by a tool message
+saying it was not run (the API needs one before the next message), and the turn ends there.
 """
 
 import json
@@ -112,15 +113,19 @@ def _answer(target: Target, messages: list[dict[str, Any]], number: int, tool_re
         # _ask's trace lists the tool calls first, in the model's order, then its words.
         for call, step in zip(calls, produced.trace, strict=False):
             name = call["function"]["name"]
+            trace.append(step)
             if name in declared:
                 step["result"] = declared[name]
                 content = declared[name]
+                if isinstance(content, dict) and isinstance(content.get("documents"), list):
+                    # A search tool's result: what the model was given to cite.
+                    trace.append({"type": "retrieval", "tool": name, "documents": content["documents"]})
                 if not isinstance(content, str):
                     content = json.dumps(content, ensure_ascii=False, sort_keys=True)
             else:
                 content = TOOL_NOT_RUN
             answers.append({"role": "tool", "tool_call_id": call["id"], "content": content})
-        trace.extend(produced.trace)
+        trace.extend(produced.trace[len(calls) :])
         added += [assistant, *answers]
         if not calls or not any(call["function"]["name"] in declared for call in calls):
             return Turn(Produced(output=result.content, trace=trace, metrics=_summed(per_call)), added)

@@ -247,3 +247,29 @@ def test_tool_results_and_max_tool_rounds_are_validated(fake_openai):
     for wrong in (0, 21, True):
         with pytest.raises(ValidationError, match=r"config\.max_tool_rounds: must be between 1 and 20"):
             chat_target(fake_openai, max_tool_rounds=wrong)
+
+
+def test_a_declared_search_result_is_a_retrieval_the_citation_grader_checks_the_answer_against(
+    fake_openai, django_capture_on_commit_callbacks
+):
+    """The essay's case through a live target: the model retrieved the right document and still
+    misused it ("90 days [doc-1]" where doc-1 says 30)."""
+    s = make_scenario(n_trusted=1, n_monitoring=0)
+    policy = {"id": "doc-1", "text": "Refunds are accepted within 30 days of delivery."}
+    with_tool_results(s["cases"][0], search_policies={"documents": [policy]})
+    s["cases"][0].expected = {"citations": ["doc-1"]}
+    s["cases"][0].save()
+    make_grader("cites", kind="citation_support")
+    target = chat_target(fake_openai, tools=TOOLS)
+    fake_openai.script(
+        tool_calls(("search_policies", {"query": "refund window"})),
+        text("You can get a refund within 90 days [doc-1]."),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start_run(dataset=s["dataset"], candidate="m", target=target)
+    result = CaseResult.objects.get(run=run)
+
+    assert [step["type"] for step in result.trace] == ["tool_call", "retrieval", "message"]
+    assert result.trace[1] == {"type": "retrieval", "tool": "search_policies", "documents": [policy]}
+    cited = Grade.objects.get(case_result=result, grader__slug="cites")
+    assert cited.passed is False and cited.rationale == "sentence 1: '90' not in doc-1"
