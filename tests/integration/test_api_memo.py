@@ -61,6 +61,14 @@ def from_memory(client: APIClient, check: Check, secret: str) -> dict:
     return found
 
 
+def from_database(client: APIClient, check: Check, secret: str, polls: int = 3) -> None:
+    """Poll ``polls`` times: each answer is a 200 that read the database."""
+    for _ in range(polls):
+        status, queries, body = queries_of(client, check, secret)
+        assert status == 200, body
+        assert queries > 0
+
+
 def notified(since: int | None) -> Callable[[], bool]:
     """Whether the listener has read a change since generation ``since``."""
     return lambda: memo._listener.generation() not in (since, None)
@@ -179,10 +187,7 @@ def test_a_personal_token_is_never_kept(polled):
     _, secret = create_token(name="mine", user=owner, actor=owner)
     client = APIClient()
     from_memory(client, check, polled.secret)  # the listener has proven itself
-    for _ in range(3):
-        status, queries, body = queries_of(client, check, secret)
-        assert status == 200, body
-        assert queries > 0
+    from_database(client, check, secret)
 
 
 def test_without_a_listening_connection_every_poll_reads_the_database(polled, monkeypatch):
@@ -193,11 +198,7 @@ def test_without_a_listening_connection_every_poll_reads_the_database(polled, mo
         raise psycopg.OperationalError("no listening today")
 
     monkeypatch.setattr(memo._listener, "_connect", refuse)
-    client = APIClient()
-    for _ in range(3):
-        status, queries, body = queries_of(client, check, secret)
-        assert status == 200, body
-        assert queries > 0
+    from_database(APIClient(), check, secret)
 
 
 def test_a_listening_connection_that_dies_is_not_trusted_and_is_replaced(polled, monkeypatch):
@@ -224,9 +225,7 @@ def test_memory_is_not_trusted_when_the_heartbeat_has_not_come_back(polled):
     stale = time.monotonic() - memo.CONFIRMED_S - 1
     memo._listener._confirmed_at = stale
     memo._listener._last_beat = time.monotonic() + 60  # and no new heartbeat is sent
-    for _ in range(3):
-        status, queries, _ = queries_of(client, check, secret)
-        assert status == 200 and queries > 0
+    from_database(client, check, secret)
 
 
 def test_a_forked_process_opens_its_own_listening_connection(polled, monkeypatch):
