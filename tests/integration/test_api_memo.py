@@ -251,3 +251,24 @@ def test_each_answer_from_memory_gets_a_token_of_its_own(polled):
     second, _ = memo.authenticate(secret, lookahead)
     assert second is not first
     assert "a scope a view added" not in second.scopes and second.note != "changed by a view"
+
+
+def test_a_token_of_another_gate_is_refused_from_memory_too_until_it_is_given_the_gate(polled):
+    """Memory keeps a refusal as it keeps an answer: a token for another gate gets 404 on every
+    poll, answered from memory or not, and the check only once its gate is added (notified)."""
+    check, secret, owner = polled.check, polled.secret, polled.owner
+    other = make_gate(make_dataset(owner=owner), "other", owner=owner)
+    stranger, stranger_secret = create_token(name="other-ci", gates=[other], actor=None)
+    client = APIClient()
+    from_memory(client, check, secret)  # the listener has proven itself
+    statuses = []
+    for _ in range(5):
+        status, queries, _ = queries_of(client, check, stranger_secret)
+        statuses.append((status, queries > 0))
+    assert {status for status, _ in statuses} == {404}
+    assert statuses[-1] == (404, False)  # the refusal itself came from memory
+    before = memo._listener.generation()
+    stranger.gates.add(polled.gate)
+    eventually(notified(before), "the grant's notification")
+    status, _, body = queries_of(client, check, stranger_secret)
+    assert status == 200, body
