@@ -87,23 +87,26 @@ def load(path: Path = MODEL_PATH) -> Model:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(f"{path}: not a refusal model (format must be {FORMAT!r})")
     weights, bias, threshold = data.get("weights"), data.get("bias"), data.get("threshold")
-    if not isinstance(weights, dict) or not all(
-        isinstance(k, str) and isinstance(v, int | float) for k, v in weights.items()
-    ):
+    # Checked and split in one pass each (52,000 features: this is most of a process's first
+    # detector call, 0.1 s before).
+    if not isinstance(weights, dict) or not all(type(v) is float or type(v) is int for v in weights.values()):
         raise ModelError(f"{path}: 'weights' must map feature names to numbers")
     for name, value in (("bias", bias), ("threshold", threshold)):
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise ModelError(f"{path}: {name!r} must be a number")
     model = Model({}, {}, {}, float(bias), float(threshold))
+    words, pairs, signals = model.words, model.pairs, model.signals
     for name, weight in weights.items():
-        kind, _, feature = name.partition(":")
-        if kind == "w":
-            model.words[feature] = float(weight)
-        elif kind == "b" and " " in feature:
-            first, second = feature.split(" ", 1)
-            model.pairs[first, second] = float(weight)
-        elif kind == "r":
-            model.signals[feature] = float(weight)
+        kind = name[:2]
+        if kind == "b:":
+            first, _, second = name[2:].partition(" ")
+            if not second:
+                raise ModelError(f"{path}: unknown feature {name!r} in 'weights'")
+            pairs[first, second] = weight
+        elif kind == "w:":
+            words[name[2:]] = weight
+        elif kind == "r:":
+            signals[name[2:]] = weight
         else:
             raise ModelError(f"{path}: unknown feature {name!r} in 'weights'")
     return model

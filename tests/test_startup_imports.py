@@ -52,6 +52,28 @@ def test_a_worker_loads_the_refusal_model_before_it_forks_and_django_setup_does_
     assert "loaded True" in imported_output(worker + probe)
 
 
+def test_start_up_leaves_the_import_formats_readers_until_a_file_is_read():
+    """Each import format's reader (promptfoo's brings jinja2's sandbox and yaml) loads when a file
+    of that format is read or written, not at django.setup() or the admin's import (~40 ms a
+    process)."""
+    heavy = ("datasets_app.importers.promptfoo.suite", "datasets_app.importers.deepeval", "jinja2.sandbox")
+    probe = "\n".join(
+        [
+            "import django.urls, sys",
+            "django.urls.get_resolver().url_patterns",
+            f"print('heavy', [m for m in {heavy!r} if m in sys.modules])",
+        ]
+    )
+    assert "heavy []" in imported_output(probe)
+    used = [
+        "from datasets_app.importers import read_cases, export_promptfoo",
+        'read_cases(b\'{"key": "a", "input": "hi"}\', \'deepeval\')',
+        "export_promptfoo([])",
+    ]
+    loaded = f"heavy {list(heavy)!r}"
+    assert loaded in imported_output("\n".join(used) + "\n" + probe)
+
+
 def test_start_up_leaves_chart_and_json_schema_libraries_until_they_are_used():
     """plotly's figure classes, jsonschema and jsonpath load on first use (evalproject.lazy),
     not at django.setup() or the admin's import (about 0.17 s of every process start)."""

@@ -7,10 +7,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-import yaml
-
 from datasets_app.importers.base import CASE_FIELDS
-from datasets_app.importers.promptfoo.render import MESSAGES_TEMPLATE, MESSAGES_VAR
+from evalproject.lazy import lazy_module
+
+yaml = lazy_module("yaml")  # only a promptfoo export writes YAML
 
 
 def _export_fields(case: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +206,9 @@ def export_promptfoo(cases: Iterable[dict[str, Any]]) -> tuple[str, list[str]]:
     import of the file gives the same cases back). Cases imported from promptfoo keep their
     prompt templates; the others send their messages through one chat prompt.
     """
+    # The promptfoo reader brings jinja2: imported when a promptfoo file is written or read.
+    from datasets_app.importers.promptfoo.render import MESSAGES_TEMPLATE, MESSAGES_VAR
+
     templates: dict[str, str] = {}
     tests: list[dict[str, Any]] = []
     notes: list[str] = []

@@ -11,7 +11,7 @@ from django.db.models import Count, QuerySet
 
 from datasets_app.models import Case, Dataset
 from evalproject.bulk import copy_insert
-from evalproject.queues import cancel_jobs, enqueue, process_identity, uses_redis
+from evalproject.queues import cancel_jobs, enqueue, enqueue_each, process_identity, uses_redis
 from grading_app import graders
 from grading_app.choices import RubricState, RunStatus, TargetKind
 from grading_app.models import Grader, RubricVersion, Run, RunChunk, SubmittedOutput, Target
@@ -290,8 +290,8 @@ def dispatch_run(run: Run, *, chunk_size: int | None = None) -> Run:
     )
     # One enqueue per chunk, not enqueue_many: django-rq defers enqueue_call to commit,
     # while enqueue_many would push jobs for rows a rollback could still erase.
-    for chunk in chunks:  # bulk_create set their pks (PostgreSQL, SQLite >= 3.35)
-        enqueue(jobs.grade_chunk, chunk.pk, job_id=chunk.job_id)
+    # bulk_create set the chunks' pks (PostgreSQL, SQLite >= 3.35).
+    enqueue_each(jobs.grade_chunk, [((chunk.pk,), chunk.job_id) for chunk in chunks])
     if not chunks:  # otherwise the chunk that settles last enqueues the finaliser
         enqueue(jobs.finalise_run, run.pk, job_id=finalise_job_id(run.pk))
     return run

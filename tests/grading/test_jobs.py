@@ -22,7 +22,7 @@ def test_run_is_split_into_chunks_and_finalised_in_process(settings, django_capt
     s = make_scenario(n_trusted=4, n_monitoring=3)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         run = start_run(dataset=s["dataset"], candidate="v1", outputs=parse_outputs(outputs_for(s["cases"])))
-    assert len(callbacks) == 5  # 4 chunks of <= 2 cases, then the finaliser
+    assert len(callbacks) == 2  # 4 chunks of <= 2 cases together (enqueue_each), then the finaliser
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert (run.done_cases, run.total_cases, run.error_cases) == (7, 7, 0)

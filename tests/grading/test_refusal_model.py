@@ -28,7 +28,10 @@ def write_model(path: Path, **fields) -> Path:
     [
         ({"format": "something-else/1"}, "not a refusal model"),
         ({"weights": {"w:no": "high"}}, "'weights' must map feature names to numbers"),
+        ({"weights": {"w:no": True}}, "'weights' must map feature names to numbers"),
         ({"weights": {"x:no": 1.0}}, "unknown feature 'x:no'"),
+        ({"weights": {"b:alone": 1.0}}, "unknown feature 'b:alone'"),
+        ({"weights": {"w:yes": 1.0, "nothing": 1.0}}, "unknown feature 'nothing'"),
         ({"bias": None}, "'bias' must be a number"),
         ({"threshold": True}, "'threshold' must be a number"),
     ],

@@ -3,6 +3,7 @@ does. Commits are real here (a transactional test): SET LOCAL must not outlive t
 transaction, or the finaliser's verdict would be written asynchronously too."""
 
 from django.db import connection
+from django.db.backends.signals import connection_created
 
 from gates_app.models import Check
 from gates_app.services import request_check
@@ -29,10 +30,17 @@ def test_chunks_commit_asynchronously_and_the_verdict_synchronously(postgres_url
             seen[table].append(mode)
         return execute(sql, params, many, context)
 
-    with connection.execute_wrapper(watch):
-        check, _ = request_check(
-            gate=scenario["gate"], candidate="v1", outputs=outputs_for(scenario["cases"])
-        )
+    def watch_new(sender, connection, **kwargs):  # the embedded threads' own connections
+        connection.execute_wrappers.append(watch)
+
+    connection_created.connect(watch_new)
+    try:
+        with connection.execute_wrapper(watch):
+            check, _ = request_check(
+                gate=scenario["gate"], candidate="v1", outputs=outputs_for(scenario["cases"])
+            )
+    finally:
+        connection_created.disconnect(watch_new)
     check = Check.objects.get(pk=check.pk)
     assert check.verdict == "pass" and check.decided_at is not None
     assert seen["chunk"] == ["off"] * 6  # 5 cases in chunks of 2: each starts, then writes
