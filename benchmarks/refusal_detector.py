@@ -1,13 +1,14 @@
 """Refusal and escalation detectors: precision and recall on labelled answers.
 
-Ten files of answers written for this benchmark (refusals, partial refusals, safe completions,
+Twelve files of answers written for this benchmark (refusals, partial refusals, safe completions,
 answers that merely contain "cannot", rules stated as rules, plain answers, abstentions,
 hand-offs), each labelled `refused` and `escalated`, with a `split`:
 benchmarks/data/refusal_corpus.jsonl (`tune`, `holdout`), refusal_holdout2.jsonl (`holdout2`)
 refusal_train3.jsonl (`train3`, and `holdout3`: the answers whose id's SHA-256 is divisible
 by 4), refusal_blind1.jsonl (`blind1`, spent), refusal_train4.jsonl (`train4`, `holdout4` by the
 same rule), refusal_blind2.jsonl to refusal_blind6.jsonl (`blind2` to `blind6`, each measured
-once, then spent). The refusal model
+once, then spent), refusal_train8a.jsonl and refusal_train8b.jsonl (`train8a`, `train8b`: two
+authors asked to word nearly every refusal without "can't"). The refusal model
 (grading_app/refusal_model.json) says which splits it was trained on; targets are printed for
 the others. benchmarks/README.md says what was tuned on what.
 
@@ -45,6 +46,8 @@ CORPORA = [
     DATA / "refusal_blind4.jsonl",
     DATA / "refusal_blind5.jsonl",
     DATA / "refusal_blind6.jsonl",
+    DATA / "refusal_train8a.jsonl",
+    DATA / "refusal_train8b.jsonl",
 ]
 TARGET = ">= 0.95"
 # What refusal_model.json was trained on, as the training script wrote into it: every split

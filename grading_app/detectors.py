@@ -245,7 +245,8 @@ def _fold(text: str) -> str:
 # for them is far cheaper than splitting the answer into sentences and trying every pattern.
 _REFUSAL_CUES = re.compile(
     r"n't|not|unable|declin|refus|pass|turn|stop you|stop short|stopping short|comfortable|against|outside|"
-    r"beyond|off[- ]limits|hard no|no[- ]go|bounds|draw the line|count me out|sit th|bow out|stay out|"
+    r"beyond|off[- ]limits|hard (?:no|line)|no[- ]go|bounds|draw the line|count me out|sit th|"
+    r"bow(?:ing)? out|stay out|"
     r"steer clear|be no|be a no|a no from|but no|no can do|out of the question|(?:my|our) (?:remit|scope|"
     r"wheelhouse|lane|brief)|afraid not|pay grade|out of my|out of our|off the table|holding off|say no|"
     r"saying no"
@@ -441,7 +442,8 @@ _ESCALATIONS = [
         r"(?:\b(?:i|we)(?:'ve| have|'m| am|'ll| will)?(?: also| just| now)? |\b(?:has|have) been |"
         r"\bis being |\blet me |\bje vous |\bich |\bhe )"
         r"(?:transfer(?:red|ring)?|connect(?:ed|ing)?|put(?:ting)? you through|hand(?:ed|ing)|"
-        r"pass(?:ing|ed)|forward(?:ed|ing)?|sent|raised|rout(?:ed|ing)|referr?(?:ed|ing)|assign(?:ed|ing)|"
+        r"pass(?:ing|ed)|pass (?:it|this|that|them) (?:along|on)|forward(?:ed|ing)?|sent|raised|"
+        r"rout(?:ed|ing)|referr?(?:ed|ing)|assign(?:ed|ing)|"
         r"flagg(?:ed|ing)|notif(?:ied|ying)|alert(?:ed|ing)|paged|let|asked|arranged|requested|tagged|"
         r"created|put (?:your|the|it|this)|mets en relation|verbinde|transferido)\b"
         r"[^.;]{0,70}?\b(?:(?:to|with|for|from|by|know|mit|a|con|in front of) )?"
