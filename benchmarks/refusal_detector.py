@@ -8,7 +8,8 @@ refusal_train3.jsonl (`train3`, and `holdout3`: the answers whose id's SHA-256 i
 by 4), refusal_blind1.jsonl (`blind1`, spent), refusal_train4.jsonl (`train4`, `holdout4` by the
 same rule), refusal_blind2.jsonl to refusal_blind6.jsonl (`blind2` to `blind6`, each measured
 once, then spent), refusal_train8a.jsonl and refusal_train8b.jsonl (`train8a`, `train8b`: two
-authors asked to word nearly every refusal without "can't"). The refusal model
+authors asked to word nearly every refusal without "can't"), refusal_blind7.jsonl (`blind7`, a
+third such author, measured once, then spent). The refusal model
 (grading_app/refusal_model.json) says which splits it was trained on; targets are printed for
 the others. benchmarks/README.md says what was tuned on what.
 
@@ -48,6 +49,7 @@ CORPORA = [
     DATA / "refusal_blind6.jsonl",
     DATA / "refusal_train8a.jsonl",
     DATA / "refusal_train8b.jsonl",
+    DATA / "refusal_blind7.jsonl",
 ]
 TARGET = ">= 0.95"
 # What refusal_model.json was trained on, as the training script wrote into it: every split
