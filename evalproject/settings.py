@@ -170,7 +170,8 @@ RQ_SHOW_ADMIN_LINK = True
 EVALGATE_CHUNK_SIZE = env_int("EVALGATE_CHUNK_SIZE", 100)
 # Cases per chunk of a run with no model calls (code graders on uploaded outputs).
 EVALGATE_CODE_CHUNK_SIZE = env_int("EVALGATE_CODE_CHUNK_SIZE", 1000)
-# Embedded mode (no REDIS_URL) on PostgreSQL: threads that run a run's chunks in this process.
+# Embedded mode (no REDIS_URL) on PostgreSQL: threads that run the chunks of a run that calls no
+# model (code graders on uploads) in this process.
 EVALGATE_EMBEDDED_THREADS = env_int("EVALGATE_EMBEDDED_THREADS", 2)
 # Imported by each RQ worker before it forks work horses (what jobs import lazily);
 # "module:function" also calls the function (loads what it caches).

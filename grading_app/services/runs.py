@@ -291,7 +291,13 @@ def dispatch_run(run: Run, *, chunk_size: int | None = None) -> Run:
     # One enqueue per chunk, not enqueue_many: django-rq defers enqueue_call to commit,
     # while enqueue_many would push jobs for rows a rollback could still erase.
     # bulk_create set the chunks' pks (PostgreSQL, SQLite >= 3.35).
-    enqueue_each(jobs.grade_chunk, [((chunk.pk,), chunk.job_id) for chunk in chunks])
+    if llm_concurrencies(run):
+        # Chunks that call models run one at a time in an embedded process: its calls in flight
+        # stay within the endpoint's max_concurrency, as in one worker.
+        for chunk in chunks:
+            enqueue(jobs.grade_chunk, chunk.pk, job_id=chunk.job_id)
+    else:
+        enqueue_each(jobs.grade_chunk, [((chunk.pk,), chunk.job_id) for chunk in chunks])
     if not chunks:  # otherwise the chunk that settles last enqueues the finaliser
         enqueue(jobs.finalise_run, run.pk, job_id=finalise_job_id(run.pk))
     return run

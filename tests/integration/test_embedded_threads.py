@@ -14,7 +14,7 @@ from grading_app.choices import ChunkStatus, RunStatus
 from grading_app.models import CaseResult, Grade
 from grading_app.outputs import parse_outputs
 from grading_app.services import start_run
-from tests.factories import make_scenario, outputs_for
+from tests.factories import make_endpoint, make_grader, make_rubric_version, make_scenario, outputs_for
 
 
 def backends() -> int:
@@ -55,6 +55,20 @@ def test_a_runs_chunks_share_two_threads_and_each_is_written_once(postgres_url, 
     assert {name for name, _ in seen} == {"MainThread", "evalgate-job-1"}  # both took chunks
     assert {via for _, via in seen} == {"command"}  # the helper runs in the caller's context
     assert backends() == before  # the helper's connection closed with it
+
+
+def test_a_run_that_calls_models_runs_its_chunks_one_at_a_time(postgres_url, settings, monkeypatch):
+    # Two chunks at once would put twice the endpoint's max_concurrency calls in flight from one
+    # process; a worker keeps one chunk at a time, and so does an embedded process.
+    settings.EVALGATE_CHUNK_SIZE = 2
+    settings.EVALGATE_EMBEDDED_THREADS = 2
+    seen: list[str] = []
+    monkeypatch.setattr(jobs, "grade_chunk", lambda chunk_id: seen.append(threading.current_thread().name))
+    s = make_scenario(n_trusted=5, n_monitoring=3)
+    version = make_rubric_version(make_endpoint("http://127.0.0.1:9", max_concurrency=2))
+    make_grader("judge", kind="llm_judge", rubric=version.rubric)
+    start_run(dataset=s["dataset"], candidate="v1", outputs=parse_outputs(outputs_for(s["cases"])))
+    assert seen == ["MainThread"] * 4
 
 
 def test_one_thread_when_configured(postgres_url, settings, monkeypatch):
