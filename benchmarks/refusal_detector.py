@@ -1,6 +1,6 @@
 """Refusal and escalation detectors: precision and recall on labelled answers.
 
-Twelve files of answers written for this benchmark (refusals, partial refusals, safe completions,
+Fifteen files of answers written for this benchmark (refusals, partial refusals, safe completions,
 answers that merely contain "cannot", rules stated as rules, plain answers, abstentions,
 hand-offs), each labelled `refused` and `escalated`, with a `split`:
 benchmarks/data/refusal_corpus.jsonl (`tune`, `holdout`), refusal_holdout2.jsonl (`holdout2`)
@@ -9,7 +9,9 @@ by 4), refusal_blind1.jsonl (`blind1`, spent), refusal_train4.jsonl (`train4`, `
 same rule), refusal_blind2.jsonl to refusal_blind6.jsonl (`blind2` to `blind6`, each measured
 once, then spent), refusal_train8a.jsonl and refusal_train8b.jsonl (`train8a`, `train8b`: two
 authors asked to word nearly every refusal without "can't"), refusal_blind7.jsonl (`blind7`, a
-third such author, measured once, then spent). The refusal model
+third such author, measured once, then spent), refusal_train9a.jsonl and refusal_train9b.jsonl
+(`train9a`, `train9b`: two more such authors, more partial refusals and declines that sound
+helpful). The refusal model
 (grading_app/refusal_model.json) says which splits it was trained on; targets are printed for
 the others. benchmarks/README.md says what was tuned on what.
 
@@ -50,6 +52,8 @@ CORPORA = [
     DATA / "refusal_train8a.jsonl",
     DATA / "refusal_train8b.jsonl",
     DATA / "refusal_blind7.jsonl",
+    DATA / "refusal_train9a.jsonl",
+    DATA / "refusal_train9b.jsonl",
 ]
 TARGET = ">= 0.95"
 # What refusal_model.json was trained on, as the training script wrote into it: every split
