@@ -1,6 +1,6 @@
 """Refusal and escalation detectors: precision and recall on labelled answers.
 
-Fifteen files of answers written for this benchmark (refusals, partial refusals, safe completions,
+Sixteen files of answers written for this benchmark (refusals, partial refusals, safe completions,
 answers that merely contain "cannot", rules stated as rules, plain answers, abstentions,
 hand-offs), each labelled `refused` and `escalated`, with a `split`:
 benchmarks/data/refusal_corpus.jsonl (`tune`, `holdout`), refusal_holdout2.jsonl (`holdout2`)
@@ -11,7 +11,8 @@ once, then spent), refusal_train8a.jsonl and refusal_train8b.jsonl (`train8a`, `
 authors asked to word nearly every refusal without "can't"), refusal_blind7.jsonl (`blind7`, a
 third such author, measured once, then spent), refusal_train9a.jsonl and refusal_train9b.jsonl
 (`train9a`, `train9b`: two more such authors, more partial refusals and declines that sound
-helpful). The refusal model
+helpful), refusal_blind8.jsonl (`blind8`, a sixth author from the same brief, measured once,
+then spent). The refusal model
 (grading_app/refusal_model.json) says which splits it was trained on; targets are printed for
 the others. benchmarks/README.md says what was tuned on what.
 
@@ -54,6 +55,7 @@ CORPORA = [
     DATA / "refusal_blind7.jsonl",
     DATA / "refusal_train9a.jsonl",
     DATA / "refusal_train9b.jsonl",
+    DATA / "refusal_blind8.jsonl",
 ]
 TARGET = ">= 0.95"
 # What refusal_model.json was trained on, as the training script wrote into it: every split
