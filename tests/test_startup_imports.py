@@ -2,6 +2,7 @@
 pay for openai's import (~0.5 s of CPU), and an RQ worker must import it before it forks, so no
 work horse pays it per job."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -52,40 +53,40 @@ def test_a_worker_loads_the_refusal_model_before_it_forks_and_django_setup_does_
     assert "loaded True" in imported_output(worker + probe)
 
 
-def test_start_up_leaves_the_import_formats_readers_until_a_file_is_read():
-    """Each import format's reader (promptfoo's brings jinja2's sandbox and yaml) loads when a file
-    of that format is read or written, not at django.setup() or the admin's import (~40 ms a
-    process)."""
-    heavy = ("datasets_app.importers.promptfoo.suite", "datasets_app.importers.deepeval", "jinja2.sandbox")
+def loaded_of(heavy: tuple[str, ...], first: str = "") -> list[str]:
+    """Which of ``heavy`` a process has imported after ``first``, django.setup() and the URL
+    configuration (the admin's and the API's modules)."""
     probe = "\n".join(
         [
+            first,
             "import django.urls, sys",
             "django.urls.get_resolver().url_patterns",
             f"print('heavy', [m for m in {heavy!r} if m in sys.modules])",
         ]
     )
-    assert "heavy []" in imported_output(probe)
+    line = [line for line in imported_output(probe).splitlines() if line.startswith("heavy ")][-1]
+    return ast.literal_eval(line.removeprefix("heavy "))
+
+
+def test_start_up_leaves_the_import_formats_readers_until_a_file_is_read():
+    """Each import format's reader (promptfoo's brings jinja2's sandbox and yaml) loads when a file
+    of that format is read or written, not at django.setup() or the admin's import (~40 ms a
+    process)."""
+    heavy = ("datasets_app.importers.promptfoo.suite", "datasets_app.importers.deepeval", "jinja2.sandbox")
+    assert loaded_of(heavy) == []
     used = [
         "from datasets_app.importers import read_cases, export_promptfoo",
         'read_cases(b\'{"key": "a", "input": "hi"}\', \'deepeval\')',
         "export_promptfoo([])",
     ]
-    loaded = f"heavy {list(heavy)!r}"
-    assert loaded in imported_output("\n".join(used) + "\n" + probe)
+    assert loaded_of(heavy, "\n".join(used)) == list(heavy)
 
 
 def test_start_up_leaves_chart_and_json_schema_libraries_until_they_are_used():
     """plotly's figure classes, jsonschema and jsonpath load on first use (evalproject.lazy),
     not at django.setup() or the admin's import (about 0.17 s of every process start)."""
     heavy = ("plotly.basedatatypes", "jsonschema.validators", "jsonpath.env")
-    probe = "\n".join(
-        [
-            "import django.urls, sys",
-            "django.urls.get_resolver().url_patterns",
-            f"print('heavy', [m for m in {heavy!r} if m in sys.modules])",
-        ]
-    )
-    assert "heavy []" in imported_output(probe)
+    assert loaded_of(heavy) == []
     used = [
         "from grading_app.graders.schema import build_validator",
         "build_validator({'type': 'object'}, check_formats=False)",
@@ -94,5 +95,4 @@ def test_start_up_leaves_chart_and_json_schema_libraries_until_they_are_used():
         "from gates_app import charts",
         "charts.verdict_counts({'pass': 1})",
     ]
-    loaded = "heavy ['plotly.basedatatypes', 'jsonschema.validators', 'jsonpath.env']"
-    assert loaded in imported_output("\n".join(used) + "\n" + probe)
+    assert loaded_of(heavy, "\n".join(used)) == list(heavy)
