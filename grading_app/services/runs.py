@@ -223,7 +223,7 @@ def llm_concurrencies(run: Run) -> set[int]:
     return limits
 
 
-def chunk_size_for(run: Run, configured: int | None = None) -> int:
+def chunk_size_for(run: Run, configured: int | None = None, limits: set[int] | None = None) -> int:
     """How many cases go in each of the run's chunks (the last one takes what remains).
 
     A chunk sends its calls to an endpoint ``max_concurrency`` at a time, and a wave of calls
@@ -243,7 +243,7 @@ def chunk_size_for(run: Run, configured: int | None = None) -> int:
     rqworker: 14.0 s for 10,000 cases; 10 chunks of 1,000: 5.7 s). ``configured`` (a caller's
     explicit size) wins over either default.
     """
-    limits = llm_concurrencies(run)
+    limits = llm_concurrencies(run) if limits is None else limits  # the caller's, if it has them
     if not limits:
         return configured or settings.EVALGATE_CODE_CHUNK_SIZE
     configured = configured or settings.EVALGATE_CHUNK_SIZE
@@ -283,7 +283,8 @@ def dispatch_run(run: Run, *, chunk_size: int | None = None) -> Run:
     run.save(update_fields=["status", "grader_snapshot", "persona_versions", "total_cases", "inline_owner"])
     # A chunk holds every trial of its cases: the configured size (rounded to whole waves of
     # calls) counts results, so a chunk of a 3-trial run holds a third of the cases.
-    size = max(1, chunk_size_for(run, chunk_size) // run.trials)
+    limits = llm_concurrencies(run)
+    size = max(1, chunk_size_for(run, chunk_size, limits) // run.trials)
     chunks = RunChunk.objects.bulk_create(
         RunChunk(run=run, index=n, case_ids=case_ids[start : start + size], job_id=chunk_job_id(run.pk, n))
         for n, start in enumerate(range(0, len(case_ids), size))
@@ -291,7 +292,7 @@ def dispatch_run(run: Run, *, chunk_size: int | None = None) -> Run:
     # One enqueue per chunk, not enqueue_many: django-rq defers enqueue_call to commit,
     # while enqueue_many would push jobs for rows a rollback could still erase.
     # bulk_create set the chunks' pks (PostgreSQL, SQLite >= 3.35).
-    if llm_concurrencies(run):
+    if limits:
         # Chunks that call models run one at a time in an embedded process: its calls in flight
         # stay within the endpoint's max_concurrency, as in one worker.
         for chunk in chunks:
