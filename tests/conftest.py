@@ -88,10 +88,15 @@ def api_memo(request: pytest.FixtureRequest, settings) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def fresh_cache() -> Iterator[None]:
-    """Rate-limit counters live in the cache: each test starts with none."""
+    """Rate-limit counters live in the cache: each test starts with none, and with no lease of a
+    count a test before it took (a lease outlives the counter it was taken from)."""
     from django.core.cache import cache
 
+    from gates_app.api import throttling
+
     cache.clear()
+    with throttling._leases_lock:
+        throttling._leases.clear()
     yield
 
 
